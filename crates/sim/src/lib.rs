@@ -1,0 +1,1 @@
+//! cloudvip-sim: placeholder, being written.
