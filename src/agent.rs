@@ -1,0 +1,209 @@
+//! The OCF actions: start, stop, monitor, migrate, reload, validate-all. This is the only
+//! place that decides exit codes: backends report `CloudError`, the kernel `io::Error`,
+//! and `cloud_exit` below turns them into what Pacemaker should do.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+
+use crate::cloud::{self, CloudError};
+use crate::deadline::Deadline;
+use crate::local::{Local, Presence};
+use crate::ocf::env::OcfEnv;
+use crate::ocf::{metadata, Action, Exit, Status};
+use crate::params::{LocalMode, Params};
+
+pub fn run(action: Action, env: &OcfEnv) -> anyhow::Result<Status> {
+    // meta-data and usage work with no parameters, no privileges and no network
+    // (ocf-tester runs meta-data as nobody; pcs runs it to build its forms).
+    match action {
+        Action::MetaData => {
+            print(&metadata::xml())?;
+            return Ok(Status::Success);
+        }
+        Action::Usage => {
+            print(&usage())?;
+            return Ok(Status::Success);
+        }
+        _ => {}
+    }
+    let deadline = Deadline::for_timeout(env.timeout());
+    match action {
+        Action::Start => start(env, &deadline),
+        Action::Stop => stop(env, &deadline),
+        Action::Monitor => monitor(env, &deadline),
+        Action::ValidateAll => validate_all(env, &deadline),
+        // migrate_to leaves the VIP serving here until Pacemaker's stop that follows;
+        // migrate_from on the target claims it (the cloud detaches it from us).
+        Action::MigrateTo => {
+            Params::parse(env)?;
+            let target = env.meta.get("migrate_target").map_or("?", String::as_str);
+            log::info!("migrate_to {target}: the VIP stays here until {target} claims it");
+            Ok(Status::Success)
+        }
+        Action::MigrateFrom => start(env, &deadline),
+        Action::Reload => reload(env, &deadline),
+        Action::MetaData | Action::Usage => Ok(Status::Success),
+    }
+}
+
+fn print(s: &str) -> anyhow::Result<()> {
+    std::io::stdout()
+        .write_all(s.as_bytes())
+        .context("cannot write to stdout")
+}
+
+pub fn usage() -> String {
+    let mut s = String::from(
+        "usage: cloudvip {start|stop|monitor|migrate_to|migrate_from|reload|meta-data|validate-all|usage}\n\n\
+         An OCF resource agent: Pacemaker runs it with the action as the only argument and the\n\
+         parameters in OCF_RESKEY_<name> variables (see `cloudvip meta-data`).\n\nExit codes:\n",
+    );
+    for st in Status::ALL {
+        s.push_str(&format!("  {} {:<22} {}\n", st.code(), st.name(), st.meaning()));
+    }
+    s
+}
+
+/// What a cloud error means for Pacemaker in start, migrate_from and monitor. Stop never
+/// gets here: its cloud errors are logged, not returned.
+fn cloud_exit(e: CloudError) -> Exit {
+    let status = match &e {
+        // Soft: Pacemaker retries or moves the VIP. Never 7 for a transient error: "not
+        // running" would trigger a needless failover (resource-agents #2020).
+        CloudError::Transient(_) | CloudError::Conflict(_) => Status::ErrGeneric,
+        CloudError::Denied(_) => Status::ErrPerm,
+        CloudError::NotFound(_) => Status::ErrArgs,
+    };
+    Exit::new(status, e.to_string())
+}
+
+fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    let params = Params::parse(env)?;
+    let cloud = cloud::backend(&params)?;
+    let mut local = Local::open(&params, deadline)?;
+    let nic = local.resolve_nic(params.nic.as_deref())?;
+    if local.mode() != LocalMode::None {
+        if !nic.up {
+            return Err(Exit::generic(format!(
+                "{} is down or has no carrier: the VIP would not be reachable here",
+                nic.name
+            ))
+            .into());
+        }
+        if let Presence::On(ifs) = local.presence()? {
+            if !ifs.contains(&nic.name) {
+                return Err(Exit::generic(format!(
+                    "{} is already configured on {} of this node, not on {}: remove it there first",
+                    params.ip,
+                    ifs.join(", "),
+                    nic.name
+                ))
+                .into());
+            }
+        }
+    }
+    let claimed = cloud.claim(deadline).map_err(cloud_exit)?;
+    let added = local.add(&nic)?;
+    match (local.mode(), added) {
+        (LocalMode::None, _) => log::info!("{} claimed in {}", params.ip, cloud.name()),
+        (_, true) => log::info!("added {}/{} on {}", params.ip, params.prefix, nic.name),
+        (_, false) => log::info!("{} was already on {}", params.ip, nic.name),
+    }
+    local.announce(&claimed, &nic, &params, deadline);
+    Ok(Status::Success)
+}
+
+/// Stop must not fail for reasons that do not leave the VIP here: a failed stop gets the
+/// node fenced. Invalid parameters cannot have started anything; a cloud that does not
+/// answer will have the VIP taken away by the next start elsewhere. Only a local address
+/// that cannot be removed is a real failure.
+fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    let params = match Params::parse(env) {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!("stop with invalid parameters ({e}): nothing can be running; reporting stopped");
+            return Ok(Status::Success);
+        }
+    };
+    let mut local = Local::open(&params, deadline)?;
+    let removed = local.remove_everywhere()?;
+    if removed.is_empty() {
+        log::info!("{} was not configured on this node", params.ip);
+    } else {
+        log::info!("removed {} from {}", params.ip, removed.join(", "));
+    }
+    match cloud::backend(&params) {
+        Ok(cloud) => {
+            if let Err(e) = cloud.release(deadline) {
+                log::warn!(
+                    "stop: could not release {} in {} ({e}); reporting success, the next start elsewhere moves it",
+                    params.ip,
+                    cloud.name()
+                );
+            }
+        }
+        Err(e) => log::warn!("stop: no cloud backend ({e}); only the local address was removed"),
+    }
+    Ok(Status::Success)
+}
+
+fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    let params = Params::parse(env)?;
+    let cloud = cloud::backend(&params)?;
+    let mut local = Local::open(&params, deadline)?;
+    if local.mode() != LocalMode::None {
+        let ifs = match local.presence()? {
+            Presence::Absent => return Ok(Status::NotRunning),
+            Presence::On(ifs) => ifs,
+        };
+        let nic = local.resolve_nic(params.nic.as_deref())?;
+        if !ifs.contains(&nic.name) {
+            return Err(Exit::generic(format!(
+                "{} is configured on {}, expected on {}",
+                params.ip,
+                ifs.join(", "),
+                nic.name
+            ))
+            .into());
+        }
+        if !nic.up {
+            return Err(Exit::generic(format!(
+                "{} holds {} but is down or has no carrier",
+                nic.name, params.ip
+            ))
+            .into());
+        }
+    }
+    match cloud.check(env.check_level, deadline) {
+        Ok(true) => Ok(Status::Success),
+        Ok(false) if local.mode() == LocalMode::None => Ok(Status::NotRunning),
+        Ok(false) => Err(Exit::generic(format!(
+            "{} is configured on this node but {} routes it elsewhere",
+            params.ip,
+            cloud.name()
+        ))
+        .into()),
+        Err(e) => Err(cloud_exit(e).into()),
+    }
+}
+
+/// Depth 0: the parameters alone, no host or network access (pcs runs this at create
+/// time, possibly on another node). Depth 10 and more: also this node's environment.
+fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    let params = Params::parse(env)?;
+    if env.check_level >= 10 {
+        cloud::backend(&params)?;
+        let mut local = Local::open(&params, deadline)?;
+        local.resolve_nic(params.nic.as_deref())?;
+    }
+    Ok(Status::Success)
+}
+
+/// Reload re-applies the local side and re-announces, for a VIP that is running here.
+fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    match monitor(env, deadline)? {
+        Status::Success => start(env, deadline),
+        _ => Err(Exit::generic("reload: the VIP is not running on this node").into()),
+    }
+}

@@ -1,0 +1,137 @@
+//! The cloud side of a VIP move, behind one small trait. Backends answer in `CloudError`,
+//! never in exit codes: `agent.rs` alone decides what an error means for Pacemaker.
+//! `none` (IPaddr2-like, no cloud) lives here; GCE and OCI backends arrive in their own
+//! modules and plug into `backend()` without touching the OCF layer.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::deadline::Deadline;
+use crate::ocf::{Exit, Status};
+use crate::params::{CloudKind, Params};
+
+/// Proof that the cloud routes the VIP to this node. Only this module and its backends can
+/// make one (the field is private to `cloud`), and announcing the VIP on the wire requires
+/// it: a gratuitous ARP for an address the cloud sends elsewhere is a black hole.
+pub struct Claimed(());
+
+#[derive(Debug)]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "constructed by the GCE and OCI backends (issues 3 and 4)")
+)]
+pub enum CloudError {
+    /// Timeouts, resets, 5xx, rate limits, metadata server hiccups: may succeed later.
+    Transient(String),
+    /// Someone else changed the resource under us (412 / ETag mismatch) and retries inside
+    /// the deadline did not settle it.
+    Conflict(String),
+    /// Credentials rejected or a permission missing.
+    Denied(String),
+    /// A configured cloud object (NIC, subnet, address) does not exist.
+    NotFound(String),
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloudError::Transient(m) => write!(f, "transient cloud error: {m}"),
+            CloudError::Conflict(m) => write!(f, "concurrent change in the cloud: {m}"),
+            CloudError::Denied(m) => write!(f, "permission denied by the cloud: {m}"),
+            CloudError::NotFound(m) => write!(f, "not found in the cloud: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+/// Moves the VIP between instances as the cloud sees it. Every method is idempotent,
+/// returns before `deadline`, and never touches the local kernel.
+pub trait Cloud {
+    fn name(&self) -> &'static str;
+    /// Does the cloud route the VIP to this instance? At `depth` 0 this must cost no API
+    /// quota (metadata only): monitor calls it every few seconds for years.
+    fn check(&self, depth: u32, deadline: &Deadline) -> Result<bool, CloudError>;
+    /// Make this instance the holder, detaching the VIP from any other instance first.
+    fn claim(&self, deadline: &Deadline) -> Result<Claimed, CloudError>;
+    /// Detach the VIP from this instance if attached; Ok when it was not.
+    fn release(&self, deadline: &Deadline) -> Result<(), CloudError>;
+}
+
+/// `cloud=none`: the network is a plain L2 segment; holding the address is holding the VIP.
+pub struct NoCloud;
+
+impl Cloud for NoCloud {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn check(&self, _depth: u32, _deadline: &Deadline) -> Result<bool, CloudError> {
+        Ok(true)
+    }
+    fn claim(&self, _deadline: &Deadline) -> Result<Claimed, CloudError> {
+        Ok(Claimed(()))
+    }
+    fn release(&self, _deadline: &Deadline) -> Result<(), CloudError> {
+        Ok(())
+    }
+}
+
+/// `cloud=auto`: the firmware's DMI strings, read from sysfs: no network round trip, so
+/// validate-all and probes stay local. GCE sets product_name "Google Compute Engine" and
+/// sys_vendor "Google"; OCI sets chassis_asset_tag "OracleCloud.com".
+pub fn detect(dmi_dir: &Path) -> CloudKind {
+    let read = |f: &str| {
+        std::fs::read_to_string(dmi_dir.join(f))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    if read("sys_vendor") == "Google" || read("product_name") == "Google Compute Engine" {
+        CloudKind::Gce
+    } else if read("chassis_asset_tag") == "OracleCloud.com" {
+        CloudKind::Oci
+    } else {
+        CloudKind::None
+    }
+}
+
+pub fn resolve_kind(kind: CloudKind) -> CloudKind {
+    match kind {
+        CloudKind::Auto => detect(Path::new("/sys/class/dmi/id")),
+        k => k,
+    }
+}
+
+/// The backend for the configured (and, for `auto`, detected) cloud.
+pub fn backend(params: &Params) -> Result<Box<dyn Cloud>, Exit> {
+    match resolve_kind(params.cloud) {
+        CloudKind::None | CloudKind::Auto => Ok(Box::new(NoCloud)),
+        k @ (CloudKind::Gce | CloudKind::Oci) => {
+            let name = if k == CloudKind::Gce { "gce" } else { "oci" };
+            let how = if params.cloud == CloudKind::Auto {
+                " (detected by cloud=auto; set cloud=none to manage only the local address)"
+            } else {
+                ""
+            };
+            Err(Exit::new(
+                Status::ErrInstalled,
+                format!("the {name} backend is not part of this cloudvip build yet{how}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_from_dmi_strings() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(detect(d.path()), CloudKind::None);
+        std::fs::write(d.path().join("product_name"), "Google Compute Engine\n").unwrap();
+        assert_eq!(detect(d.path()), CloudKind::Gce);
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("chassis_asset_tag"), "OracleCloud.com\n").unwrap();
+        assert_eq!(detect(d.path()), CloudKind::Oci);
+    }
+}

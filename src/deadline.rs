@@ -1,0 +1,153 @@
+//! The time budget of one action. Pacemaker kills an agent that overruns
+//! `CRM_meta_timeout`, and a killed stop means fencing, so every blocking step (netlink,
+//! HTTP, sleeps, retries) asks the one `Deadline` how long it may take. The clock is
+//! injectable so tests can prove a retry schedule never overruns without sleeping.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Pacemaker's default operation timeout, used when `CRM_meta_timeout` is absent (an admin
+/// running the agent by hand). ocf-tester and crm_resource also pass 20000 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What we keep back for exiting cleanly (writing the exit reason, process teardown,
+/// the executor's own scheduling jitter): a tenth of the timeout, at least 0.5 s and at
+/// most 5 s. A 20 s timeout leaves an 18 s budget.
+pub fn margin(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+    fn sleep(&self, d: Duration);
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+#[derive(Clone)]
+pub struct Deadline {
+    end: Instant,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expired;
+
+impl std::fmt::Display for Expired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the operation's time budget is used up")
+    }
+}
+
+impl std::error::Error for Expired {}
+
+impl Deadline {
+    /// The budget for an action whose Pacemaker timeout is `timeout`.
+    pub fn for_timeout(timeout: Option<Duration>) -> Self {
+        let t = timeout.unwrap_or(DEFAULT_TIMEOUT);
+        // Never less than half the timeout, even when the margin would eat more.
+        let budget = t.saturating_sub(margin(t)).max(t / 2);
+        Self::with_clock(budget, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(budget: Duration, clock: Arc<dyn Clock>) -> Self {
+        let end = clock.now() + budget;
+        Deadline { end, clock }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.end.saturating_duration_since(self.clock.now())
+    }
+
+    /// Sleep for `d`, or `Err(Expired)` at once when the deadline would pass first:
+    /// sleeping into the deadline only to fail after it helps nobody.
+    pub fn sleep(&self, d: Duration) -> Result<(), Expired> {
+        if d >= self.remaining() {
+            return Err(Expired);
+        }
+        self.clock.sleep(d);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! A clock that only moves when something sleeps.
+    use super::*;
+    use std::sync::Mutex;
+
+    pub struct FakeClock {
+        start: Instant,
+        offset: Mutex<Duration>,
+    }
+
+    impl FakeClock {
+        pub fn new() -> Arc<Self> {
+            Arc::new(FakeClock {
+                start: Instant::now(),
+                offset: Mutex::new(Duration::ZERO),
+            })
+        }
+        pub fn elapsed(&self) -> Duration {
+            *self.offset.lock().unwrap()
+        }
+        pub fn advance(&self, d: Duration) {
+            *self.offset.lock().unwrap() += d;
+        }
+    }
+
+    impl Clock for FakeClock {
+        fn now(&self) -> Instant {
+            self.start + self.elapsed()
+        }
+        fn sleep(&self, d: Duration) {
+            self.advance(d)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::FakeClock;
+    use super::*;
+
+    #[test]
+    fn margin_is_a_tenth_within_bounds() {
+        assert_eq!(margin(Duration::from_secs(20)), Duration::from_secs(2));
+        assert_eq!(margin(Duration::from_secs(2)), Duration::from_millis(500));
+        assert_eq!(margin(Duration::from_secs(300)), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn budget_leaves_the_margin() {
+        let d = Deadline::for_timeout(Some(Duration::from_secs(20)));
+        let r = d.remaining();
+        assert!(r <= Duration::from_secs(18) && r > Duration::from_millis(17_900), "{r:?}");
+        let tiny = Deadline::for_timeout(Some(Duration::from_millis(600)));
+        assert!(tiny.remaining() <= Duration::from_millis(300));
+        let default = Deadline::for_timeout(None);
+        assert!(default.remaining() > Duration::from_secs(17));
+    }
+
+    #[test]
+    fn sleep_refuses_to_cross_the_deadline() {
+        let clock = FakeClock::new();
+        let d = Deadline::with_clock(Duration::from_secs(1), clock.clone());
+        assert_eq!(d.sleep(Duration::from_millis(600)), Ok(()));
+        assert_eq!(d.sleep(Duration::from_millis(600)), Err(Expired));
+        // the refused sleep did not wait
+        assert_eq!(clock.elapsed(), Duration::from_millis(600));
+        assert_eq!(d.remaining(), Duration::from_millis(400));
+        clock.advance(Duration::from_millis(400));
+        assert!(d.remaining().is_zero());
+    }
+}

@@ -1,0 +1,151 @@
+//! The meta-data XML, generated from `params::PARAMS` and `ACTIONS` so that the XML, the
+//! README table and the man page cannot drift apart. Only constructs of `ra-api-1.dtd` are
+//! used (no `reload-agent`, `reloadable`, `unique-group`, `select`): ocf-tester validates
+//! against that DTD, and Pacemaker needs nothing more.
+
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::params::{ParamDef, PARAMS};
+
+pub struct ActionDef {
+    pub name: &'static str,
+    pub timeout: &'static str,
+    pub interval: Option<&'static str>,
+    pub depth: Option<&'static str>,
+}
+
+const fn a(name: &'static str, timeout: &'static str) -> ActionDef {
+    ActionDef {
+        name,
+        timeout,
+        interval: None,
+        depth: None,
+    }
+}
+
+/// Suggested timeouts. start and stop get 60 s: a cloud move is a few API operations of
+/// seconds each, and every retry inside is budgeted from the real timeout anyway, so a
+/// longer timeout only gives the cloud more chances, it never makes the agent slower.
+pub const ACTIONS: &[ActionDef] = &[
+    a("start", "60s"),
+    a("stop", "60s"),
+    ActionDef {
+        interval: Some("10s"),
+        depth: Some("0"),
+        ..a("monitor", "20s")
+    },
+    a("migrate_to", "60s"),
+    a("migrate_from", "60s"),
+    a("reload", "20s"),
+    a("meta-data", "5s"),
+    a("validate-all", "20s"),
+];
+
+const SHORTDESC: &str = "Moves a virtual IP between nodes on GCE, OCI or a plain LAN";
+
+const LONGDESC: &str = "cloudvip moves a virtual IP address (IPv4 or IPv6) to the node where \
+Pacemaker starts it. On Google Compute Engine it moves an alias IP range between the NICs of \
+the cluster's instances (and optionally a static external IP); on Oracle Cloud it moves a \
+secondary private IP between VNICs (and optionally a reserved public IP); with cloud=none it \
+works like IPaddr2. On the node it adds the address (or a local route) through netlink and \
+announces it with gratuitous ARP or unsolicited neighbour advertisements. \
+monitor at depth 0 only reads the kernel's state and costs no cloud API call. \
+A transient cloud or network error is never reported as 'not running', and stop never \
+fails because a cloud API is slow: every action finishes within its timeout.";
+
+pub fn xml() -> String {
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    // Writing into a Vec cannot fail; the Result type is quick-xml's I/O plumbing.
+    let _ = write(&mut w);
+    let mut s = String::from_utf8_lossy(&w.into_inner()).into_owned();
+    s.push('\n');
+    s
+}
+
+fn write(w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+    w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
+    w.write_event(Event::DocType(BytesText::from_escaped(
+        r#"resource-agent SYSTEM "ra-api-1.dtd""#,
+    )))?;
+    w.create_element("resource-agent")
+        .with_attributes([("name", "cloudvip"), ("version", env!("CARGO_PKG_VERSION"))])
+        .write_inner_content(|w| {
+            // The OCF version this agent implements, not the agent's own version.
+            w.create_element("version")
+                .write_text_content(BytesText::new("1.1"))?;
+            desc(w, "longdesc", LONGDESC)?;
+            desc(w, "shortdesc", SHORTDESC)?;
+            w.create_element("parameters").write_inner_content(|w| {
+                for p in PARAMS {
+                    parameter(w, p)?;
+                }
+                Ok(())
+            })?;
+            w.create_element("actions").write_inner_content(|w| {
+                for act in ACTIONS {
+                    let mut attrs = vec![("name", act.name), ("timeout", act.timeout)];
+                    if let Some(i) = act.interval {
+                        attrs.push(("interval", i));
+                    }
+                    if let Some(d) = act.depth {
+                        attrs.push(("depth", d));
+                    }
+                    w.create_element("action").with_attributes(attrs).write_empty()?;
+                }
+                Ok(())
+            })?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn desc(w: &mut Writer<Vec<u8>>, tag: &str, text: &str) -> std::io::Result<()> {
+    w.create_element(tag)
+        .with_attribute(("lang", "en"))
+        .write_text_content(BytesText::new(text))?;
+    Ok(())
+}
+
+fn parameter(w: &mut Writer<Vec<u8>>, p: &ParamDef) -> std::io::Result<()> {
+    w.create_element("parameter")
+        .with_attributes([
+            ("name", p.name),
+            ("unique", if p.unique { "1" } else { "0" }),
+            ("required", if p.required { "1" } else { "0" }),
+        ])
+        .write_inner_content(|w| {
+            desc(w, "longdesc", p.longdesc)?;
+            desc(w, "shortdesc", p.shortdesc)?;
+            let mut content = vec![("type", p.content.as_str())];
+            if let Some(d) = p.default {
+                content.push(("default", d));
+            }
+            w.create_element("content")
+                .with_attributes(content)
+                .write_empty()?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+/// The parameter table in Markdown, for the README (kept in sync by a test).
+#[cfg(test)]
+pub fn markdown_params() -> String {
+    let mut s = String::from("| parameter | default | description |\n|---|---|---|\n");
+    for p in PARAMS {
+        let default = match (p.required, p.default) {
+            (true, _) => "(required)".to_owned(),
+            (false, Some(d)) => format!("`{d}`"),
+            (false, None) => "see text".to_owned(),
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | **{}.** {} |\n",
+            p.name,
+            default,
+            p.shortdesc,
+            p.longdesc.replace('|', "\\|")
+        ));
+    }
+    s
+}

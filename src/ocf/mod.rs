@@ -1,0 +1,155 @@
+//! The OCF resource-agent protocol, nothing cloud-specific: the actions Pacemaker calls,
+//! the exit codes it reads, and the error type that carries an exit code plus exit reason
+//! through `anyhow` chains. Logging, the environment and the meta-data live in submodules.
+
+pub mod env;
+pub mod log;
+pub mod metadata;
+
+use std::fmt;
+
+/// OCF exit codes (resource-agents `ocf-returncodes`; OCF RA API 1.1).
+/// How Pacemaker reacts (lib/pengine/unpack.c): 1 is soft (restart or move), 2, 4 and 5 are
+/// hard (ban on this node), 6 is fatal (ban everywhere), 7 is "stopped" only for probes and
+/// monitors: a stop returning 7 is still a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    Success = 0,
+    ErrGeneric = 1,
+    ErrArgs = 2,
+    ErrUnimplemented = 3,
+    ErrPerm = 4,
+    ErrInstalled = 5,
+    ErrConfigured = 6,
+    NotRunning = 7,
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Success => "OCF_SUCCESS",
+            Status::ErrGeneric => "OCF_ERR_GENERIC",
+            Status::ErrArgs => "OCF_ERR_ARGS",
+            Status::ErrUnimplemented => "OCF_ERR_UNIMPLEMENTED",
+            Status::ErrPerm => "OCF_ERR_PERM",
+            Status::ErrInstalled => "OCF_ERR_INSTALLED",
+            Status::ErrConfigured => "OCF_ERR_CONFIGURED",
+            Status::NotRunning => "OCF_NOT_RUNNING",
+        }
+    }
+
+    /// One line per code for `usage` and the README.
+    pub const ALL: [Status; 8] = [
+        Status::Success,
+        Status::ErrGeneric,
+        Status::ErrArgs,
+        Status::ErrUnimplemented,
+        Status::ErrPerm,
+        Status::ErrInstalled,
+        Status::ErrConfigured,
+        Status::NotRunning,
+    ];
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::Success => "the action succeeded; for monitor: the VIP is served by this node",
+            Status::ErrGeneric => {
+                "soft error (transient cloud or kernel failure after retries): Pacemaker recovers"
+            }
+            Status::ErrArgs => {
+                "a parameter is invalid on this node (e.g. the nic does not exist here): banned here"
+            }
+            Status::ErrUnimplemented => "unknown action",
+            Status::ErrPerm => "missing privilege (CAP_NET_ADMIN, or a cloud permission)",
+            Status::ErrInstalled => "a required component is missing on this node",
+            Status::ErrConfigured => {
+                "the configuration is wrong everywhere (bad or missing parameter): banned cluster-wide"
+            }
+            Status::NotRunning => "monitor: the VIP is positively not served by this node",
+        }
+    }
+}
+
+/// An OCF outcome travelling as an error: the exit status plus the one-line exit reason that
+/// Pacemaker shows in `crm_mon`/`pcs status`. Put it in an `anyhow` chain with
+/// `Err(Exit::new(..))?` or `.map_err(..)`; `main` finds it with `downcast_ref`.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: Status,
+    pub reason: String,
+}
+
+impl Exit {
+    pub fn new(status: Status, reason: impl Into<String>) -> Self {
+        Exit { status, reason: reason.into() }
+    }
+    pub fn configured(reason: impl Into<String>) -> Self {
+        Exit::new(Status::ErrConfigured, reason)
+    }
+    pub fn args(reason: impl Into<String>) -> Self {
+        Exit::new(Status::ErrArgs, reason)
+    }
+    pub fn generic(reason: impl Into<String>) -> Self {
+        Exit::new(Status::ErrGeneric, reason)
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// The status an error chain ends in: the first `Exit` found, else OCF_ERR_GENERIC (as
+/// resource-agents' `ocf.py` does for an uncaught exception).
+pub fn status_of(err: &anyhow::Error) -> Status {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Exit>())
+        .map_or(Status::ErrGeneric, |e| e.status)
+}
+
+/// One line for `ocf-exit-reason:`. Pacemaker keeps only up to the first newline, so the
+/// whole `anyhow` context chain is folded into one line, outermost first.
+pub fn reason_of(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// The actions Pacemaker (and ocf-tester) call, as argv[1].
+#[derive(clap::Subcommand, Clone, Copy, Debug, PartialEq, Eq)]
+#[command(rename_all = "kebab-case")]
+pub enum Action {
+    /// Claim the VIP in the cloud, add it here and announce it
+    Start,
+    /// Remove the VIP from this node (and release it in the cloud, best effort)
+    Stop,
+    /// Exit 0 if this node serves the VIP, 7 if it positively does not
+    Monitor,
+    /// Live move, source side: keep serving until the target claims the VIP
+    #[command(name = "migrate_to")]
+    MigrateTo,
+    /// Live move, target side: claim the VIP (same as start)
+    #[command(name = "migrate_from")]
+    MigrateFrom,
+    /// Re-apply the local address and re-announce a running VIP
+    Reload,
+    /// Print the OCF meta-data XML
+    MetaData,
+    /// Check the parameters (OCF_CHECK_LEVEL>=10: also this node's interfaces)
+    ValidateAll,
+    /// Print usage and the exit codes
+    Usage,
+}

@@ -1,0 +1,534 @@
+//! Every instance parameter, defined once: the `PARAMS` table drives parsing, the
+//! meta-data XML, the README table and the man page. `Params::parse` checks syntax only
+//! and never looks at the host or the network, so `validate-all` at depth 0 is quiet and
+//! fast (pcs runs it on `pcs resource create`). Resolving the NIC needs the kernel and
+//! happens later, in `agent.rs`.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::ocf::env::OcfEnv;
+use crate::ocf::Exit;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    String,
+    Integer,
+    Boolean,
+}
+
+impl Content {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Content::String => "string",
+            Content::Integer => "integer",
+            Content::Boolean => "boolean",
+        }
+    }
+}
+
+pub struct ParamDef {
+    pub name: &'static str,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+    pub content: Content,
+    /// The default as shown to users; `None` when it depends on other parameters or the host.
+    pub default: Option<&'static str>,
+    pub required: bool,
+    pub unique: bool,
+}
+
+const fn p(
+    name: &'static str,
+    content: Content,
+    default: Option<&'static str>,
+    shortdesc: &'static str,
+    longdesc: &'static str,
+) -> ParamDef {
+    ParamDef {
+        name,
+        shortdesc,
+        longdesc,
+        content,
+        default,
+        required: false,
+        unique: false,
+    }
+}
+
+pub const PARAMS: &[ParamDef] = &[
+    ParamDef {
+        required: true,
+        unique: true,
+        ..p(
+            "ip",
+            Content::String,
+            None,
+            "Virtual IP address (IPv4 or IPv6)",
+            "The virtual IP address this resource moves, written without a prefix length, \
+             e.g. 10.0.0.250 or fd00:66::250. It must be a unicast address that can be \
+             assigned to a host: not loopback, multicast, unspecified or link-local. \
+             On GCE it becomes an alias IP range (/32 or /128) of this node's NIC; on OCI a \
+             secondary private IP of this node's VNIC.",
+        )
+    },
+    p(
+        "cidr_netmask",
+        Content::String,
+        None,
+        "Prefix length of the address on the interface",
+        "The prefix length the VIP gets on the local interface: 1-32 for IPv4 (a dotted \
+         netmask such as 255.255.255.0 is also accepted) or 1-128 for IPv6. The default is a \
+         host prefix (/32, /128), which is what cloud networks need (the subnet route already \
+         exists through the NIC's primary address, and a host prefix keeps the VIP from \
+         becoming the source address for the whole subnet). Set the subnet's prefix (e.g. 24) \
+         to behave like IPaddr2 on a flat LAN.",
+    ),
+    p(
+        "nic",
+        Content::String,
+        None,
+        "Network interface",
+        "The interface that carries the VIP, e.g. eth0 or ens4. Default: the interface of \
+         the most specific route towards the VIP in the main table, which for a VIP outside \
+         every connected subnet is the interface of the default route for the VIP's family. \
+         When several routes tie, set nic explicitly. On a cloud the interface's MAC address \
+         identifies the cloud NIC/VNIC, so any NIC works, not just the first.",
+    ),
+    p(
+        "label",
+        Content::String,
+        None,
+        "IPv4 address label",
+        "Optional label for an IPv4 VIP, shown by `ip addr` and ifconfig as <nic>:<label>, \
+         e.g. label=vip gives eth0:vip. The whole label must fit in 15 characters. \
+         IPv6 addresses have no labels, so it is rejected for an IPv6 VIP.",
+    ),
+    p(
+        "cloud",
+        Content::String,
+        Some("auto"),
+        "Cloud backend: gce, oci, none or auto",
+        "Where the VIP is moved besides the local interface. gce: an alias IP range on the \
+         Compute Engine NIC. oci: a secondary private IP on the Oracle Cloud VNIC. none: no \
+         cloud at all, cloudvip behaves like IPaddr2 (address plus gratuitous ARP / \
+         unsolicited neighbour advertisement), for bare metal, VMs on a LAN and tests. auto: \
+         chosen from the firmware's DMI strings in /sys/class/dmi/id (no network round trip): \
+         Google -> gce, OracleCloud.com -> oci, anything else -> none.",
+    ),
+    p(
+        "local_mode",
+        Content::String,
+        Some("address"),
+        "How the VIP appears on this node: address, route or none",
+        "address: add the VIP as an address of nic (with cidr_netmask and label), like \
+         IPaddr2. route: add a `local` route for the VIP in the kernel's local table, as the \
+         GCE guest agent does for alias ranges, but with cloudvip's own routing protocol \
+         number (167) so the guest agent never removes it; the host accepts traffic for the \
+         VIP without the address showing on the interface. none: leave the OS alone (when \
+         something else, e.g. the guest agent, configures it); monitor then checks only the \
+         cloud. local_mode=none needs a cloud.",
+    ),
+    p(
+        "arp_count",
+        Content::Integer,
+        Some("5"),
+        "Number of gratuitous ARPs / unsolicited neighbour advertisements",
+        "How many announcements to send after the VIP is added, so that hosts and switches \
+         on the segment update their neighbour caches at once: gratuitous ARP requests for \
+         IPv4, unsolicited neighbour advertisements with the override flag for IPv6. 0 sends \
+         none (clouds route by their own tables and ignore them). At most 100.",
+    ),
+    p(
+        "arp_interval",
+        Content::Integer,
+        Some("200"),
+        "Milliseconds between announcements",
+        "Interval between two announcements, in milliseconds (1-10000).",
+    ),
+    p(
+        "arp_bg",
+        Content::Boolean,
+        Some("true"),
+        "Send repeated announcements in the background",
+        "When true, start returns right after the first announcement and a detached \
+         child process sends the remaining ones, so the resources ordered after the VIP \
+         start sooner (IPaddr2 does the same). When false, start sends them all first, \
+         never past the operation's deadline.",
+    ),
+];
+
+/// Parameter names Pacemaker or resource-agents conventions may pass that are not ours.
+const FOREIGN_PARAMS: &[&str] = &["crm_feature_set", "trace_ra", "trace_file"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudKind {
+    Gce,
+    Oci,
+    None,
+    Auto,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalMode {
+    Address,
+    Route,
+    None,
+}
+
+/// The parameters after syntax checks: everything `validate-all` at depth 0 can know.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub nic: Option<String>,
+    pub label: Option<String>,
+    pub cloud: CloudKind,
+    pub local_mode: LocalMode,
+    pub arp_count: u32,
+    pub arp_interval: Duration,
+    pub arp_bg: bool,
+}
+
+fn invalid(name: &str, value: &str, allowed: impl std::fmt::Display) -> Exit {
+    Exit::configured(format!("invalid {name}={value:?}: {allowed}"))
+}
+
+impl Params {
+    pub fn parse(env: &OcfEnv) -> Result<Params, Exit> {
+        check_unknown(env)?;
+        // An empty value means "not set", as in shell agents.
+        let get = |name: &str| env.param(name).map(str::trim).filter(|v| !v.is_empty());
+
+        let ip = match get("ip") {
+            None => {
+                return Err(Exit::configured(
+                    "required parameter ip is not set (e.g. ip=10.0.0.250)",
+                ))
+            }
+            Some(v) => parse_ip(v)?,
+        };
+        let prefix = match get("cidr_netmask") {
+            None => host_prefix(ip),
+            Some(v) => parse_prefix(ip, v)?,
+        };
+        let nic = get("nic").map(parse_nic).transpose()?;
+        let label = get("label").map(|v| parse_label(ip, v)).transpose()?;
+        let cloud = match get("cloud").unwrap_or("auto") {
+            "gce" => CloudKind::Gce,
+            "oci" => CloudKind::Oci,
+            "none" => CloudKind::None,
+            "auto" => CloudKind::Auto,
+            v => return Err(invalid("cloud", v, "allowed values are gce, oci, none, auto")),
+        };
+        let local_mode = match get("local_mode").unwrap_or("address") {
+            "address" => LocalMode::Address,
+            "route" => LocalMode::Route,
+            "none" => LocalMode::None,
+            v => {
+                return Err(invalid(
+                    "local_mode",
+                    v,
+                    "allowed values are address, route, none",
+                ))
+            }
+        };
+        if local_mode == LocalMode::None && cloud == CloudKind::None {
+            return Err(Exit::configured(
+                "local_mode=none with cloud=none manages nothing: choose a cloud or another local_mode",
+            ));
+        }
+        let arp_count = parse_int(get("arp_count"), "arp_count", 5, 0, 100)?;
+        let arp_interval = parse_int(get("arp_interval"), "arp_interval", 200, 1, 10_000)?;
+        let arp_bg = match get("arp_bg") {
+            None => true,
+            Some(v) => parse_bool("arp_bg", v)?,
+        };
+        Ok(Params {
+            ip,
+            prefix,
+            nic,
+            label,
+            cloud,
+            local_mode,
+            arp_count: arp_count as u32,
+            arp_interval: Duration::from_millis(arp_interval),
+            arp_bg,
+        })
+    }
+}
+
+fn check_unknown(env: &OcfEnv) -> Result<(), Exit> {
+    for name in env.params.keys() {
+        if PARAMS.iter().any(|p| p.name == name) || FOREIGN_PARAMS.contains(&name.as_str()) {
+            continue;
+        }
+        let mut msg = format!("unknown parameter {name:?}");
+        if let Some(near) = PARAMS
+            .iter()
+            .map(|p| (edit_distance(name, p.name), p.name))
+            .filter(|(d, _)| *d <= 3)
+            .min()
+        {
+            let _ = write!(msg, " (did you mean {}?)", near.1);
+        } else {
+            let known: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+            let _ = write!(msg, "; known parameters: {}", known.join(", "));
+        }
+        return Err(Exit::configured(msg));
+    }
+    Ok(())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub fn host_prefix(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn parse_ip(v: &str) -> Result<IpAddr, Exit> {
+    if v.contains('/') {
+        return Err(invalid(
+            "ip",
+            v,
+            "write the address alone and the prefix length in cidr_netmask",
+        ));
+    }
+    let ip: IpAddr = v
+        .parse()
+        .map_err(|_| invalid("ip", v, "not an IPv4 or IPv6 address"))?;
+    let bad = match ip {
+        IpAddr::V4(a) => {
+            if a.is_unspecified() || a.octets()[0] == 0 {
+                Some("the unspecified/\"this network\" range 0.0.0.0/8 cannot be a VIP")
+            } else if a.is_loopback() {
+                Some("a loopback address cannot be a VIP")
+            } else if a.is_multicast() {
+                Some("a multicast address cannot be a VIP")
+            } else if a.is_broadcast() {
+                Some("the broadcast address cannot be a VIP")
+            } else if a.is_link_local() {
+                Some("link-local 169.254.0.0/16 is reserved (it holds the cloud metadata servers)")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(a) => {
+            if a.is_unspecified() {
+                Some("the unspecified address cannot be a VIP")
+            } else if a.is_loopback() {
+                Some("a loopback address cannot be a VIP")
+            } else if a.is_multicast() {
+                Some("a multicast address cannot be a VIP")
+            } else if a.is_unicast_link_local() {
+                Some("a link-local fe80::/10 address cannot be a VIP (it is not routable)")
+            } else if a.to_ipv4_mapped().is_some() {
+                Some("an IPv4-mapped IPv6 address: write the IPv4 address instead")
+            } else {
+                None
+            }
+        }
+    };
+    match bad {
+        Some(why) => Err(invalid("ip", v, why)),
+        None => Ok(ip),
+    }
+}
+
+fn parse_prefix(ip: IpAddr, v: &str) -> Result<u8, Exit> {
+    let max = host_prefix(ip);
+    let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let prefix = if let Ok(n) = v.parse::<u8>() {
+        n
+    } else if let Ok(mask) = v.parse::<Ipv4Addr>() {
+        if ip.is_ipv6() {
+            return Err(invalid(
+                "cidr_netmask",
+                v,
+                "an IPv6 VIP takes a prefix length 1-128, not an IPv4 netmask",
+            ));
+        }
+        let m = u32::from(mask);
+        if m.leading_ones() + m.trailing_zeros() != 32 {
+            return Err(invalid(
+                "cidr_netmask",
+                v,
+                "the netmask is not contiguous (e.g. 255.255.255.0)",
+            ));
+        }
+        m.leading_ones() as u8
+    } else {
+        return Err(invalid(
+            "cidr_netmask",
+            v,
+            format!("expected a prefix length 1-{max} for an {family} VIP"),
+        ));
+    };
+    if prefix == 0 || prefix > max {
+        return Err(invalid(
+            "cidr_netmask",
+            v,
+            format!("the prefix length of an {family} VIP must be 1-{max}"),
+        ));
+    }
+    if let IpAddr::V4(a) = ip {
+        if prefix <= 30 {
+            let host_bits = u32::from(a) & (u32::MAX >> prefix);
+            if host_bits == 0 {
+                return Err(Exit::configured(format!(
+                    "invalid ip={a}: it is the network address of {a}/{prefix}"
+                )));
+            }
+            if host_bits == u32::MAX >> prefix {
+                return Err(Exit::configured(format!(
+                    "invalid ip={a}: it is the broadcast address of {a}/{prefix}"
+                )));
+            }
+        }
+    }
+    Ok(prefix)
+}
+
+/// Linux interface names: 1-15 bytes (IFNAMSIZ - 1), no '/', ':' or whitespace.
+fn parse_nic(v: &str) -> Result<String, Exit> {
+    if v.contains(':') {
+        return Err(invalid(
+            "nic",
+            v,
+            "an interface name has no ':'; put the alias part in label",
+        ));
+    }
+    if v.len() > 15 || v == "." || v == ".." || v.chars().any(|c| c == '/' || c.is_whitespace())
+    {
+        return Err(invalid(
+            "nic",
+            v,
+            "not a valid interface name (1-15 characters, no '/', ':' or spaces)",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn parse_label(ip: IpAddr, v: &str) -> Result<String, Exit> {
+    if ip.is_ipv6() {
+        return Err(invalid("label", v, "labels exist for IPv4 addresses only"));
+    }
+    if v.len() > 14 || v.chars().any(|c| !c.is_ascii_graphic() || c == ':') {
+        return Err(invalid(
+            "label",
+            v,
+            "1-14 printable characters without ':' or spaces (the kernel label is <nic>:<label>, at most 15)",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn parse_int(v: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> Result<u64, Exit> {
+    let Some(v) = v else { return Ok(default) };
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(name, v, format!("expected an integer {min}-{max}"))),
+    }
+}
+
+/// `ocf_is_true` accepts yes|true|1|on|ja in any case; we also name the false words.
+fn parse_bool(name: &str, v: &str) -> Result<bool, Exit> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" | "ja" => Ok(true),
+        "no" | "false" | "0" | "off" | "nein" => Ok(false),
+        _ => Err(invalid(name, v, "expected true or false (yes/no, 1/0, on/off)")),
+    }
+}
+
+/// The full kernel label for an IPv4 address: `<nic>:<label>`.
+pub fn kernel_label(nic: &str, label: &str) -> Result<String, Exit> {
+    let full = format!("{nic}:{label}");
+    if full.len() > 15 {
+        return Err(Exit::configured(format!(
+            "invalid label={label:?}: the kernel label {full:?} is longer than 15 characters"
+        )));
+    }
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(kv: &[(&str, &str)]) -> Result<Params, Exit> {
+        let vars = kv.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()));
+        Params::parse(&OcfEnv::from_vars(vars))
+    }
+
+    #[test]
+    fn defaults() {
+        let p = parse(&[("ip", "10.0.0.250")]).unwrap();
+        assert_eq!(p.prefix, 32);
+        assert_eq!(p.cloud, CloudKind::Auto);
+        assert_eq!(p.local_mode, LocalMode::Address);
+        assert_eq!((p.arp_count, p.arp_interval), (5, Duration::from_millis(200)));
+        assert!(p.arp_bg);
+        assert_eq!(parse(&[("ip", "fd00::5")]).unwrap().prefix, 128);
+    }
+
+    #[test]
+    fn netmask_forms() {
+        let p = parse(&[("ip", "10.0.0.5"), ("cidr_netmask", "255.255.255.0")]).unwrap();
+        assert_eq!(p.prefix, 24);
+        let p = parse(&[("ip", "fd00::5"), ("cidr_netmask", "64")]).unwrap();
+        assert_eq!(p.prefix, 64);
+    }
+
+    #[test]
+    fn every_table_entry_is_parsed() {
+        // A parameter in PARAMS that parse() ignores would be accepted and silently do nothing.
+        for def in PARAMS {
+            let value = match def.name {
+                "ip" => continue,
+                "cidr_netmask" => "24",
+                "nic" => "eth0",
+                "label" => "vip",
+                "cloud" => "none",
+                "local_mode" => "route",
+                "arp_count" => "3",
+                "arp_interval" => "100",
+                "arp_bg" => "false",
+                other => panic!("no test value for parameter {other}"),
+            };
+            let base = parse(&[("ip", "10.0.0.5")]).unwrap();
+            let set = parse(&[("ip", "10.0.0.5"), (def.name, value)]).unwrap();
+            assert_ne!(base, set, "{} had no effect", def.name);
+        }
+    }
+
+    #[test]
+    fn unknown_parameter_suggests_the_near_one() {
+        let e = parse(&[("ip", "10.0.0.5"), ("cidr_netmaks", "24")]).unwrap_err();
+        assert!(e.reason.contains("did you mean cidr_netmask?"), "{}", e.reason);
+        assert!(parse(&[("ip", "10.0.0.5"), ("crm_feature_set", "3.16")]).is_ok());
+    }
+
+    #[test]
+    fn kernel_label_length() {
+        assert_eq!(kernel_label("eth0", "vip").unwrap(), "eth0:vip");
+        assert!(kernel_label("enp0s31f6", "verylong").is_err());
+    }
+}
