@@ -60,7 +60,12 @@ pub fn usage() -> String {
          parameters in OCF_RESKEY_<name> variables (see `cloudvip meta-data`).\n\nExit codes:\n",
     );
     for st in Status::ALL {
-        s.push_str(&format!("  {} {:<22} {}\n", st.code(), st.name(), st.meaning()));
+        s.push_str(&format!(
+            "  {} {:<22} {}\n",
+            st.code(),
+            st.name(),
+            st.meaning()
+        ));
     }
     s
 }
@@ -122,7 +127,9 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = match Params::parse(env) {
         Ok(p) => p,
         Err(e) => {
-            log::warn!("stop with invalid parameters ({e}): nothing can be running; reporting stopped");
+            log::warn!(
+                "stop with invalid parameters ({e}): nothing can be running; reporting stopped"
+            );
             return Ok(Status::Success);
         }
     };
@@ -205,5 +212,23 @@ fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     match monitor(env, deadline)? {
         Status::Success => start(env, deadline),
         _ => Err(Exit::generic("reload: the VIP is not running on this node").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_errors_never_mean_not_running() {
+        let table = [
+            (CloudError::Transient("503".into()), Status::ErrGeneric),
+            (CloudError::Conflict("412".into()), Status::ErrGeneric),
+            (CloudError::Denied("403".into()), Status::ErrPerm),
+            (CloudError::NotFound("nic".into()), Status::ErrArgs),
+        ];
+        for (e, want) in table {
+            assert_eq!(cloud_exit(e).status, want);
+        }
     }
 }

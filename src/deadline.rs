@@ -131,7 +131,10 @@ mod tests {
     fn budget_leaves_the_margin() {
         let d = Deadline::for_timeout(Some(Duration::from_secs(20)));
         let r = d.remaining();
-        assert!(r <= Duration::from_secs(18) && r > Duration::from_millis(17_900), "{r:?}");
+        assert!(
+            r <= Duration::from_secs(18) && r > Duration::from_millis(17_900),
+            "{r:?}"
+        );
         let tiny = Deadline::for_timeout(Some(Duration::from_millis(600)));
         assert!(tiny.remaining() <= Duration::from_millis(300));
         let default = Deadline::for_timeout(None);

@@ -215,12 +215,21 @@ impl Params {
         };
         let nic = get("nic").map(parse_nic).transpose()?;
         let label = get("label").map(|v| parse_label(ip, v)).transpose()?;
+        if let (Some(n), Some(l)) = (&nic, &label) {
+            kernel_label(n, l)?;
+        }
         let cloud = match get("cloud").unwrap_or("auto") {
             "gce" => CloudKind::Gce,
             "oci" => CloudKind::Oci,
             "none" => CloudKind::None,
             "auto" => CloudKind::Auto,
-            v => return Err(invalid("cloud", v, "allowed values are gce, oci, none, auto")),
+            v => {
+                return Err(invalid(
+                    "cloud",
+                    v,
+                    "allowed values are gce, oci, none, auto",
+                ))
+            }
         };
         let local_mode = match get("local_mode").unwrap_or("address") {
             "address" => LocalMode::Address,
@@ -238,6 +247,9 @@ impl Params {
             return Err(Exit::configured(
                 "local_mode=none with cloud=none manages nothing: choose a cloud or another local_mode",
             ));
+        }
+        if cloud == CloudKind::None {
+            no_cloud_route_v6(ip, local_mode)?;
         }
         let arp_count = parse_int(get("arp_count"), "arp_count", 5, 0, 100)?;
         let arp_interval = parse_int(get("arp_interval"), "arp_interval", 200, 1, 10_000)?;
@@ -257,6 +269,19 @@ impl Params {
             arp_bg,
         })
     }
+}
+
+/// On a plain L2 segment an IPv6 VIP held as a local route is unreachable: the kernel
+/// answers neighbour solicitations only for interface addresses (ARP has no such rule).
+/// Clouds route to the NIC by their own tables, so there the route mode works.
+pub fn no_cloud_route_v6(ip: IpAddr, mode: LocalMode) -> Result<(), Exit> {
+    if ip.is_ipv6() && mode == LocalMode::Route {
+        return Err(Exit::configured(
+            "local_mode=route with an IPv6 VIP needs a cloud (neighbours cannot resolve a route-only \
+             IPv6 address on a LAN): use local_mode=address with cloud=none",
+        ));
+    }
+    Ok(())
 }
 
 fn check_unknown(env: &OcfEnv) -> Result<(), Exit> {
@@ -416,8 +441,7 @@ fn parse_nic(v: &str) -> Result<String, Exit> {
             "an interface name has no ':'; put the alias part in label",
         ));
     }
-    if v.len() > 15 || v == "." || v == ".." || v.chars().any(|c| c == '/' || c.is_whitespace())
-    {
+    if v.len() > 15 || v == "." || v == ".." || v.chars().any(|c| c == '/' || c.is_whitespace()) {
         return Err(invalid(
             "nic",
             v,
@@ -454,7 +478,11 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, Exit> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" | "1" | "on" | "ja" => Ok(true),
         "no" | "false" | "0" | "off" | "nein" => Ok(false),
-        _ => Err(invalid(name, v, "expected true or false (yes/no, 1/0, on/off)")),
+        _ => Err(invalid(
+            name,
+            v,
+            "expected true or false (yes/no, 1/0, on/off)",
+        )),
     }
 }
 
@@ -474,7 +502,9 @@ mod tests {
     use super::*;
 
     fn parse(kv: &[(&str, &str)]) -> Result<Params, Exit> {
-        let vars = kv.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()));
+        let vars = kv
+            .iter()
+            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()));
         Params::parse(&OcfEnv::from_vars(vars))
     }
 
@@ -484,7 +514,10 @@ mod tests {
         assert_eq!(p.prefix, 32);
         assert_eq!(p.cloud, CloudKind::Auto);
         assert_eq!(p.local_mode, LocalMode::Address);
-        assert_eq!((p.arp_count, p.arp_interval), (5, Duration::from_millis(200)));
+        assert_eq!(
+            (p.arp_count, p.arp_interval),
+            (5, Duration::from_millis(200))
+        );
         assert!(p.arp_bg);
         assert_eq!(parse(&[("ip", "fd00::5")]).unwrap().prefix, 128);
     }
@@ -522,7 +555,11 @@ mod tests {
     #[test]
     fn unknown_parameter_suggests_the_near_one() {
         let e = parse(&[("ip", "10.0.0.5"), ("cidr_netmaks", "24")]).unwrap_err();
-        assert!(e.reason.contains("did you mean cidr_netmask?"), "{}", e.reason);
+        assert!(
+            e.reason.contains("did you mean cidr_netmask?"),
+            "{}",
+            e.reason
+        );
         assert!(parse(&[("ip", "10.0.0.5"), ("crm_feature_set", "3.16")]).is_ok());
     }
 

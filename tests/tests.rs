@@ -1,1 +1,18 @@
+//! The integration tests: one binary (ripgrep-style), each module one concern. They run the
+//! real `cloudvip` binary; the ones that need network namespaces, ocf-tester or Pacemaker's
+//! CLI need root and fail loudly without it (CI runs as root).
 
+// Runs the agent and checks exit codes and exit reasons.
+mod util;
+// Network namespaces with a bridge: nodes A, B and client C, removed on drop.
+mod netns;
+// The table of bad inputs: exit code and exit-reason text for each.
+mod params;
+// start/stop/monitor/failover on real kernel networking, IPv4 and IPv6, seen from a client.
+mod actions;
+// Meta-data: golden file, DTD, the README's parameter table.
+mod metadata;
+// ocf_log behaviour: HA_LOGFILE, HA_debug, stderr, the exit-reason line.
+mod logging;
+// ocf-tester and crm_resource against the installed agent.
+mod ocf_tools;

@@ -18,7 +18,10 @@ pub struct Claimed(());
 #[derive(Debug)]
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "constructed by the GCE and OCI backends (issues 3 and 4)")
+    expect(
+        dead_code,
+        reason = "constructed by the GCE and OCI backends (issues 3 and 4)"
+    )
 )]
 pub enum CloudError {
     /// Timeouts, resets, 5xx, rate limits, metadata server hiccups: may succeed later.
@@ -104,7 +107,10 @@ pub fn resolve_kind(kind: CloudKind) -> CloudKind {
 /// The backend for the configured (and, for `auto`, detected) cloud.
 pub fn backend(params: &Params) -> Result<Box<dyn Cloud>, Exit> {
     match resolve_kind(params.cloud) {
-        CloudKind::None | CloudKind::Auto => Ok(Box::new(NoCloud)),
+        CloudKind::None | CloudKind::Auto => {
+            crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
+            Ok(Box::new(NoCloud))
+        }
         k @ (CloudKind::Gce | CloudKind::Oci) => {
             let name = if k == CloudKind::Gce { "gce" } else { "oci" };
             let how = if params.cloud == CloudKind::Auto {

@@ -46,7 +46,12 @@ pub fn announce(_proof: &Claimed, a: &Announcement, deadline: &Deadline) {
     }
     for n in 2..=a.count {
         if deadline.sleep(a.interval).is_err() {
-            log::info!("stopped announcing {} after {} of {}: deadline", a.ip, n - 1, a.count);
+            log::info!(
+                "stopped announcing {} after {} of {}: deadline",
+                a.ip,
+                n - 1,
+                a.count
+            );
             return;
         }
         if let Err(e) = send_one(a) {

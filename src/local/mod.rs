@@ -58,7 +58,11 @@ impl Local {
     /// the most specific main-table route towards the VIP. Failures are OCF_ERR_ARGS:
     /// the configuration may be fine on the other nodes.
     pub fn resolve_nic(&mut self, nic: Option<&str>) -> anyhow::Result<Link> {
-        let links = self.rtnl.links().map_err(io_exit).context("cannot list interfaces")?;
+        let links = self
+            .rtnl
+            .links()
+            .map_err(io_exit)
+            .context("cannot list interfaces")?;
         let names = || {
             links
                 .iter()
@@ -67,13 +71,17 @@ impl Local {
                 .join(", ")
         };
         if let Some(name) = nic {
-            return links.iter().find(|l| l.name == name).cloned().ok_or_else(|| {
-                Exit::args(format!(
-                    "nic={name} does not exist on this node (interfaces: {})",
-                    names()
-                ))
-                .into()
-            });
+            return links
+                .iter()
+                .find(|l| l.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    Exit::args(format!(
+                        "nic={name} does not exist on this node (interfaces: {})",
+                        names()
+                    ))
+                    .into()
+                });
         }
         let mut routes = self
             .rtnl
@@ -101,10 +109,20 @@ impl Local {
             ))
             .into());
         };
-        let link = links.iter().find(|l| l.index == index).cloned().ok_or_else(|| {
-            Exit::args(format!("the route towards {} uses an unknown interface {index}", self.ip))
-        })?;
-        log::debug!("nic not set: using {} (route /{len} metric {metric})", link.name);
+        let link = links
+            .iter()
+            .find(|l| l.index == index)
+            .cloned()
+            .ok_or_else(|| {
+                Exit::args(format!(
+                    "the route towards {} uses an unknown interface {index}",
+                    self.ip
+                ))
+            })?;
+        log::debug!(
+            "nic not set: using {} (route /{len} metric {metric})",
+            link.name
+        );
         Ok(link)
     }
 
@@ -136,7 +154,11 @@ impl Local {
         if indexes.is_empty() {
             return Ok(Presence::Absent);
         }
-        let links = self.rtnl.links().map_err(io_exit).context("cannot list interfaces")?;
+        let links = self
+            .rtnl
+            .links()
+            .map_err(io_exit)
+            .context("cannot list interfaces")?;
         let mut names: Vec<String> = indexes
             .iter()
             .map(|i| {
@@ -178,7 +200,11 @@ impl Local {
     /// whatever `nic` resolves to today). Returns the interfaces it was removed from.
     pub fn remove_everywhere(&mut self) -> anyhow::Result<Vec<String>> {
         let ip = self.ip;
-        let links = self.rtnl.links().map_err(io_exit).context("cannot list interfaces")?;
+        let links = self
+            .rtnl
+            .links()
+            .map_err(io_exit)
+            .context("cannot list interfaces")?;
         let name = |i: u32| {
             links
                 .iter()
@@ -189,7 +215,11 @@ impl Local {
         match self.mode {
             LocalMode::None => {}
             LocalMode::Address => {
-                let addrs = self.rtnl.addresses().map_err(io_exit).context("cannot list addresses")?;
+                let addrs = self
+                    .rtnl
+                    .addresses()
+                    .map_err(io_exit)
+                    .context("cannot list addresses")?;
                 for a in addrs.into_iter().filter(|a| a.ip == ip) {
                     // Delete with the prefix the kernel has, which may differ from today's
                     // cidr_netmask if the parameter changed while the VIP was up.
@@ -197,14 +227,20 @@ impl Local {
                         .rtnl
                         .del_address(a.index, ip, a.prefix)
                         .map_err(io_exit)
-                        .with_context(|| format!("cannot remove {ip}/{} from {}", a.prefix, name(a.index)))?
+                        .with_context(|| {
+                            format!("cannot remove {ip}/{} from {}", a.prefix, name(a.index))
+                        })?
                     {
                         removed.push(name(a.index));
                     }
                 }
             }
             LocalMode::Route => {
-                let routes = self.rtnl.local_routes().map_err(io_exit).context("cannot list local routes")?;
+                let routes = self
+                    .rtnl
+                    .local_routes()
+                    .map_err(io_exit)
+                    .context("cannot list local routes")?;
                 for r in routes
                     .into_iter()
                     .filter(|r| r.ip == ip && r.protocol == netlink::RTPROT_CLOUDVIP)
@@ -213,7 +249,12 @@ impl Local {
                         .rtnl
                         .del_local_route(r.index, ip)
                         .map_err(io_exit)
-                        .with_context(|| format!("cannot remove the local route for {ip} on {}", name(r.index)))?
+                        .with_context(|| {
+                            format!(
+                                "cannot remove the local route for {ip} on {}",
+                                name(r.index)
+                            )
+                        })?
                     {
                         removed.push(name(r.index));
                     }

@@ -9,16 +9,15 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -90,15 +89,19 @@ impl Rtnl {
         loop {
             let (data, _) = self.sock.recv_from_full().map_err(|e| {
                 if e.kind() == io::ErrorKind::WouldBlock {
-                    io::Error::new(io::ErrorKind::TimedOut, "netlink: no answer from the kernel before the deadline")
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "netlink: no answer from the kernel before the deadline",
+                    )
                 } else {
                     e
                 }
             })?;
             let mut off = 0;
             while off < data.len() {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink decode: {e}")))?;
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..]).map_err(
+                    |e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink decode: {e}")),
+                )?;
                 let len = m.header.length as usize;
                 if m.header.sequence_number == self.seq {
                     match m.payload {
@@ -140,7 +143,9 @@ impl Rtnl {
         )?;
         let mut out = Vec::new();
         for m in replies {
-            let RouteNetlinkMessage::NewAddress(a) = m else { continue };
+            let RouteNetlinkMessage::NewAddress(a) = m else {
+                continue;
+            };
             let mut ip = None;
             for attr in &a.attributes {
                 match attr {
@@ -187,7 +192,8 @@ impl Rtnl {
             }
             IpAddr::V6(_) => {
                 m.header.flags = AddressHeaderFlags::Nodad;
-                m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+                m.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
             }
         }
         let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
@@ -216,7 +222,9 @@ impl Rtnl {
                 if r.header.kind != RouteType::Local || table_of(&r) != u32::from(RT_TABLE_LOCAL) {
                     continue;
                 }
-                let (Some(ip), Some(index)) = (dst_of(&r), oif_of(&r)) else { continue };
+                let (Some(ip), Some(index)) = (dst_of(&r), oif_of(&r)) else {
+                    continue;
+                };
                 out.push(LocalRoute {
                     index,
                     ip,
@@ -237,7 +245,10 @@ impl Rtnl {
     }
 
     pub fn del_local_route(&mut self, index: u32, ip: IpAddr) -> io::Result<bool> {
-        match self.request(RouteNetlinkMessage::DelRoute(local_route(index, ip)), NLM_F_ACK) {
+        match self.request(
+            RouteNetlinkMessage::DelRoute(local_route(index, ip)),
+            NLM_F_ACK,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(e),

@@ -60,9 +60,7 @@ impl OcfEnv {
                     "OCF_CHECK_LEVEL" => env.check_level = v.trim().parse().unwrap_or(0),
                     "OCF_EXIT_REASON_PREFIX" if !v.is_empty() => env.exit_reason_prefix = v,
                     // pacemakerd exports "none" when syslog is switched off.
-                    "HA_LOGFACILITY" if !v.is_empty() && v != "none" => {
-                        env.log.facility = Some(v)
-                    }
+                    "HA_LOGFACILITY" if !v.is_empty() && v != "none" => env.log.facility = Some(v),
                     "HA_LOGFILE" if !v.is_empty() => env.log.logfile = Some(v),
                     "HA_DEBUGLOG" if !v.is_empty() => env.log.debuglog = Some(v),
                     // ocf-shellfuncs: debug is off when HA_debug is empty or "0".

@@ -91,7 +91,9 @@ fn write(w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
                     if let Some(d) = act.depth {
                         attrs.push(("depth", d));
                     }
-                    w.create_element("action").with_attributes(attrs).write_empty()?;
+                    w.create_element("action")
+                        .with_attributes(attrs)
+                        .write_empty()?;
                 }
                 Ok(())
             })?;
@@ -148,4 +150,46 @@ pub fn markdown_params() -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEGIN: &str =
+        "<!-- parameters: generated from the meta-data, see src/ocf/metadata.rs -->\n";
+    const END: &str = "<!-- end of parameters -->";
+
+    /// The README's parameter table is generated; `UPDATE_README=1 cargo test` rewrites it.
+    #[test]
+    fn readme_parameter_table_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let (head, rest) = readme
+            .split_once(BEGIN)
+            .expect("README lacks the parameters marker");
+        let (table, tail) = rest.split_once(END).expect("README lacks the end marker");
+        let want = markdown_params();
+        if table != want {
+            if std::env::var_os("UPDATE_README").is_some() {
+                std::fs::write(path, format!("{head}{BEGIN}{want}{END}{tail}")).unwrap();
+            } else {
+                panic!("README parameter table is stale: run UPDATE_README=1 cargo test readme");
+            }
+        }
+    }
+
+    #[test]
+    fn every_parameter_has_descriptions() {
+        for p in PARAMS {
+            assert!(p.shortdesc.len() > 5 && p.longdesc.len() > 40, "{}", p.name);
+            assert!(
+                !p.shortdesc.ends_with('.'),
+                "{}: shortdesc is a title",
+                p.name
+            );
+        }
+        let names: std::collections::BTreeSet<_> = PARAMS.iter().map(|p| p.name).collect();
+        assert_eq!(names.len(), PARAMS.len(), "a parameter is defined twice");
+    }
 }

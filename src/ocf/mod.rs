@@ -86,7 +86,10 @@ pub struct Exit {
 
 impl Exit {
     pub fn new(status: Status, reason: impl Into<String>) -> Self {
-        Exit { status, reason: reason.into() }
+        Exit {
+            status,
+            reason: reason.into(),
+        }
     }
     pub fn configured(reason: impl Into<String>) -> Self {
         Exit::new(Status::ErrConfigured, reason)

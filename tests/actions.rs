@@ -1,0 +1,265 @@
+//! The agent on real kernel networking: hosts A (1) and B (2) and client C (3) on one
+//! bridge. Every test asserts what a client sees (ping, its neighbour cache) and what the
+//! kernel holds, not just exit codes.
+
+use std::time::Duration;
+
+use crate::netns::Lab;
+use crate::util::Agent;
+
+const VIP: &str = "10.66.0.100";
+const VIP6: &str = "fd00:66::100";
+
+fn agent(lab: &Lab, host: usize, action: &str, params: &[(&str, &str)]) -> Agent {
+    Agent::new(action)
+        .params(&[
+            ("cloud", "none"),
+            ("arp_bg", "false"),
+            ("arp_count", "2"),
+            ("arp_interval", "50"),
+        ])
+        .params(params)
+        .netns(lab.ns(host))
+}
+
+#[test]
+fn start_monitor_stop_seen_from_a_client() {
+    let lab = Lab::new(3);
+    let a = |action| agent(&lab, 1, action, &[("ip", VIP), ("nic", "eth0")]);
+
+    a("monitor").run().expect(7, None);
+    assert!(!lab.ping(3, VIP), "nothing should answer before start");
+
+    a("start").run().ok();
+    assert!(
+        lab.addrs(1).contains("inet 10.66.0.100/32"),
+        "{}",
+        lab.addrs(1)
+    );
+    assert!(lab.ping(3, VIP), "client cannot reach the VIP after start");
+    assert_eq!(lab.neigh(3, VIP), Some(Lab::mac(1)));
+    a("monitor").run().ok();
+    // double start is a no-op
+    a("start").run().ok();
+    assert_eq!(lab.addrs(1).matches("10.66.0.100").count(), 1);
+
+    a("stop").run().ok();
+    assert!(!lab.addrs(1).contains("10.66.0.100"));
+    assert!(!lab.ping(3, VIP), "the VIP still answers after stop");
+    a("monitor").run().expect(7, None);
+    // double stop is a no-op
+    a("stop").run().ok();
+}
+
+/// The failover Pacemaker performs: stop on A, start on B. The client's neighbour entry
+/// must follow B's gratuitous ARP before the client sends anything.
+fn failover(ip: &str, params: &[(&str, &str)]) {
+    let lab = Lab::new(3);
+    let mut p = vec![("ip", ip), ("nic", "eth0")];
+    p.extend_from_slice(params);
+
+    agent(&lab, 1, "start", &p).run().ok();
+    assert!(lab.ping(3, ip), "client cannot reach {ip} on A");
+    assert_eq!(lab.neigh(3, ip), Some(Lab::mac(1)));
+
+    agent(&lab, 1, "stop", &p).run().ok();
+    agent(&lab, 2, "monitor", &p).run().expect(7, None);
+    agent(&lab, 2, "start", &p).run().ok();
+    assert!(
+        lab.wait_neigh(3, ip, &Lab::mac(2), Duration::from_secs(3)),
+        "the client's neighbour entry for {ip} did not follow the announcement: {:?}",
+        lab.neigh(3, ip)
+    );
+    assert!(lab.ping(3, ip), "client cannot reach {ip} on B");
+    agent(&lab, 2, "monitor", &p).run().ok();
+    agent(&lab, 1, "monitor", &p).run().expect(7, None);
+}
+
+#[test]
+fn failover_ipv4() {
+    failover(VIP, &[]);
+}
+
+#[test]
+fn failover_ipv6() {
+    failover(VIP6, &[]);
+}
+
+#[test]
+fn failover_ipv4_route_mode() {
+    failover(VIP, &[("local_mode", "route")]);
+}
+
+#[test]
+fn route_mode_uses_a_local_route_with_our_protocol() {
+    let lab = Lab::new(1);
+    let p = [("ip", VIP), ("nic", "eth0"), ("local_mode", "route")];
+    agent(&lab, 1, "start", &p).run().ok();
+    assert!(
+        !lab.addrs(1).contains("10.66.0.100"),
+        "route mode must not add an address"
+    );
+    let routes = lab.local_routes(1);
+    assert!(
+        routes.contains("local 10.66.0.100 dev eth0 proto 167 scope host"),
+        "{routes}"
+    );
+    // A route someone else (the GCE guest agent, proto 66) added is not ours to report.
+    agent(&lab, 1, "stop", &p).run().ok();
+    crate::util::sh(&[
+        "ip",
+        "-n",
+        lab.ns(1),
+        "route",
+        "add",
+        "local",
+        VIP,
+        "dev",
+        "eth0",
+        "table",
+        "local",
+        "proto",
+        "66",
+    ]);
+    agent(&lab, 1, "monitor", &p).run().expect(7, None);
+    agent(&lab, 1, "stop", &p).run().ok();
+    assert!(
+        lab.local_routes(1).contains("proto 66"),
+        "stop removed a route it does not own"
+    );
+}
+
+#[test]
+fn label_prefix_and_default_nic() {
+    let lab = Lab::new(1);
+    // no nic: the route towards 10.66.0.100 (10.66.0.0/24 dev eth0) decides
+    let p = [("ip", VIP), ("cidr_netmask", "24"), ("label", "vip")];
+    agent(&lab, 1, "start", &p).run().ok();
+    let addrs = lab.addrs(1);
+    assert!(
+        addrs.contains("inet 10.66.0.100/24 brd 10.66.0.255 scope global secondary eth0:vip"),
+        "{addrs}"
+    );
+    agent(&lab, 1, "monitor", &p).run().ok();
+    agent(&lab, 1, "stop", &p).run().ok();
+    assert!(!lab.addrs(1).contains("10.66.0.100"));
+}
+
+#[test]
+fn stop_removes_the_vip_from_every_interface() {
+    // Stop means "not on this node": a VIP left on another interface (nic changed, an admin
+    // added it by hand) would answer beside the new holder.
+    let lab = Lab::new(1);
+    let ns = lab.ns(1);
+    // a second interface (a veth pair inside the namespace: kernels without the dummy module)
+    crate::util::sh(&[
+        "ip", "-n", ns, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    crate::util::sh(&["ip", "-n", ns, "link", "set", "eth1p", "up"]);
+    crate::util::sh(&["ip", "-n", ns, "link", "set", "eth1", "up"]);
+    crate::util::sh(&[
+        "ip",
+        "-n",
+        ns,
+        "addr",
+        "add",
+        "10.66.0.100/28",
+        "dev",
+        "eth1",
+    ]);
+    let p = [("ip", VIP), ("nic", "eth0")];
+    // configured, but on the wrong interface: monitor says so instead of "running"
+    agent(&lab, 1, "monitor", &p).run().expect(
+        1,
+        Some("10.66.0.100 is configured on eth1, expected on eth0"),
+    );
+    agent(&lab, 1, "start", &p)
+        .run()
+        .expect(1, Some("already configured on eth1"));
+    agent(&lab, 1, "stop", &p).run().ok();
+    assert!(!lab.addrs(1).contains("10.66.0.100"), "{}", lab.addrs(1));
+    agent(&lab, 1, "monitor", &p).run().expect(7, None);
+}
+
+#[test]
+fn link_down_is_a_failure_not_a_stopped_vip() {
+    let lab = Lab::new(1);
+    let p = [("ip", VIP), ("nic", "eth0")];
+    agent(&lab, 1, "start", &p).run().ok();
+    crate::util::sh(&["ip", "-n", lab.ns(1), "link", "set", "eth0", "down"]);
+    agent(&lab, 1, "monitor", &p)
+        .run()
+        .expect(1, Some("eth0 holds 10.66.0.100 but is down"));
+    agent(&lab, 1, "stop", &p).run().ok();
+    agent(&lab, 1, "start", &p)
+        .run()
+        .expect(1, Some("eth0 is down or has no carrier"));
+    agent(&lab, 1, "monitor", &p).run().expect(7, None);
+}
+
+#[test]
+fn removed_behind_our_back_is_noticed() {
+    let lab = Lab::new(1);
+    let p = [("ip", VIP6), ("nic", "eth0")];
+    agent(&lab, 1, "start", &p).run().ok();
+    crate::util::sh(&[
+        "ip",
+        "-n",
+        lab.ns(1),
+        "addr",
+        "del",
+        "fd00:66::100/128",
+        "dev",
+        "eth0",
+    ]);
+    agent(&lab, 1, "monitor", &p).run().expect(7, None);
+}
+
+#[test]
+fn migrate_and_reload() {
+    let lab = Lab::new(3);
+    let p = [("ip", VIP), ("nic", "eth0")];
+    agent(&lab, 1, "start", &p).run().ok();
+    assert!(lab.ping(3, VIP));
+    agent(&lab, 1, "reload", &p).run().ok();
+    agent(&lab, 2, "reload", &p)
+        .run()
+        .expect(1, Some("not running on this node"));
+    // Pacemaker's live move: migrate_to on A, migrate_from on B, then stop on A.
+    agent(&lab, 1, "migrate_to", &p)
+        .env("OCF_RESKEY_CRM_meta_migrate_target", "node2")
+        .run()
+        .ok();
+    agent(&lab, 2, "migrate_from", &p).run().ok();
+    agent(&lab, 1, "stop", &p).run().ok();
+    assert!(lab.wait_neigh(3, VIP, &Lab::mac(2), Duration::from_secs(3)));
+    assert!(lab.ping(3, VIP));
+}
+
+#[test]
+fn announcements_stop_at_the_deadline() {
+    // 100 announcements 1 s apart cannot fit a 3 s timeout: start sends what fits in the
+    // budget (3 s minus the 0.5 s margin), logs why it stopped, and succeeds in time.
+    let lab = Lab::new(1);
+    let logfile = tempfile::NamedTempFile::new().unwrap();
+    let r = agent(
+        &lab,
+        1,
+        "start",
+        &[
+            ("ip", VIP),
+            ("nic", "eth0"),
+            ("arp_count", "100"),
+            ("arp_interval", "1000"),
+        ],
+    )
+    .env("OCF_RESKEY_CRM_meta_timeout", "3000")
+    .env("HA_LOGFILE", logfile.path().to_str().unwrap())
+    .run();
+    r.ok();
+    let log = std::fs::read_to_string(logfile.path()).unwrap();
+    assert!(
+        log.contains("INFO: stopped announcing 10.66.0.100 after 3 of 100: deadline"),
+        "{log}"
+    );
+}

@@ -1,0 +1,253 @@
+//! Bad input, one row each: the exit code Pacemaker gets and the words of the exit reason
+//! an admin reads in `pcs status`. Syntax errors are found by validate-all at depth 0
+//! (no host access, as pcs runs it); host errors by start and validate-all at depth 10.
+
+use crate::netns::Lab;
+use crate::util::Agent;
+
+const VIP: &str = "10.66.0.100";
+
+/// (parameters, expected code, words the exit reason must contain)
+const SYNTAX: &[(&[(&str, &str)], i32, &str)] = &[
+    (&[], 6, "required parameter ip is not set"),
+    (&[("ip", "")], 6, "required parameter ip is not set"),
+    (
+        &[("ip", "10.0.0.300")],
+        6,
+        "invalid ip=\"10.0.0.300\": not an IPv4 or IPv6 address",
+    ),
+    (
+        &[("ip", "vip.example.com")],
+        6,
+        "not an IPv4 or IPv6 address",
+    ),
+    (&[("ip", "10.0.0.5/24")], 6, "prefix length in cidr_netmask"),
+    (&[("ip", "127.0.0.5")], 6, "loopback"),
+    (&[("ip", "224.0.0.5")], 6, "multicast"),
+    (&[("ip", "0.0.0.0")], 6, "0.0.0.0/8"),
+    (&[("ip", "255.255.255.255")], 6, "broadcast"),
+    (&[("ip", "169.254.169.254")], 6, "link-local"),
+    (&[("ip", "fe80::5")], 6, "link-local"),
+    (&[("ip", "ff02::1")], 6, "multicast"),
+    (&[("ip", "::ffff:10.0.0.5")], 6, "IPv4-mapped"),
+    (&[("ip", "::1")], 6, "loopback"),
+    (&[("ip", VIP), ("cidr_netmask", "33")], 6, "must be 1-32"),
+    (&[("ip", VIP), ("cidr_netmask", "0")], 6, "must be 1-32"),
+    (
+        &[("ip", VIP), ("cidr_netmask", "abc")],
+        6,
+        "expected a prefix length 1-32",
+    ),
+    (
+        &[("ip", VIP), ("cidr_netmask", "255.0.255.0")],
+        6,
+        "not contiguous",
+    ),
+    (
+        &[("ip", "fd00:66::100"), ("cidr_netmask", "255.255.255.0")],
+        6,
+        "IPv6 VIP takes a prefix length 1-128",
+    ),
+    (
+        &[("ip", "fd00:66::100"), ("cidr_netmask", "129")],
+        6,
+        "must be 1-128",
+    ),
+    (
+        &[("ip", "10.66.0.0"), ("cidr_netmask", "24")],
+        6,
+        "network address of 10.66.0.0/24",
+    ),
+    (
+        &[("ip", "10.66.0.255"), ("cidr_netmask", "24")],
+        6,
+        "broadcast address of 10.66.0.255/24",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "aws")],
+        6,
+        "allowed values are gce, oci, none, auto",
+    ),
+    (
+        &[("ip", VIP), ("local_mode", "alias")],
+        6,
+        "allowed values are address, route, none",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "none"), ("local_mode", "none")],
+        6,
+        "manages nothing",
+    ),
+    (
+        &[
+            ("ip", "fd00:66::100"),
+            ("cloud", "none"),
+            ("local_mode", "route"),
+        ],
+        6,
+        "local_mode=route with an IPv6 VIP needs a cloud",
+    ),
+    (
+        &[("ip", VIP), ("nic", "eth0:1")],
+        6,
+        "put the alias part in label",
+    ),
+    (
+        &[("ip", VIP), ("nic", "averyveryverylongname")],
+        6,
+        "1-15 characters",
+    ),
+    (
+        &[("ip", "fd00:66::100"), ("label", "vip")],
+        6,
+        "labels exist for IPv4 addresses only",
+    ),
+    (&[("ip", VIP), ("label", "a b")], 6, "without ':' or spaces"),
+    (
+        &[("ip", VIP), ("nic", "enp0s31f6"), ("label", "verylong")],
+        6,
+        "longer than 15 characters",
+    ),
+    (
+        &[("ip", VIP), ("arp_count", "101")],
+        6,
+        "expected an integer 0-100",
+    ),
+    (
+        &[("ip", VIP), ("arp_count", "-1")],
+        6,
+        "expected an integer 0-100",
+    ),
+    (
+        &[("ip", VIP), ("arp_interval", "0")],
+        6,
+        "expected an integer 1-10000",
+    ),
+    (
+        &[("ip", VIP), ("arp_bg", "maybe")],
+        6,
+        "expected true or false",
+    ),
+    (
+        &[("ip", VIP), ("cidr_netmaks", "24")],
+        6,
+        "unknown parameter \"cidr_netmaks\" (did you mean cidr_netmask?)",
+    ),
+    (
+        &[("ip", VIP), ("zone", "europe-west1-b")],
+        6,
+        "known parameters: ip, cidr_netmask",
+    ),
+];
+
+#[test]
+fn syntax_errors_are_configuration_errors() {
+    assert!(SYNTAX.len() >= 20);
+    for (params, code, reason) in SYNTAX {
+        for action in ["validate-all", "start", "monitor"] {
+            Agent::new(action)
+                .params(params)
+                .run()
+                .expect(*code, Some(reason));
+        }
+    }
+}
+
+#[test]
+fn stop_with_bad_parameters_succeeds() {
+    // A failed stop gets the node fenced; nothing can run with a configuration that
+    // never validated.
+    for (params, _, _) in SYNTAX {
+        Agent::new("stop").params(params).run().ok();
+    }
+}
+
+#[test]
+fn validate_all_depth_0_is_quiet_and_local() {
+    // nic=eth9 does not exist anywhere, and depth 0 must not look.
+    let r = Agent::new("validate-all")
+        .params(&[("ip", VIP), ("nic", "eth9"), ("cloud", "none")])
+        .run();
+    r.ok();
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("", ""),
+        "validate-all must be quiet"
+    );
+}
+
+#[test]
+fn host_errors_are_local_to_the_node() {
+    let lab = Lab::new(1);
+    let ns = lab.ns(1);
+    let rows: &[(&[(&str, &str)], &[&str], i32, &str)] = &[
+        // The nic may exist on the other nodes: OCF_ERR_ARGS bans only this one.
+        (
+            &[("ip", VIP), ("nic", "eth9"), ("cloud", "none")],
+            &["start", "validate-all"],
+            2,
+            "nic=eth9 does not exist on this node (interfaces: lo, eth0)",
+        ),
+        (
+            &[("ip", "10.99.0.5"), ("cloud", "none")],
+            &["start", "validate-all"],
+            2,
+            "no route towards 10.99.0.5 in the main table",
+        ),
+        (
+            &[("ip", "fd00:99::5"), ("cloud", "none")],
+            &["start"],
+            2,
+            "no route towards fd00:99::5",
+        ),
+        (
+            &[("ip", VIP), ("cloud", "gce")],
+            &["start", "validate-all", "monitor"],
+            5,
+            "the gce backend is not part of this cloudvip build yet",
+        ),
+        (
+            &[("ip", VIP), ("cloud", "oci")],
+            &["start"],
+            5,
+            "the oci backend is not part of this cloudvip build yet",
+        ),
+    ];
+    for (params, actions, code, reason) in rows {
+        for action in *actions {
+            Agent::new(action)
+                .params(params)
+                .env("OCF_CHECK_LEVEL", "10")
+                .netns(ns)
+                .run()
+                .expect(*code, Some(reason));
+        }
+    }
+    // Nothing was added by the failed starts.
+    assert!(!lab.addrs(1).contains("10.66.0.100"), "{}", lab.addrs(1));
+}
+
+#[test]
+fn unprivileged_start_is_a_permission_error() {
+    let lab = Lab::new(1);
+    // setpriv drops to nobody inside the namespace: netlink refuses the change.
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lab.ns(1),
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            crate::util::BIN,
+            "start",
+        ])
+        .env("OCF_RESKEY_ip", VIP)
+        .env("OCF_RESKEY_nic", "eth0")
+        .env("OCF_RESKEY_cloud", "none")
+        .output()
+        .unwrap();
+    let r = crate::util::Run::from("start as nobody".into(), out);
+    r.expect(4, Some("needs CAP_NET_ADMIN"));
+}

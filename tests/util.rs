@@ -1,0 +1,184 @@
+//! Running the agent: a builder that sets `OCF_RESKEY_*` and friends, runs the binary
+//! (optionally inside a network namespace) and asserts on the exit code and exit reason,
+//! printing everything useful when an assertion fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cloudvip");
+/// Where Pacemaker, ocf-tester and crm_resource look for `ocf:rust:cloudvip`.
+pub const INSTALLED: &str = "/usr/lib/ocf/resource.d/rust/cloudvip";
+
+#[derive(Clone)]
+pub struct Agent {
+    action: String,
+    env: Vec<(String, String)>,
+    netns: Option<String>,
+}
+
+pub struct Run {
+    pub what: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Agent {
+    pub fn new(action: &str) -> Self {
+        Agent {
+            action: action.to_owned(),
+            env: vec![("OCF_RESOURCE_INSTANCE".into(), "VIP".into())],
+            netns: None,
+        }
+    }
+
+    pub fn param(self, k: &str, v: &str) -> Self {
+        self.env(&format!("OCF_RESKEY_{k}"), v)
+    }
+
+    pub fn params(mut self, kv: &[(&str, &str)]) -> Self {
+        for (k, v) in kv {
+            self = self.param(k, v);
+        }
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.retain(|(ek, _)| ek != k);
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_owned());
+        self
+    }
+
+    pub fn run(&self) -> Run {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.arg(&self.action);
+        // A clean slate: the test process's HA_*/OCF_* must not leak in.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OCF_") || k.starts_with("HA_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let out = cmd.output().expect("cannot run the agent");
+        Run::from(self.describe(), out)
+    }
+
+    fn describe(&self) -> String {
+        let env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "{}cloudvip {} with {}",
+            self.netns
+                .as_ref()
+                .map_or(String::new(), |n| format!("[netns {n}] ")),
+            self.action,
+            env.join(" ")
+        )
+    }
+}
+
+impl Run {
+    pub fn from(what: String, out: Output) -> Self {
+        Run {
+            what,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn fail(&self, msg: &str) -> ! {
+        panic!(
+            "{msg}\n  run: {}\n  exit: {}\n  stdout: {}\n  stderr: {}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// The exit reason Pacemaker would record: the text after the last prefix.
+    pub fn reason(&self) -> Option<&str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r))
+            .last()
+    }
+
+    /// Exit code `code`, and when `reason` is given an exit reason containing it.
+    pub fn expect(&self, code: i32, reason: Option<&str>) -> &Self {
+        if self.code != code {
+            self.fail(&format!("expected exit {code}"));
+        }
+        match (reason, self.reason()) {
+            (Some(want), Some(got)) if got.contains(want) => {}
+            (Some(want), _) => self.fail(&format!("expected an exit reason containing {want:?}")),
+            (None, _) => {}
+        }
+        if code != 0 && code != 7 && self.reason().is_none() {
+            self.fail("a failure must carry an ocf-exit-reason line");
+        }
+        self
+    }
+
+    pub fn ok(&self) -> &Self {
+        self.expect(0, None)
+    }
+}
+
+/// Install the built agent where the OCF tools look for it (atomic rename, so parallel
+/// tests never see a half-written file).
+pub fn install_agent() -> PathBuf {
+    require_root();
+    let dest = Path::new(INSTALLED);
+    let dir = dest.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let tmp = dir.join(format!(".cloudvip.{}", std::process::id()));
+    std::fs::copy(BIN, &tmp).unwrap();
+    sh(&["chmod", "0755", tmp.to_str().unwrap()]);
+    std::fs::rename(&tmp, dest).unwrap();
+    dest.to_owned()
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (network namespaces, /usr/lib/ocf); CI runs as root"
+    );
+}
+
+/// Run a command, panicking with its output on failure.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a command and report only whether it succeeded.
+pub fn sh_ok(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
