@@ -28,6 +28,7 @@ pub mod clock;
 pub mod faults;
 pub mod gce;
 pub mod http;
+pub mod oci;
 pub mod reqlog;
 pub mod server;
 pub mod tls;

@@ -350,7 +350,10 @@ impl Network {
                         subnet: v.subnet.clone(),
                         mac: v.mac.to_ascii_uppercase(),
                         hostname_label: v.hostname_label.clone(),
-                        display_name: v.display_name.clone().unwrap_or_else(|| inst.display_name.clone()),
+                        display_name: v
+                            .display_name
+                            .clone()
+                            .unwrap_or_else(|| inst.display_name.clone()),
                         is_primary: i == 0,
                         nic_index: 0,
                         skip_source_dest_check: v.skip_source_dest_check,
@@ -397,7 +400,11 @@ impl Network {
             })?;
         }
         for p in &cfg.public_ips {
-            if net.public_ips.iter().any(|x| x.id == p.id || x.ip == p.ip_address) {
+            if net
+                .public_ips
+                .iter()
+                .any(|x| x.id == p.id || x.ip == p.ip_address)
+            {
                 return Err(format!("public ip {} defined twice", p.id));
             }
             if let Some(pid) = &p.private_ip {
@@ -410,7 +417,11 @@ impl Network {
                         p.id
                     ));
                 }
-                if net.public_ips.iter().any(|x| x.assigned.as_deref() == Some(pid)) {
+                if net
+                    .public_ips
+                    .iter()
+                    .any(|x| x.assigned.as_deref() == Some(pid))
+                {
                     return Err(format!("private ip {pid} has two public IPs"));
                 }
             } else if p.lifetime == Lifetime::Ephemeral {
@@ -428,7 +439,10 @@ impl Network {
                 },
                 ready_at: None,
                 fail_pending: false,
-                display_name: p.display_name.clone().unwrap_or_else(|| p.ip_address.to_string()),
+                display_name: p
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| p.ip_address.to_string()),
                 defined_tags: json!({}),
                 freeform_tags: json!({}),
                 etag: new_etag(),
@@ -659,10 +673,9 @@ impl Network {
             ));
         }
         let ip: Option<Ipv4Addr> = match ip_address {
-            Some(s) => Some(
-                s.parse()
-                    .map_err(|_| OciError::invalid(format!("ipAddress {s} is not a valid IPv4 address")))?,
-            ),
+            Some(s) => Some(s.parse().map_err(|_| {
+                OciError::invalid(format!("ipAddress {s} is not a valid IPv4 address"))
+            })?),
             None => None,
         };
         if let Some(s) = subnet_id {
@@ -795,7 +808,12 @@ impl Network {
             .get(&subnet_id)
             .ok_or_else(OciError::internal)?
             .clone();
-        if self.private_ips.iter().filter(|p| p.vnic == vnic_id).count() >= MAX_PRIVATE_IPS_PER_VNIC
+        if self
+            .private_ips
+            .iter()
+            .filter(|p| p.vnic == vnic_id)
+            .count()
+            >= MAX_PRIVATE_IPS_PER_VNIC
         {
             return Err(OciError::new(
                 400,
@@ -810,9 +828,9 @@ impl Network {
         };
         let ip = match &d.ip_address {
             Some(s) => {
-                let a: Ipv4Addr = s
-                    .parse()
-                    .map_err(|_| OciError::invalid(format!("ipAddress {s} is not a valid IPv4 address")))?;
+                let a: Ipv4Addr = s.parse().map_err(|_| {
+                    OciError::invalid(format!("ipAddress {s} is not a valid IPv4 address"))
+                })?;
                 if !subnet.cidr.assignable(a) {
                     return Err(OciError::invalid(format!(
                         "ipAddress {a} is not an available address in subnet CIDR {}",
@@ -832,7 +850,9 @@ impl Network {
                 (lo..hi)
                     .map(Ipv4Addr::from)
                     .find(|a| !used(*a))
-                    .ok_or_else(|| OciError::new(400, "LimitExceeded", "The subnet has no free address."))?
+                    .ok_or_else(|| {
+                        OciError::new(400, "LimitExceeded", "The subnet has no free address.")
+                    })?
             }
         };
         if let Some(h) = &d.hostname_label {
@@ -870,7 +890,9 @@ impl Network {
         let clash = self.private_ips.iter().any(|p| {
             p.subnet == subnet
                 && Some(p.id.as_str()) != except
-                && p.hostname_label.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(label))
+                && p.hostname_label
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(label))
         });
         if clash {
             return Err(OciError::invalid(format!(
@@ -899,7 +921,9 @@ impl Network {
             if target != cur.vnic {
                 if cur.is_primary {
                     // Recorded verbatim (§2.5).
-                    return Err(OciError::invalid("Cannot reassign primary private IP addresses"));
+                    return Err(OciError::invalid(
+                        "Cannot reassign primary private IP addresses",
+                    ));
                 }
                 let tv = self
                     .vnics
@@ -963,11 +987,17 @@ impl Network {
         Ok(Reply::ok(body, &p.etag))
     }
 
-    pub fn delete_private_ip(&mut self, id: &str, if_match: Option<&str>) -> Result<Reply, OciError> {
+    pub fn delete_private_ip(
+        &mut self,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<Reply, OciError> {
         let i = self.private_ip_index(id)?;
         check_if_match(if_match, &self.private_ips[i].etag)?;
         if self.private_ips[i].is_primary {
-            return Err(OciError::invalid("Cannot delete primary private IP addresses"));
+            return Err(OciError::invalid(
+                "Cannot delete primary private IP addresses",
+            ));
         }
         // A reserved public IP on it is left unassigned (DOC-net managingpublicIPs.md).
         for p in &mut self.public_ips {
@@ -1059,7 +1089,10 @@ impl Network {
                 PublicIpState::Assigning | PublicIpState::Unassigning
             );
             let same = cur.assigned.as_deref() == Some(target)
-                && matches!(cur.state, PublicIpState::Assigned | PublicIpState::Assigning);
+                && matches!(
+                    cur.state,
+                    PublicIpState::Assigned | PublicIpState::Assigning
+                );
             let already_free = target.is_empty() && cur.state == PublicIpState::Available;
             if !(same || already_free) {
                 if cur.lifetime == Lifetime::Ephemeral {

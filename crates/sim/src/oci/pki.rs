@@ -5,8 +5,6 @@
 //! Certificates are built with `x509-cert` because the leaf subject carries four OU
 //! attributes and rcgen keeps one value per attribute type (rustls/rcgen#81).
 
-use x509_cert::der::asn1::{PrintableStringRef, Utf8StringRef};
-use x509_cert::der::{Decode, Encode};
 use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs1v15::{Signature, SigningKey};
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
@@ -16,6 +14,8 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::der::asn1::{PrintableStringRef, Utf8StringRef};
+use x509_cert::der::{Decode, Encode};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
@@ -236,7 +236,9 @@ fn leaf_info(cert: &Certificate, der: &[u8]) -> Result<LeafInfo, String> {
         for atv in rdn.0.iter() {
             let text = Utf8StringRef::try_from(&atv.value)
                 .map(|s| s.as_str().to_owned())
-                .or_else(|_| PrintableStringRef::try_from(&atv.value).map(|s| s.as_str().to_owned()));
+                .or_else(|_| {
+                    PrintableStringRef::try_from(&atv.value).map(|s| s.as_str().to_owned())
+                });
             let Ok(text) = text else { continue };
             let oid = atv.oid.to_string();
             if oid == CN {
@@ -276,9 +278,7 @@ pub fn fingerprint(alg: &'static ring::digest::Algorithm, der: &[u8], upper: boo
 /// OCI's API-key fingerprint: MD5 of the DER SubjectPublicKeyInfo, lower-case `:`-hex (§3.1).
 pub fn api_key_fingerprint(key: &RsaPublicKey) -> Result<String, String> {
     use md5::Digest as _;
-    let der = key
-        .to_public_key_der()
-        .map_err(|e| format!("spki: {e}"))?;
+    let der = key.to_public_key_der().map_err(|e| format!("spki: {e}"))?;
     let d = md5::Md5::digest(der.as_bytes());
     Ok(d.iter()
         .map(|b| format!("{b:02x}"))
@@ -333,7 +333,10 @@ mod tests {
             .verify_leaf(&leaf.der, &[ca.intermediate.der.clone()], now)
             .unwrap();
         assert_eq!(info.tenancy.as_deref(), Some("ocid1.tenancy.oc1..tttt"));
-        assert_eq!(info.instance.as_deref(), Some("ocid1.instance.oc1.iad.aaaa"));
+        assert_eq!(
+            info.instance.as_deref(),
+            Some("ocid1.instance.oc1.iad.aaaa")
+        );
         assert_eq!(
             info.compartment.as_deref(),
             Some("ocid1.compartment.oc1..cccc")
@@ -359,8 +362,7 @@ mod tests {
     #[test]
     fn api_key_fingerprint_of_the_go_test_key() {
         use rsa::pkcs1::DecodeRsaPrivateKey;
-        let k =
-            RsaPrivateKey::from_pkcs1_pem(crate::oci::signature::tests::GO_TEST_KEY).unwrap();
+        let k = RsaPrivateKey::from_pkcs1_pem(crate::oci::signature::tests::GO_TEST_KEY).unwrap();
         // research §3.4: "the key's real MD5 fingerprint is 73:61:a2:…" [V].
         assert_eq!(
             api_key_fingerprint(&k.to_public_key()).unwrap(),

@@ -127,9 +127,12 @@ pub fn signing_string(req: &Request<'_>, sig: &SignatureHeader) -> Result<String
 /// 1024 bits verify here (the SDK test vectors use one); key sizes are policed where keys
 /// enter the world (API keys, session keys), not here.
 pub fn verify_rsa_sha256(public_pkcs1_der: &[u8], msg: &[u8], signature: &[u8]) -> bool {
-    UnparsedPublicKey::new(&RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, public_pkcs1_der)
-        .verify(msg, signature)
-        .is_ok()
+    UnparsedPublicKey::new(
+        &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        public_pkcs1_der,
+    )
+    .verify(msg, signature)
+    .is_ok()
 }
 
 /// Every check of §3.1 on one request, with the key that `sig.key_id` named.
@@ -176,8 +179,7 @@ pub fn verify_request(
     let date = req
         .header(date_header)
         .ok_or_else(|| format!("{date_header} header missing"))?;
-    let when =
-        httpdate::parse_http_date(date.trim()).map_err(|_| format!("{date_header} unparseable"))?;
+    let when = parse_date(date.trim()).ok_or_else(|| format!("{date_header} unparseable"))?;
     let skew = match now.duration_since(when) {
         Ok(d) => d,
         Err(e) => e.duration(),
@@ -201,6 +203,42 @@ pub fn verify_request(
         }
     }
     Ok(())
+}
+
+/// An HTTP date. IMF-fixdate is parsed without checking the weekday: the Go SDK's own test
+/// vectors carry `Thu, 05 Jan 2014` (a Sunday), and a mismatched weekday says nothing
+/// about clock skew. Other forms go through `httpdate`.
+pub fn parse_date(s: &str) -> Option<SystemTime> {
+    if let Ok(t) = httpdate::parse_http_date(s) {
+        return Some(t);
+    }
+    let (_, rest) = s.split_once(", ")?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let [day, mon, year, hms, "GMT"] = f.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|x| x == mon)? as i64 + 1;
+    let d: i64 = day.parse().ok()?;
+    let y: i64 = year.parse().ok()?;
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [hh, mm, ss] = t.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&d) || *hh > 23 || *mm > 59 || *ss > 60 || y < 1970 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant).
+    let (yy, mm_) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm_ + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 #[cfg(test)]
@@ -233,11 +271,17 @@ G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
 
     fn go_public_pkcs1() -> Vec<u8> {
         let k = rsa::RsaPrivateKey::from_pkcs1_pem(GO_TEST_KEY).unwrap();
-        k.to_public_key().to_pkcs1_der().unwrap().as_bytes().to_vec()
+        k.to_public_key()
+            .to_pkcs1_der()
+            .unwrap()
+            .as_bytes()
+            .to_vec()
     }
 
     fn at_vector_date() -> SystemTime {
-        httpdate::parse_http_date(DATE).unwrap()
+        let t = parse_date(DATE).unwrap();
+        assert_eq!(httpdate::fmt_http_date(t), "Sun, 05 Jan 2014 21:31:40 GMT");
+        t
     }
 
     fn req<'a>(
@@ -306,7 +350,12 @@ G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
         ]);
         let sig = parse_authorization(&auth).unwrap();
         let pk = go_public_pkcs1();
-        let r = req("POST", "/20160918/volumeAttachments", &headers, body.as_bytes());
+        let r = req(
+            "POST",
+            "/20160918/volumeAttachments",
+            &headers,
+            body.as_bytes(),
+        );
         verify_request(&r, &sig, &pk, API, at_vector_date()).unwrap();
         // A body changed after signing is caught by the digest check.
         let tampered = body.replace("volumeId", "volumeID");
@@ -349,7 +398,12 @@ G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
         let auth = format!("Signature version=\"1\",headers=\"date (request-target) host\",keyId=\"{KEY_ID}\",algorithm=\"rsa-sha256\",signature=\"O/Gp0TmbOCphtfwZ1ilOP7ir07qbtCKa4cDmk68GtPAGVI7gYOliytkGOrnPSICTXdbfZwYMfRYd7YkL1ushHy+wxxoFvPJ2jlDC6LnluvrkyrIs2sjfU4dt9RCgf5DUargGQKVnuovJ+8Zn6GKg2WvTlvz9kBapAe0lH1j/RRA=\"");
         let headers = h(&[("date", DATE), ("host", HOST)]);
         let sig = parse_authorization(&auth).unwrap();
-        let r = req("GET", "/20160918/privateIps?ipAddress=10.0.0.4&subnetId=ocid1.subnet.oc1.phx.exampleuniqueID", &headers, b"");
+        let r = req(
+            "GET",
+            "/20160918/privateIps?ipAddress=10.0.0.4&subnetId=ocid1.subnet.oc1.phx.exampleuniqueID",
+            &headers,
+            b"",
+        );
         verify_request(&r, &sig, &pk, API, at_vector_date()).unwrap();
     }
 
@@ -359,7 +413,8 @@ G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
         let auth = format!("Signature version=\"1\",headers=\"date (request-target) host\",keyId=\"{KEY_ID}\",algorithm=\"rsa-sha256\",signature=\"O/Gp0TmbOCphtfwZ1ilOP7ir07qbtCKa4cDmk68GtPAGVI7gYOliytkGOrnPSICTXdbfZwYMfRYd7YkL1ushHy+wxxoFvPJ2jlDC6LnluvrkyrIs2sjfU4dt9RCgf5DUargGQKVnuovJ+8Zn6GKg2WvTlvz9kBapAe0lH1j/RRA=\"");
         let headers = h(&[("date", DATE), ("host", HOST)]);
         let sig = parse_authorization(&auth).unwrap();
-        let target = "/20160918/privateIps?ipAddress=10.0.0.4&subnetId=ocid1.subnet.oc1.phx.exampleuniqueID";
+        let target =
+            "/20160918/privateIps?ipAddress=10.0.0.4&subnetId=ocid1.subnet.oc1.phx.exampleuniqueID";
         let r = req("GET", target, &headers, b"");
         // 5 min 1 s late: refused; 4 min 59 s: fine.
         let late = at_vector_date() + Duration::from_secs(301);
@@ -392,6 +447,8 @@ G6aFKaqQfOXKCyWoUiVknQJAXrlgySFci/2ueKlIE1QqIiLSZ8V8OlpFLRnb1pzI
         assert_eq!(s.version.as_deref(), Some("1"));
         assert!(parse_authorization("Bearer x").is_err());
         assert!(parse_authorization("Signature keyId=abc").is_err());
-        assert!(parse_authorization("Signature keyId=\"a\",keyId=\"b\",signature=\"AAAA\"").is_err());
+        assert!(
+            parse_authorization("Signature keyId=\"a\",keyId=\"b\",signature=\"AAAA\"").is_err()
+        );
     }
 }

@@ -177,15 +177,16 @@ mod tests {
             compartment: "ocid1.compartment.oc1..c".into(),
             tenancy: "ocid1.tenancy.oc1..t".into(),
         };
-        let jwt = t.issue(p.clone(), &session.to_public_key(), 1000, 60).unwrap();
+        let jwt = t
+            .issue(p.clone(), &session.to_public_key(), 1000, 60)
+            .unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         assert_eq!(claims["exp"], 1060);
         assert_eq!(claims["opc-tenant"], "ocid1.tenancy.oc1..t");
-        let jwk: serde_json::Value =
-            serde_json::from_str(claims["jwk"].as_str().unwrap()).unwrap();
+        let jwk: serde_json::Value = serde_json::from_str(claims["jwk"].as_str().unwrap()).unwrap();
         assert_eq!(jwk["kty"], "RSA");
         assert_eq!(t.check(&jwt, 1059).unwrap().principal, p);
         assert!(t.check(&jwt, 1060).is_err());

@@ -234,7 +234,9 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s}: not a CIDR"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s}: not a CIDR"))?;
         let addr: Ipv4Addr = a.parse().map_err(|_| format!("{s}: bad address"))?;
         let prefix: u8 = p.parse().map_err(|_| format!("{s}: bad prefix"))?;
         if prefix > 30 {
@@ -296,8 +298,6 @@ mod tests {
         assert!(!c.assignable("10.0.2.5".parse().unwrap()));
         assert!(Cidr::parse("10.0.1.1/24").is_err());
         assert_eq!(c.first_host().to_string(), "10.0.1.1");
-        assert!(Cidr::parse("10.0.0.0/16")
-            .unwrap()
-            .contains_cidr(&c));
+        assert!(Cidr::parse("10.0.0.0/16").unwrap().contains_cidr(&c));
     }
 }
