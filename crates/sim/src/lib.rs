@@ -61,6 +61,7 @@ impl Sim {
         let mut clouds: Vec<Arc<dyn admin::Cloud>> = Vec::new();
         let mut threads = Vec::new();
         let mut gce = None;
+        let mut oci = None;
         let result = (|| {
             if let Some(part) = &world.gce {
                 let (cloud, started) = gce::start(core.clone(), part, tls.clone())?;
@@ -68,7 +69,12 @@ impl Sim {
                 clouds.push(started.cloud);
                 threads.extend(started.threads);
             }
-            // OCI plugs in here, like GCE above.
+            if let Some(part) = &world.oci {
+                let (cloud, started) = oci::cloud::start(core.clone(), part, tls.clone())?;
+                oci = Some(cloud);
+                clouds.push(started.cloud);
+                threads.extend(started.threads);
+            }
             let admin = Arc::new(admin::Admin {
                 core: core.clone(),
                 clouds: clouds.clone(),
@@ -92,6 +98,7 @@ impl Sim {
                 core,
                 admin,
                 gce,
+                oci,
                 threads,
             }),
             Err(e) => {
@@ -110,6 +117,7 @@ pub struct SimHandle {
     core: Arc<server::Core>,
     admin: Arc<admin::Admin>,
     gce: Option<Arc<gce::GceCloud>>,
+    oci: Option<Arc<oci::cloud::OciCloud>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -126,6 +134,11 @@ impl SimHandle {
     /// Direct access to the GCE cloud (state, tokens, keys) for in-process tests.
     pub fn gce(&self) -> Option<&Arc<gce::GceCloud>> {
         self.gce.as_ref()
+    }
+
+    /// Direct access to the OCI cloud (state, admin actions) for in-process tests.
+    pub fn oci(&self) -> Option<&Arc<oci::cloud::OciCloud>> {
+        self.oci.as_ref()
     }
 
     pub fn core(&self) -> &Arc<server::Core> {

@@ -6,6 +6,7 @@
 //! fault injection live outside `oci/` and call [`Oci::handle_api`] / [`Oci::handle_imds`].
 //! Facts and their sources: `shared/research/oci-api.md` (cited as §n below).
 
+pub mod cloud;
 pub mod error;
 pub mod federation;
 pub mod imds;
@@ -232,32 +233,13 @@ impl OciState {
             .trim_end_matches('/')
             .split('/')
             .collect();
-        let method = req.method.to_ascii_uppercase();
-        let (op, need): (&str, Access) = match (method.as_str(), segs.as_slice()) {
-            ("GET", ["vnics", _]) => ("GetVnic", Access::Read),
-            ("GET", ["subnets", _]) => ("GetSubnet", Access::Read),
-            ("GET", ["privateIps"]) => ("ListPrivateIps", Access::Read),
-            ("POST", ["privateIps"]) => ("CreatePrivateIp", Access::Manage),
-            ("GET", ["privateIps", _]) => ("GetPrivateIp", Access::Read),
-            ("PUT", ["privateIps", _]) => ("UpdatePrivateIp", Access::Use),
-            ("DELETE", ["privateIps", _]) => ("DeletePrivateIp", Access::Manage),
-            ("POST", ["publicIps", "actions", "getByIpAddress"]) => {
-                ("GetPublicIpByIpAddress", Access::Read)
-            }
-            ("POST", ["publicIps", "actions", "getByPrivateIpId"]) => {
-                ("GetPublicIpByPrivateIpId", Access::Read)
-            }
-            ("GET", ["publicIps", _]) => ("GetPublicIp", Access::Read),
-            ("PUT", ["publicIps", _]) => ("UpdatePublicIp", Access::Use),
-            (
-                _,
-                ["vnics" | "subnets", _] | ["privateIps"] | ["privateIps", _] | ["publicIps", _],
-            )
-            | (_, ["publicIps", "actions", _]) => {
+        let (op, need) = match operation(req.method, path) {
+            Route::Op(op, need) => (op, need),
+            Route::WrongMethod => {
                 self.authenticate(req, now)?;
                 return Err(OciError::method_not_allowed());
             }
-            _ => {
+            Route::Unknown => {
                 self.authenticate(req, now)?;
                 return Err(OciError::route_not_found());
             }
@@ -300,6 +282,53 @@ impl OciState {
             _ => Err(OciError::route_not_found()),
         }
     }
+}
+
+/// What a Networking API request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Operation name (as in the SDKs) and the policy verb it needs.
+    Op(&'static str, Access),
+    WrongMethod,
+    Unknown,
+}
+
+/// The Networking API operations the emulator serves, by method and raw path.
+pub fn operation(method: &str, path: &str) -> Route {
+    let segs: Vec<&str> = path
+        .strip_prefix("/20160918/")
+        .unwrap_or("")
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let method = method.to_ascii_uppercase();
+    let (op, need) = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["vnics", _]) => ("GetVnic", Access::Read),
+        ("GET", ["subnets", _]) => ("GetSubnet", Access::Read),
+        ("GET", ["privateIps"]) => ("ListPrivateIps", Access::Read),
+        ("POST", ["privateIps"]) => ("CreatePrivateIp", Access::Manage),
+        ("GET", ["privateIps", _]) => ("GetPrivateIp", Access::Read),
+        ("PUT", ["privateIps", _]) => ("UpdatePrivateIp", Access::Use),
+        ("DELETE", ["privateIps", _]) => ("DeletePrivateIp", Access::Manage),
+        ("POST", ["publicIps", "actions", "getByIpAddress"]) => {
+            ("GetPublicIpByIpAddress", Access::Read)
+        }
+        ("POST", ["publicIps", "actions", "getByPrivateIpId"]) => {
+            ("GetPublicIpByPrivateIpId", Access::Read)
+        }
+        ("GET", ["publicIps", _]) => ("GetPublicIp", Access::Read),
+        ("PUT", ["publicIps", _]) => ("UpdatePublicIp", Access::Use),
+        (
+            _,
+            ["vnics" | "subnets", _]
+            | ["privateIps"]
+            | ["privateIps", _]
+            | ["publicIps", _]
+            | ["publicIps", "actions", "getByIpAddress" | "getByPrivateIpId"],
+        ) => return Route::WrongMethod,
+        _ => return Route::Unknown,
+    };
+    Route::Op(op, need)
 }
 
 /// `opc-request-id`: the client's id with two segments appended, as recorded (§2.4).
@@ -538,3 +567,6 @@ impl Oci {
         v
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -223,7 +223,10 @@ pub fn parse_date(s: &str) -> Option<SystemTime> {
     let m = MONTHS.iter().position(|x| x == mon)? as i64 + 1;
     let d: i64 = day.parse().ok()?;
     let y: i64 = year.parse().ok()?;
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     let [hh, mm, ss] = t.as_slice() else {
         return None;
     };

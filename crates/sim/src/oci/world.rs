@@ -4,13 +4,13 @@
 //! rehearsals can name things), except primary private IPs, which get one derived from the
 //! VNIC's when absent.
 
-use serde::Deserialize;
-use std::net::{IpAddr, Ipv4Addr};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// What a principal may do, in OCI policy verbs (`read` < `use` < `manage`). A request
 /// beyond it gets `404 NotAuthorizedOrNotFound`, as OCI hides existence (§2.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     None,
@@ -20,12 +20,23 @@ pub enum Access {
     Manage,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OciWorldConfig {
     pub tenancy: String,
     /// Compartment holding every resource of the world.
     pub compartment: String,
+    /// Networking API (`iaas`) and auth service (`/v1/x509`) listener; HTTPS when the
+    /// world's `[server]` TLS is configured. The paths of the two services do not overlap.
+    #[serde(default = "crate::world::loopback_any")]
+    pub api_listen: SocketAddr,
+    /// One plain-HTTP IMDS listener per instance on 127.0.0.1 (any port).
+    #[serde(default = "yes")]
+    pub metadata_per_instance: bool,
+    /// Optional shared IMDS listener (e.g. `169.254.169.254:80` inside a test network
+    /// namespace); instances are told apart by source address (`metadata_source`).
+    #[serde(default)]
+    pub metadata_listen: Option<SocketAddr>,
     /// Canonical region identifier, e.g. `us-ashburn-1`.
     pub region: String,
     /// Upper-case region key (`IAD`); derived for well-known regions when absent.
@@ -65,6 +76,9 @@ pub struct OciWorldConfig {
     pub api_keys: Vec<ApiKeyConfig>,
 }
 
+fn yes() -> bool {
+    true
+}
 fn default_realm_key() -> String {
     "oc1".into()
 }
@@ -84,7 +98,7 @@ fn default_page() -> usize {
     100
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VcnConfig {
     pub id: String,
@@ -93,7 +107,7 @@ pub struct VcnConfig {
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetConfig {
     pub id: String,
@@ -108,7 +122,7 @@ pub struct SubnetConfig {
     pub vlan_tag: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceConfig {
     pub id: String,
@@ -131,7 +145,7 @@ pub struct InstanceConfig {
     pub vnics: Vec<VnicConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VnicConfig {
     pub id: String,
@@ -150,7 +164,7 @@ pub struct VnicConfig {
     pub skip_source_dest_check: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivateIpConfig {
     pub id: String,
@@ -162,14 +176,14 @@ pub struct PrivateIpConfig {
     pub hostname_label: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Lifetime {
     Reserved,
     Ephemeral,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicIpConfig {
     pub id: String,
@@ -182,7 +196,7 @@ pub struct PublicIpConfig {
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     pub user: String,
@@ -196,6 +210,13 @@ pub struct ApiKeyConfig {
     pub fingerprint: Option<String>,
     #[serde(default)]
     pub access: Access,
+}
+
+impl OciWorldConfig {
+    /// Every cross-reference and key of the part, checked as the emulator would load it.
+    pub fn validate(&self) -> Result<(), String> {
+        super::Oci::new(self.clone()).map(|_| ())
+    }
 }
 
 /// Region key for well-known regions (OCI's three-letter code).
