@@ -15,9 +15,7 @@ pub struct World {
     /// Google Compute Engine; absent: no GCE listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gce: Option<crate::gce::world::GceWorld>,
-    /// Oracle Cloud Infrastructure; absent: no OCI listeners.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oci: Option<crate::oci::world::OciWorldConfig>,
+    // A cloud plugs in here: `pub oci: Option<crate::oci::world::OciWorld>,`
 }
 
 /// Listener settings shared by every cloud.
@@ -79,9 +77,6 @@ impl World {
         }
         if let Some(g) = &self.gce {
             g.validate().map_err(|e| format!("[gce]: {e}"))?;
-        }
-        if let Some(o) = &self.oci {
-            o.validate().map_err(|e| format!("[oci]: {e}"))?;
         }
         Ok(())
     }
