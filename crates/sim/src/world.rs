@@ -15,7 +15,9 @@ pub struct World {
     /// Google Compute Engine; absent: no GCE listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gce: Option<crate::gce::world::GceWorld>,
-    // A cloud plugs in here: `pub oci: Option<crate::oci::world::OciWorld>,`
+    /// Oracle Cloud Infrastructure; absent: no OCI listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<crate::oci::world::OciWorldConfig>,
 }
 
 /// Listener settings shared by every cloud.
@@ -77,6 +79,9 @@ impl World {
         }
         if let Some(g) = &self.gce {
             g.validate().map_err(|e| format!("[gce]: {e}"))?;
+        }
+        if let Some(o) = &self.oci {
+            o.validate().map_err(|e| format!("[oci]: {e}"))?;
         }
         Ok(())
     }
