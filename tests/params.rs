@@ -7,8 +7,10 @@ use crate::util::Agent;
 
 const VIP: &str = "10.66.0.100";
 
+type Params = &'static [(&'static str, &'static str)];
+
 /// (parameters, expected code, words the exit reason must contain)
-const SYNTAX: &[(&[(&str, &str)], i32, &str)] = &[
+const SYNTAX: &[(Params, i32, &str)] = &[
     (&[], 6, "required parameter ip is not set"),
     (&[("ip", "")], 6, "required parameter ip is not set"),
     (
@@ -180,7 +182,8 @@ fn validate_all_depth_0_is_quiet_and_local() {
 fn host_errors_are_local_to_the_node() {
     let lab = Lab::new(1);
     let ns = lab.ns(1);
-    let rows: &[(&[(&str, &str)], &[&str], i32, &str)] = &[
+    // (parameters, actions, expected code, words of the exit reason)
+    let rows: &[(Params, &[&str], i32, &str)] = &[
         // The nic may exist on the other nodes: OCF_ERR_ARGS bans only this one.
         (
             &[("ip", VIP), ("nic", "eth9"), ("cloud", "none")],

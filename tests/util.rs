@@ -109,8 +109,8 @@ impl Run {
     pub fn reason(&self) -> Option<&str> {
         self.stderr
             .lines()
-            .filter_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r))
-            .last()
+            .rev()
+            .find_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r))
     }
 
     /// Exit code `code`, and when `reason` is given an exit reason containing it.

@@ -156,27 +156,43 @@ pub fn markdown_params() -> String {
 mod tests {
     use super::*;
 
-    const BEGIN: &str =
-        "<!-- parameters: generated from the meta-data, see src/ocf/metadata.rs -->\n";
-    const END: &str = "<!-- end of parameters -->";
-
-    /// The README's parameter table is generated; `UPDATE_README=1 cargo test` rewrites it.
-    #[test]
-    fn readme_parameter_table_is_current() {
+    /// The README's tables are generated; `UPDATE_README=1 cargo test readme -- --test-threads=1`
+    /// rewrites them.
+    fn check_readme_section(name: &str, want: &str) {
+        let begin = format!("<!-- {name}: generated, see src/ocf/metadata.rs -->\n");
+        let end = format!("<!-- end of {name} -->");
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
         let readme = std::fs::read_to_string(path).unwrap();
         let (head, rest) = readme
-            .split_once(BEGIN)
-            .expect("README lacks the parameters marker");
-        let (table, tail) = rest.split_once(END).expect("README lacks the end marker");
-        let want = markdown_params();
+            .split_once(&begin)
+            .expect("README lacks the begin marker");
+        let (table, tail) = rest.split_once(&end).expect("README lacks the end marker");
         if table != want {
             if std::env::var_os("UPDATE_README").is_some() {
-                std::fs::write(path, format!("{head}{BEGIN}{want}{END}{tail}")).unwrap();
+                std::fs::write(path, format!("{head}{begin}{want}{end}{tail}")).unwrap();
             } else {
-                panic!("README parameter table is stale: run UPDATE_README=1 cargo test readme");
+                panic!("README {name} table is stale: run UPDATE_README=1 cargo test readme -- --test-threads=1");
             }
         }
+    }
+
+    #[test]
+    fn readme_parameter_table_is_current() {
+        check_readme_section("parameters", &markdown_params());
+    }
+
+    #[test]
+    fn readme_exit_code_table_is_current() {
+        let mut want = String::from("| code | name | meaning |\n|---|---|---|\n");
+        for st in crate::ocf::Status::ALL {
+            want.push_str(&format!(
+                "| {} | {} | {} |\n",
+                st.code(),
+                st.name(),
+                st.meaning()
+            ));
+        }
+        check_readme_section("exit codes", &want);
     }
 
     #[test]

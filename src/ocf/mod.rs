@@ -59,18 +59,26 @@ impl Status {
         match self {
             Status::Success => "the action succeeded; for monitor: the VIP is served by this node",
             Status::ErrGeneric => {
-                "soft error (transient cloud or kernel failure after retries): Pacemaker recovers"
+                "soft error (link down, VIP on the wrong interface, a transient cloud failure \
+                 after retries): Pacemaker recovers or moves the VIP"
             }
             Status::ErrArgs => {
-                "a parameter is invalid on this node (e.g. the nic does not exist here): banned here"
+                "a valid configuration that cannot work on this node (nic missing here, no route \
+                 to pick an interface from): banned on this node only"
             }
             Status::ErrUnimplemented => "unknown action",
-            Status::ErrPerm => "missing privilege (CAP_NET_ADMIN, or a cloud permission)",
-            Status::ErrInstalled => "a required component is missing on this node",
+            Status::ErrPerm => {
+                "missing privilege: changing addresses needs CAP_NET_ADMIN; a cloud permission missing"
+            }
+            Status::ErrInstalled => {
+                "a component is missing on this node (today: the gce/oci backend of this build)"
+            }
             Status::ErrConfigured => {
                 "the configuration is wrong everywhere (bad or missing parameter): banned cluster-wide"
             }
-            Status::NotRunning => "monitor: the VIP is positively not served by this node",
+            Status::NotRunning => {
+                "monitor only: the VIP is positively not on this node (never returned by stop)"
+            }
         }
     }
 }

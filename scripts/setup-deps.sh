@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install what building and testing cloudvip needs on Debian 12 (idempotent, quick when
+# everything is there). Needs root. The Rust toolchain itself (>= 1.88, via rustup) must
+# already be installed: Debian 12's own rustc is too old.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "setup-deps.sh: run as root (apt-get, network namespaces)" >&2; exit 1; }
+command -v cargo >/dev/null || {
+    echo "setup-deps.sh: cargo not found: install Rust >= 1.88 with rustup first" >&2; exit 1; }
+
+# Pacemaker/corosync/pcs for the OCF tools and the cluster tests; resource-agents for
+# ocf-tester and ra-api-1.dtd; libxml2-utils for xmllint; iproute2/iputils for the
+# namespace tests; time for the benchmark's peak RSS.
+PKGS=(pacemaker pacemaker-cli-utils corosync resource-agents pcs libxml2-utils
+      iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup-deps.sh: installing ${missing[*]}"
+    # No init system should start the cluster daemons we install (postinst invoke-rc.d).
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+mkdir -p /usr/lib/ocf/resource.d/rust
+
+# Python clients the emulator's conformance tests drive (Google's and Oracle's SDKs).
+pip_reqs=()
+for f in crates/sim/tests/requirements*.txt; do [ -e "$f" ] && pip_reqs+=(-r "$f"); done
+if [ ${#pip_reqs[@]} -gt 0 ]; then
+    python3 -m pip install -q --disable-pip-version-check "${pip_reqs[@]}" 2>&1 \
+        | grep -v 'Running pip as the .root. user' || true
+fi
+
+command -v cargo-nextest >/dev/null || cargo install --locked -q cargo-nextest
+echo "setup-deps.sh: ready"
