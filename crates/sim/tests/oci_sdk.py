@@ -1,0 +1,137 @@
+"""Drives cloudvip-sim's OCI half with Oracle's official `oci` Python SDK, unmodified.
+
+Called by crates/sim/tests/oci_sdk.rs with one argument, a JSON file of parameters. Only
+the service endpoint (and, for instance principals, the IMDS base URL and federation
+endpoint, through the SDK's documented overrides) point at the emulator. Prints one JSON
+object of observations on stdout; the Rust test asserts on it and on the emulator state.
+"""
+
+import json
+import os
+import sys
+
+import oci
+from oci.core.models import (
+    CreatePrivateIpDetails,
+    GetPublicIpByIpAddressDetails,
+    GetPublicIpByPrivateIpIdDetails,
+    UpdatePrivateIpDetails,
+    UpdatePublicIpDetails,
+)
+
+
+def service_error(fn):
+    try:
+        fn()
+    except oci.exceptions.ServiceError as e:
+        return {"status": e.status, "code": e.code, "message": e.message}
+    return None
+
+
+def api_key(p):
+    out = {}
+    config = {
+        "user": p["user"],
+        "key_file": p["key_file"],
+        "fingerprint": p["fingerprint"],
+        "tenancy": p["tenancy"],
+        "region": p["region"],
+    }
+    oci.config.validate_config(config)
+    vn = oci.core.VirtualNetworkClient(config, service_endpoint=p["endpoint"])
+
+    vnic = vn.get_vnic(p["vnic1"]).data
+    out["vnic1"] = {"mac": vnic.mac_address, "private_ip": vnic.private_ip, "subnet": vnic.subnet_id}
+
+    by_addr = vn.list_private_ips(ip_address=p["vip"], subnet_id=vnic.subnet_id).data
+    out["by_address"] = [(x.id, x.vnic_id, x.is_primary) for x in by_addr]
+
+    # Every page through the SDK's own paginator, one entry per page.
+    all_on_vnic = oci.pagination.list_call_get_all_results(
+        vn.list_private_ips, vnic_id=p["vnic1"], limit=1
+    ).data
+    out["by_vnic_before"] = sorted(x.ip_address for x in all_on_vnic)
+
+    # Move the VIP with UpdatePrivateIp, guarded by its ETag.
+    vip_id = by_addr[0].id
+    got = vn.get_private_ip(vip_id)
+    out["stale_etag"] = service_error(
+        lambda: vn.update_private_ip(vip_id, UpdatePrivateIpDetails(vnic_id=p["vnic2"]), if_match="0badf00d")
+    )
+    moved = vn.update_private_ip(vip_id, UpdatePrivateIpDetails(vnic_id=p["vnic2"]), if_match=got.headers["etag"])
+    out["move_status"] = moved.status
+    out["etag_changed"] = moved.headers["etag"] != got.headers["etag"]
+    out["vip_after_move"] = vn.get_private_ip(vip_id).data.vnic_id
+    out["by_vnic2_after"] = sorted(
+        x.ip_address
+        for x in oci.pagination.list_call_get_all_results(vn.list_private_ips, vnic_id=p["vnic2"]).data
+    )
+
+    primary = [x for x in all_on_vnic if x.is_primary][0]
+    out["move_primary"] = service_error(
+        lambda: vn.update_private_ip(primary.id, UpdatePrivateIpDetails(vnic_id=p["vnic2"]))
+    )
+
+    # The reserved public IP followed the VIP.
+    followed = vn.get_public_ip_by_private_ip_id(GetPublicIpByPrivateIpIdDetails(private_ip_id=vip_id)).data
+    out["reserved_after_move"] = {"ip": followed.ip_address, "state": followed.lifecycle_state,
+                                  "assigned": followed.assigned_entity_id}
+
+    # Move the spare reserved public IP onto node2's primary private IP and wait for ASSIGNED.
+    spare = vn.get_public_ip_by_ip_address(GetPublicIpByIpAddressDetails(ip_address=p["spare_public"])).data
+    out["spare_before"] = spare.lifecycle_state
+    node2_primary = [
+        x for x in vn.list_private_ips(vnic_id=p["vnic2"]).data if x.is_primary
+    ][0]
+    upd = vn.update_public_ip(spare.id, UpdatePublicIpDetails(private_ip_id=node2_primary.id)).data
+    out["spare_right_after_update"] = upd.lifecycle_state
+    done = oci.wait_until(vn, vn.get_public_ip(spare.id), "lifecycle_state", "ASSIGNED",
+                          max_wait_seconds=30, max_interval_seconds=1).data
+    out["spare_final"] = {"state": done.lifecycle_state, "assigned": done.assigned_entity_id}
+
+    # CreatePrivateIp (the SDK adds opc-retry-token) and DeletePrivateIp.
+    created = vn.create_private_ip(CreatePrivateIpDetails(vnic_id=p["vnic1"], ip_address=p["extra_ip"])).data
+    out["created"] = {"ip": created.ip_address, "vnic": created.vnic_id}
+    out["delete_status"] = vn.delete_private_ip(created.id).status
+    out["get_deleted"] = service_error(lambda: vn.get_private_ip(created.id))
+
+    # The same request signed with a key the emulator does not know for that keyId.
+    bad = oci.signer.Signer(p["tenancy"], p["user"], p["fingerprint"], p["wrong_key_file"])
+    vn_bad = oci.core.VirtualNetworkClient(config, signer=bad, service_endpoint=p["endpoint"])
+    out["wrong_key"] = service_error(lambda: vn_bad.get_vnic(p["vnic1"]))
+    return out
+
+
+def instance_principal(p):
+    out = {}
+    os.environ["OCI_METADATA_BASE_URL"] = p["metadata_base_url"]
+    signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner(federation_endpoint=p["federation_endpoint"])
+    out["region"] = signer.region
+    out["tenancy"] = signer.tenancy_id
+    vn = oci.core.VirtualNetworkClient({}, signer=signer, service_endpoint=p["endpoint"])
+    out["vnic"] = vn.get_vnic(p["vnic1"]).data.mac_address
+    # Token revoked behind the SDK's back: the client gets a 401, refreshes and retries once.
+    with open(p["revoke_flag"], "w") as f:
+        f.write("revoke\n")
+    import time
+    deadline = time.time() + 20
+    while os.path.exists(p["revoke_flag"]) and time.time() < deadline:
+        time.sleep(0.05)
+    out["revoked_seen"] = not os.path.exists(p["revoke_flag"])
+    out["after_revoke"] = vn.list_private_ips(vnic_id=p["vnic1"]).status
+    return out
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        p = json.load(f)
+    out = {"sdk_version": oci.__version__}
+    if p["mode"] == "api_key":
+        out.update(api_key(p))
+    else:
+        out.update(instance_principal(p))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
