@@ -263,3 +263,37 @@ fn announcements_stop_at_the_deadline() {
         "{log}"
     );
 }
+
+#[test]
+fn default_nic_follows_the_default_route_for_a_vip_outside_every_subnet() {
+    let lab = Lab::new(1);
+    let ns = lab.ns(1);
+    // a second interface that owns the default route; the VIP is in no connected subnet
+    crate::util::sh(&[
+        "ip", "-n", ns, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    crate::util::sh(&["ip", "-n", ns, "link", "set", "eth1p", "up"]);
+    crate::util::sh(&["ip", "-n", ns, "link", "set", "eth1", "up"]);
+    crate::util::sh(&["ip", "-n", ns, "addr", "add", "10.67.0.1/24", "dev", "eth1"]);
+    crate::util::sh(&[
+        "ip",
+        "-n",
+        ns,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.67.0.254",
+        "dev",
+        "eth1",
+    ]);
+    let p = [("ip", "10.99.0.5")];
+    agent(&lab, 1, "start", &p).run().ok();
+    assert!(
+        lab.addrs(1).contains("eth1    inet 10.99.0.5/32"),
+        "{}",
+        lab.addrs(1)
+    );
+    agent(&lab, 1, "monitor", &p).run().ok();
+    agent(&lab, 1, "stop", &p).run().ok();
+}
