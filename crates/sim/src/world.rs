@@ -70,6 +70,13 @@ impl World {
                 *p = base.join(&*p);
             }
         }
+        if let Some(o) = &mut w.oci {
+            for p in o.api_keys.iter_mut().filter_map(|k| k.public_key_file.as_mut()) {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
         Ok(w)
     }
 

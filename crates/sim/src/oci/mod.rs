@@ -378,6 +378,38 @@ fn reply_response(req: &Request<'_>, r: Reply) -> Response {
     }
 }
 
+/// The keyId (`tenancy/user/fingerprint`) and verifier entry for one configured API key.
+fn api_key_entry(
+    tenancy: &str,
+    k: &world::ApiKeyConfig,
+    pem: &str,
+) -> Result<(String, ApiKey), String> {
+    let key = pki::parse_public_key_pem(pem).map_err(|e| format!("api key of {}: {e}", k.user))?;
+    // The console refuses API keys under 2048 bits (Oracle "Required Keys and OCIDs").
+    if pki::modulus_bits(&key) < 2048 {
+        return Err(format!(
+            "api key of {}: RSA keys must have at least 2048 bits",
+            k.user
+        ));
+    }
+    let fp = pki::api_key_fingerprint(&key)?;
+    if let Some(given) = &k.fingerprint {
+        if given.to_ascii_lowercase() != fp {
+            return Err(format!(
+                "api key of {}: fingerprint {given} is not the key's ({fp})",
+                k.user
+            ));
+        }
+    }
+    Ok((
+        format!("{tenancy}/{}/{fp}", k.user),
+        ApiKey {
+            public_pkcs1: pki::pkcs1_der(&key)?,
+            access: k.access,
+        },
+    ))
+}
+
 /// The OCI emulator: state behind a lock, shared by the server's connection threads.
 pub struct Oci {
     state: Mutex<OciState>,
@@ -422,31 +454,8 @@ impl Oci {
                     ))
                 }
             };
-            let key = pki::parse_public_key_pem(&pem)
-                .map_err(|e| format!("api key of {}: {e}", k.user))?;
-            // The console refuses API keys under 2048 bits (Oracle "Required Keys and OCIDs").
-            if pki::modulus_bits(&key) < 2048 {
-                return Err(format!(
-                    "api key of {}: RSA keys must have at least 2048 bits",
-                    k.user
-                ));
-            }
-            let fp = pki::api_key_fingerprint(&key)?;
-            if let Some(given) = &k.fingerprint {
-                if given.to_ascii_lowercase() != fp {
-                    return Err(format!(
-                        "api key of {}: fingerprint {given} is not the key's ({fp})",
-                        k.user
-                    ));
-                }
-            }
-            api_keys.insert(
-                format!("{}/{}/{}", config.tenancy, k.user, fp),
-                ApiKey {
-                    public_pkcs1: pki::pkcs1_der(&key)?,
-                    access: k.access,
-                },
-            );
+            let (key_id, entry) = api_key_entry(&config.tenancy, k, &pem)?;
+            api_keys.insert(key_id, entry);
         }
         Ok(Oci {
             state: Mutex::new(OciState {

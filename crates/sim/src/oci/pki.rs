@@ -189,7 +189,7 @@ impl IdentityCa {
         intermediates: &[Vec<u8>],
         now: SystemTime,
     ) -> Result<LeafInfo, String> {
-        if !intermediates.iter().any(|i| *i == self.intermediate.der) {
+        if !intermediates.contains(&self.intermediate.der) {
             return Err("no intermediate certificate issued by the identity CA".into());
         }
         let ca = Certificate::from_der(&self.intermediate.der).map_err(|e| e.to_string())?;
@@ -330,7 +330,7 @@ mod tests {
         assert!(leaf.key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
         assert!(leaf.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let info = ca
-            .verify_leaf(&leaf.der, &[ca.intermediate.der.clone()], now)
+            .verify_leaf(&leaf.der, std::slice::from_ref(&ca.intermediate.der), now)
             .unwrap();
         assert_eq!(info.tenancy.as_deref(), Some("ocid1.tenancy.oc1..tttt"));
         assert_eq!(
@@ -347,7 +347,7 @@ mod tests {
         // Outside validity, without our intermediate, or signed by a stranger: refused.
         let later = now + Duration::from_secs(7200);
         assert!(ca
-            .verify_leaf(&leaf.der, &[ca.intermediate.der.clone()], later)
+            .verify_leaf(&leaf.der, std::slice::from_ref(&ca.intermediate.der), later)
             .is_err());
         assert!(ca.verify_leaf(&leaf.der, &[], now).is_err());
         let other = IdentityCa::new(Duration::from_secs(3600), now).unwrap();
@@ -355,7 +355,7 @@ mod tests {
             .issue_leaf("i", "c", "ocid1.tenancy.oc1..tttt", now)
             .unwrap();
         assert!(ca
-            .verify_leaf(&foreign.der, &[ca.intermediate.der.clone()], now)
+            .verify_leaf(&foreign.der, std::slice::from_ref(&ca.intermediate.der), now)
             .is_err());
     }
 

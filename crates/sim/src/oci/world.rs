@@ -213,9 +213,26 @@ pub struct ApiKeyConfig {
 }
 
 impl OciWorldConfig {
-    /// Every cross-reference and key of the part, checked as the emulator would load it.
+    /// Every cross-reference of the part and every inline key, checked as the emulator
+    /// would load it. Key files are read at start (their relative paths are resolved
+    /// against the world file's directory by `World::load` first).
     pub fn validate(&self) -> Result<(), String> {
-        super::Oci::new(self.clone()).map(|_| ())
+        super::networking::Network::from_config(self, std::time::SystemTime::now())?;
+        for k in &self.api_keys {
+            match (&k.public_key_pem, &k.public_key_file) {
+                (Some(pem), None) => {
+                    super::api_key_entry(&self.tenancy, k, pem)?;
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(format!(
+                        "api key of {}: give exactly one of public_key_pem, public_key_file",
+                        k.user
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
