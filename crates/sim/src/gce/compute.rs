@@ -325,6 +325,23 @@ enum Kind {
     DeleteAccessConfig,
 }
 
+/// Fingerprints are bytes on the wire: gcloud (apitools) sends them in the URL-safe base64
+/// alphabet, other clients in the standard one. Compare the decoded bytes.
+fn same_fingerprint(sent: &str, current: &str) -> bool {
+    use base64::Engine;
+    let decode = |s: &str| {
+        let s = s
+            .trim()
+            .trim_end_matches('=')
+            .replace('-', "+")
+            .replace('_', "/");
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(s)
+            .ok()
+    };
+    matches!((decode(sent), decode(current)), (Some(a), Some(b)) if a == b)
+}
+
 fn valid_request_id(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
@@ -1036,7 +1053,7 @@ impl ComputeService {
                     "Invalid value for field 'resource.fingerprint': ''. A fingerprint must be provided to update the network interface.",
                 ));
             }
-            Some(f) if f != nic.fingerprint => return Err(stale_fingerprint()),
+            Some(f) if !same_fingerprint(f, &nic.fingerprint) => return Err(stale_fingerprint()),
             Some(_) => {}
         }
         let Some(ranges) = obj.get("aliasIpRanges") else {
@@ -1205,6 +1222,15 @@ mod tests {
         assert!(!valid_request_id("00000000-0000-0000-0000-000000000000"));
         assert!(!valid_request_id("not-a-uuid"));
         assert!(!valid_request_id("6c9e1d2a8a9e4f439b1b2f4f7b9f2c11"));
+    }
+
+    #[test]
+    fn fingerprint_alphabets() {
+        assert!(same_fingerprint("a+b/cd8AAAA=", "a+b/cd8AAAA="));
+        assert!(same_fingerprint("a-b_cd8AAAA=", "a+b/cd8AAAA="));
+        assert!(same_fingerprint("a-b_cd8AAAA", "a+b/cd8AAAA="));
+        assert!(!same_fingerprint("a-b_cd8AAAB=", "a+b/cd8AAAA="));
+        assert!(!same_fingerprint("!!", "a+b/cd8AAAA="));
     }
 
     #[test]
