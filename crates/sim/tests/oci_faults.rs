@@ -3,7 +3,7 @@
 //! resets, hangs, a metadata service that is down, and the `/admin/oci/...` actions.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use cloudvip_sim::{Sim, SimHandle, World};
@@ -58,8 +58,33 @@ fn http(
     body: &str,
     timeout: Duration,
 ) -> Result<Reply, String> {
+    http_from(None, url, method, path, headers, body, timeout)
+}
+
+/// The same from a chosen loopback source address (a shared IMDS listener tells instances
+/// apart by it).
+fn http_from(
+    source: Option<IpAddr>,
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> Result<Reply, String> {
     let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let mut s = TcpStream::connect(host).map_err(|e| e.to_string())?;
+    let mut s = match source {
+        None => TcpStream::connect(host).map_err(|e| e.to_string())?,
+        Some(ip) => {
+            let to: SocketAddr = host.parse().map_err(|e| format!("{e}"))?;
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .map_err(|e| e.to_string())?;
+            sock.bind(&SocketAddr::new(ip, 0).into())
+                .map_err(|e| e.to_string())?;
+            sock.connect(&to.into()).map_err(|e| e.to_string())?;
+            sock.into()
+        }
+    };
     s.set_read_timeout(Some(timeout)).unwrap();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -336,4 +361,52 @@ fn admin_actions_rotate_revoke_and_settings() {
     assert_eq!(st["oci"]["privateIps"].as_array().unwrap().len(), 2);
     assert!(st["oci"]["calls"]["Imds"].as_u64().unwrap() >= 2);
     assert!(sim.oci().is_some());
+}
+
+#[test]
+fn shared_imds_listener_tells_instances_apart_by_source_address() {
+    let world = WORLD
+        .replace(
+            "region = \"eu-frankfurt-1\"",
+            "region = \"eu-frankfurt-1\"\nmetadata_per_instance = false\nmetadata_listen = \"127.0.0.1:0\"",
+        )
+        .replace(
+            "display_name = \"node1\"",
+            "display_name = \"node1\"\nmetadata_source = \"127.0.0.11\"",
+        )
+        .replace(
+            "display_name = \"node2\"",
+            "display_name = \"node2\"\nmetadata_source = \"127.0.0.12\"",
+        );
+    let sim = Sim::start(World::from_toml(&world).unwrap()).unwrap();
+    let ep = sim.endpoints();
+    assert_eq!(ep["oci"]["metadata"], json!({}));
+    let md = ep["oci"]["metadata_shared"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/opc/v2")
+        .to_owned();
+    let id = |src: &str| {
+        http_from(
+            Some(src.parse().unwrap()),
+            &md,
+            "GET",
+            "/opc/v2/instance/id",
+            &[BEARER],
+            "",
+            T,
+        )
+        .unwrap()
+    };
+    assert_eq!(id("127.0.0.11").body, "ocid1.instance.oc1.fra.node1");
+    assert_eq!(id("127.0.0.12").body, "ocid1.instance.oc1.fra.node2");
+    assert_eq!(id("127.0.0.13").status, 404, "no instance at that address");
+    // Fault selectors see the asking instance.
+    fault(
+        &sim.admin_url(),
+        json!({"kind": "error", "cloud": "oci", "service": "metadata", "instance": "node2", "status": 503, "count": 1}),
+    );
+    assert_eq!(id("127.0.0.11").status, 200);
+    assert_eq!(id("127.0.0.12").status, 503);
+    assert_eq!(id("127.0.0.12").status, 200);
 }

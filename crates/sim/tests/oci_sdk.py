@@ -122,12 +122,43 @@ def instance_principal(p):
     return out
 
 
+def tls(p):
+    """HTTPS with the emulator's CA. requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
+    a session's `verify`, so the CA is given both ways."""
+    config = {
+        "user": p["user"],
+        "key_file": p["key_file"],
+        "fingerprint": p["fingerprint"],
+        "tenancy": p["tenancy"],
+        "region": p["region"],
+    }
+    out = {}
+    # Without the CA (system trust only), the client must refuse the emulator's certificate.
+    os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    os.environ.pop("CURL_CA_BUNDLE", None)
+    plain = oci.core.VirtualNetworkClient(config, service_endpoint=p["endpoint"],
+                                          retry_strategy=oci.retry.NoneRetryStrategy())
+    try:
+        plain.get_vnic(p["vnic1"])
+        out["untrusted"] = "accepted"
+    except Exception as e:  # requests' SSLError, wrapped by the SDK
+        out["untrusted"] = "refused" if "CERTIFICATE_VERIFY_FAILED" in repr(e) else repr(e)
+    os.environ["REQUESTS_CA_BUNDLE"] = p["ca_bundle"]
+    vn = oci.core.VirtualNetworkClient(config, service_endpoint=p["endpoint"])
+    vn.base_client.session.verify = p["ca_bundle"]
+    out["vnic"] = vn.get_vnic(p["vnic1"]).data.mac_address
+    out["private_ips"] = len(oci.pagination.list_call_get_all_results(vn.list_private_ips, vnic_id=p["vnic1"]).data)
+    return out
+
+
 def main():
     with open(sys.argv[1]) as f:
         p = json.load(f)
     out = {"sdk_version": oci.__version__}
     if p["mode"] == "api_key":
         out.update(api_key(p))
+    elif p["mode"] == "tls":
+        out.update(tls(p))
     else:
         out.update(instance_principal(p))
     print(json.dumps(out))

@@ -95,6 +95,12 @@ public_key_file = "{}"
 }
 
 fn setup() -> Setup {
+    setup_with(false)
+}
+
+/// With `tls`, the API listener speaks HTTPS with a certificate for 127.0.0.1 from a test
+/// CA written to `ca.pem` in the tempdir.
+fn setup_with(tls: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
     let wrong = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
@@ -116,7 +122,17 @@ fn setup() -> Setup {
             .unwrap(),
     )
     .unwrap();
-    let w = World::from_toml(&world(&pub_path)).unwrap();
+    let mut text = world(&pub_path);
+    if tls {
+        let g = cloudvip_sim::tls::generate(dir.path(), &["127.0.0.1".to_string()]).unwrap();
+        assert_eq!(g.ca_cert, dir.path().join("ca.pem"));
+        text = format!(
+            "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{text}",
+            g.cert.display(),
+            g.key.display()
+        );
+    }
+    let w = World::from_toml(&text).unwrap();
     let sim = Sim::start(w).unwrap();
     Setup {
         fingerprint: md5_fingerprint(&key.to_public_key()),
@@ -308,4 +324,31 @@ fn python_sdk_instance_principals() {
     let st = state(&s.sim);
     assert!(st["calls"]["X509Federation"].as_u64().unwrap() >= 2, "{st}");
     assert_eq!(st["liveTokens"], 1);
+}
+
+#[test]
+fn python_sdk_over_https_with_the_emulator_ca() {
+    require_sdk();
+    let s = setup_with(true);
+    let api = s.sim.endpoints()["oci"]["api"].as_str().unwrap().to_owned();
+    assert!(api.starts_with("https://"), "{api}");
+    let out = run_driver(
+        s.dir.path(),
+        json!({
+            "mode": "tls",
+            "endpoint": api,
+            "ca_bundle": s.dir.path().join("ca.pem"),
+            "tenancy": TENANCY,
+            "user": USER,
+            "fingerprint": s.fingerprint,
+            "key_file": s.dir.path().join("key.pem"),
+            "region": "us-ashburn-1",
+            "vnic1": VNIC1,
+        }),
+        || {},
+    );
+    eprintln!("{out:#}");
+    assert_eq!(out["vnic"], "02:00:17:00:00:01");
+    assert_eq!(out["private_ips"], 2);
+    assert_eq!(out["untrusted"], "refused");
 }

@@ -355,7 +355,11 @@ mod tests {
             .issue_leaf("i", "c", "ocid1.tenancy.oc1..tttt", now)
             .unwrap();
         assert!(ca
-            .verify_leaf(&foreign.der, std::slice::from_ref(&ca.intermediate.der), now)
+            .verify_leaf(
+                &foreign.der,
+                std::slice::from_ref(&ca.intermediate.der),
+                now
+            )
             .is_err());
     }
 

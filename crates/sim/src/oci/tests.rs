@@ -706,8 +706,87 @@ fn federation_refuses_bad_requests() {
     let body = br#"{"certificate":"AAAA","publicKey":"AAAA"}"#;
     let h = f.user.headers("POST", "/v1/x509", body, &now_date(), false);
     assert_eq!(f.raw("POST", "/v1/x509", &h, body).0.status, 401);
-    // A read-only instance principal: may read, may not move.
+    // A certificate the instance did not get from us: tampered base64.
+    let body = br#"{"certificate":"AAAA","publicKey":"AAAA","intermediateCertificates":[]}"#;
+    let h = f.user.headers("POST", "/v1/x509", body, &now_date(), false);
+    assert_eq!(f.raw("POST", "/v1/x509", &h, body).0.status, 401);
+}
+
+#[test]
+fn security_token_expires_after_its_lifetime() {
+    let f = fixture();
+    f.oci.set_token_lifetime(2);
     let (r, session) = federate(&f, "127.0.0.11", true, false);
-    assert_eq!(r.status, 200);
-    drop(session);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let jwt = v["token"].as_str().unwrap();
+    let s = TestSigner::new(&session, format!("ST${jwt}"));
+    let t = "/20160918/vnics/ocid1.vnic.oc1.iad.node1";
+    let h = s.headers("GET", t, b"", &now_date(), true);
+    assert_eq!(f.raw("GET", t, &h, b"").0.status, 200);
+    std::thread::sleep(Duration::from_millis(2100));
+    let h = s.headers("GET", t, b"", &now_date(), true);
+    let (r, v) = f.raw("GET", t, &h, b"");
+    assert_eq!(r.status, 401);
+    assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+}
+
+#[test]
+fn read_only_instance_principal_can_read_but_not_move() {
+    let f = fixture();
+    // node3 (access = "read") reaches IMDS through its own listener in real use; here the
+    // request names it directly.
+    let get = |p: &str| {
+        let h = vec![("Authorization".to_string(), "Bearer Oracle".to_string())];
+        let req = Request {
+            method: "GET",
+            target: p,
+            headers: &h,
+            body: b"",
+            peer: "127.0.0.1".parse().unwrap(),
+            instance: Some("ocid1.instance.oc1.iad.node3"),
+        };
+        f.oci.handle_imds(&req).body
+    };
+    let cert_pem = String::from_utf8(get("/opc/v2/identity/cert.pem")).unwrap();
+    let key_pem = String::from_utf8(get("/opc/v2/identity/key.pem")).unwrap();
+    let int_pem = String::from_utf8(get("/opc/v2/identity/intermediate.pem")).unwrap();
+    let strip = |p: &str| {
+        p.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>()
+    };
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    let leaf_key = RsaPrivateKey::from_pkcs1_pem(&key_pem).unwrap();
+    let cert_der = STANDARD.decode(strip(&cert_pem)).unwrap();
+    let session = pki::generate_rsa_2048().unwrap();
+    let body = json!({
+        "certificate": strip(&cert_pem),
+        "publicKey": STANDARD.encode(session.to_public_key().to_public_key_der().unwrap().as_bytes()),
+        "intermediateCertificates": [strip(&int_pem)],
+    })
+    .to_string();
+    let key_id = format!(
+        "{TENANCY}/fed-x509/{}",
+        pki::fingerprint(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert_der, true)
+    );
+    let h = TestSigner::new(&leaf_key, key_id).headers(
+        "POST",
+        "/v1/x509",
+        body.as_bytes(),
+        &now_date(),
+        false,
+    );
+    let (r, v) = f.raw("POST", "/v1/x509", &h, body.as_bytes());
+    assert_eq!(r.status, 200, "{v}");
+    let s = TestSigner::new(&session, format!("ST${}", v["token"].as_str().unwrap()));
+    let vip = "/20160918/privateIps/ocid1.privateip.oc1.iad.vip";
+    let h = s.headers("GET", vip, b"", &now_date(), true);
+    assert_eq!(f.raw("GET", vip, &h, b"").0.status, 200);
+    let body = br#"{"vnicId":"ocid1.vnic.oc1.iad.node2"}"#;
+    let h = s.headers("PUT", vip, body, &now_date(), true);
+    let (r, v) = f.raw("PUT", vip, &h, body);
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (404, Some("NotAuthorizedOrNotFound"))
+    );
 }
