@@ -323,6 +323,16 @@ fn python_sdk_instance_principals() {
     assert_eq!(out["after_revoke"], 200);
     let st = state(&s.sim);
     assert!(st["calls"]["X509Federation"].as_u64().unwrap() >= 2, "{st}");
+    // The request log names the instance behind the security token, and shows the 401
+    // that made the SDK federate again.
+    let log = s.sim.core().log.since(0);
+    let vn: Vec<_> = log.iter().filter(|e| e.service == "networking").collect();
+    assert!(
+        vn.iter().all(|e| e.instance.as_deref() == Some("node1")),
+        "{vn:?}"
+    );
+    assert!(vn.iter().any(|e| e.status == Some(401)), "{vn:?}");
+    assert_eq!(vn.last().unwrap().status, Some(200));
     assert_eq!(st["liveTokens"], 1);
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Fault selectors for OCI: `cloud = "oci"`, `service` ∈ {`networking`, `auth`,
 //! `metadata`}, `api` = the SDK operation name (`UpdatePrivateIp`, `X509Federation`,
-//! `imds.identity`, ...), `instance` = the instance's display name.
+//! `imds.identity`, ...), `instance` = the instance's display name (for networking calls:
+//! the instance whose security token signed the request).
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -53,6 +54,12 @@ impl Service for ApiService {
             OciService::Networking => {
                 let mut c = Call::new("oci", "networking");
                 c.api_call = true;
+                // Instance-principal calls name their instance, so a fault rule can target
+                // one node's agent (`instance = "node2"`).
+                c.instance = self
+                    .oci
+                    .lock()
+                    .signing_instance(req.header("authorization"));
                 if let Route::Op(op, _) = operation(&req.method, &req.path) {
                     c.api = Some(op.into());
                     c.mutation = matches!(

@@ -171,6 +171,17 @@ impl OciState {
         Ok(leaf)
     }
 
+    /// Display name of the instance whose security token signed `req` (`keyId="ST$…"`),
+    /// whether or not the signature is good: the log and fault selectors use it.
+    pub fn signing_instance(&self, req_authorization: Option<&str>) -> Option<String> {
+        let sig = signature::parse_authorization(req_authorization?).ok()?;
+        let jwt = sig.key_id.strip_prefix("ST$")?;
+        let p = self.tokens.as_ref()?.principal_of(jwt)?;
+        self.instances
+            .get(&p.instance)
+            .map(|i| i.config.display_name.clone())
+    }
+
     fn tokens(&mut self) -> Result<&mut Tokens, OciError> {
         if self.tokens.is_none() {
             self.tokens = Some(Tokens::new().map_err(|_| OciError::internal())?);

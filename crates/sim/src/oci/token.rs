@@ -140,6 +140,11 @@ impl Tokens {
         Ok(t)
     }
 
+    /// Who a token was issued to, valid or not (for request classification and logs).
+    pub fn principal_of(&self, jwt: &str) -> Option<&TokenPrincipal> {
+        self.issued.get(jwt).map(|t| &t.principal)
+    }
+
     /// Admin: every token issued so far stops working (token expiry mid-operation).
     pub fn revoke_all(&mut self) -> usize {
         let mut n = 0;
