@@ -99,7 +99,7 @@ tenancy = "{TENANCY}"
 compartment = "ocid1.compartment.oc1..aaaacomp"
 region = "us-ashburn-1"
 availability_domain = "Sim:US-ASHBURN-AD-1"
-public_ip_assign_ms = 300
+public_ip_assign_ms = 800
 default_page_size = 2
 token_lifetime_secs = 600
 
@@ -544,7 +544,7 @@ fn public_ip_moves_asynchronously() {
         r#"{"privateIpId":"ocid1.privateip.oc1.iad.node2"}"#,
     );
     assert_eq!(r.status, 409);
-    std::thread::sleep(Duration::from_millis(350));
+    std::thread::sleep(Duration::from_millis(850));
     let (_, v) = f.call("GET", pip, "");
     assert_eq!(v["lifecycleState"], "ASSIGNED");
     let (_, v) = f.call("GET", "/20160918/vnics/ocid1.vnic.oc1.iad.node2", "");
@@ -557,7 +557,7 @@ fn public_ip_moves_asynchronously() {
         r#"{"privateIpId":"ocid1.privateip.oc1.iad.node1"}"#,
     );
     assert_eq!(r.status, 200);
-    std::thread::sleep(Duration::from_millis(350));
+    std::thread::sleep(Duration::from_millis(850));
     let (_, v) = f.call(
         "GET",
         "/20160918/publicIps/ocid1.publicip.oc1.iad.reserved",
@@ -715,7 +715,7 @@ fn federation_refuses_bad_requests() {
 #[test]
 fn security_token_expires_after_its_lifetime() {
     let f = fixture();
-    f.oci.set_token_lifetime(2);
+    f.oci.set_token_lifetime(3);
     let (r, session) = federate(&f, "127.0.0.11", true, false);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     let jwt = v["token"].as_str().unwrap();
@@ -723,7 +723,7 @@ fn security_token_expires_after_its_lifetime() {
     let t = "/20160918/vnics/ocid1.vnic.oc1.iad.node1";
     let h = s.headers("GET", t, b"", &now_date(), true);
     assert_eq!(f.raw("GET", t, &h, b"").0.status, 200);
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(3100));
     let h = s.headers("GET", t, b"", &now_date(), true);
     let (r, v) = f.raw("GET", t, &h, b"");
     assert_eq!(r.status, 401);
