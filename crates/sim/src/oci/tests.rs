@@ -306,6 +306,41 @@ fn unsigned_badly_signed_and_skewed_requests_get_401() {
 }
 
 #[test]
+fn x_date_wins_over_date() {
+    let f = fixture();
+    let t = "/20160918/vnics/ocid1.vnic.oc1.iad.node1";
+    // Sign with the header named x-date (a proxy may rewrite Date); a stale Date is ignored.
+    let mut h: Vec<(String, String)> = Vec::new();
+    let date = now_date();
+    let signing = format!("x-date: {date}\n(request-target): get {t}\nhost: {HOST}");
+    let sig = {
+        let mut out = vec![0; f.user.key.public().modulus_len()];
+        f.user
+            .key
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                signing.as_bytes(),
+                &mut out,
+            )
+            .unwrap();
+        STANDARD.encode(out)
+    };
+    h.push(("x-date".into(), date));
+    h.push(("date".into(), "Mon, 01 Jan 2001 00:00:00 GMT".into()));
+    h.push(("host".into(), HOST.into()));
+    h.push((
+        "authorization".into(),
+        format!(
+            "Signature headers=\"x-date (request-target) host\",keyId=\"{}\",algorithm=\"rsa-sha256\",signature=\"{sig}\"",
+            f.user.key_id
+        ),
+    ));
+    let (r, v) = f.raw("GET", t, &h, b"");
+    assert_eq!(r.status, 200, "{v}");
+}
+
+#[test]
 fn list_private_ips_by_address_and_by_vnic_with_pages() {
     let f = fixture();
     let (r, v) = f.call(
