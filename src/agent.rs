@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 
-use crate::cloud::{self, CloudError};
+use crate::cloud::{self, CloudError, Nic};
 use crate::deadline::Deadline;
 use crate::local::{Local, Presence};
 use crate::ocf::env::OcfEnv;
@@ -78,14 +78,23 @@ fn cloud_exit(e: CloudError) -> Exit {
         // running" would trigger a needless failover (resource-agents #2020).
         CloudError::Transient(_) | CloudError::Conflict(_) => Status::ErrGeneric,
         CloudError::Denied(_) => Status::ErrPerm,
+        // Our own NIC or instance is unknown to the cloud: this node's problem.
         CloudError::NotFound(_) => Status::ErrArgs,
+        CloudError::Invalid(_) => Status::ErrConfigured,
     };
     Exit::new(status, e.to_string())
 }
 
+fn nic_of(link: &crate::local::netlink::Link) -> Nic {
+    Nic {
+        name: link.name.clone(),
+        mac: link.mac,
+    }
+}
+
 fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
-    let cloud = cloud::backend(&params)?;
+    let mut cloud = cloud::backend(&params, env.rsctmp.as_deref())?;
     let mut local = Local::open(&params, deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref())?;
     if local.mode() != LocalMode::None {
@@ -108,7 +117,7 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
             }
         }
     }
-    let claimed = cloud.claim(deadline).map_err(cloud_exit)?;
+    let claimed = cloud.claim(&nic_of(&nic), deadline).map_err(cloud_exit)?;
     let added = local.add(&nic)?;
     match (local.mode(), added) {
         (LocalMode::None, _) => log::info!("{} claimed in {}", params.ip, cloud.name()),
@@ -140,8 +149,8 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     } else {
         log::info!("removed {} from {}", params.ip, removed.join(", "));
     }
-    match cloud::backend(&params) {
-        Ok(cloud) => {
+    match cloud::backend(&params, env.rsctmp.as_deref()) {
+        Ok(mut cloud) => {
             if let Err(e) = cloud.release(deadline) {
                 log::warn!(
                     "stop: could not release {} in {} ({e}); reporting success, the next start elsewhere moves it",
@@ -157,14 +166,16 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 
 fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
-    let cloud = cloud::backend(&params)?;
+    let mut cloud = cloud::backend(&params, env.rsctmp.as_deref())?;
     let mut local = Local::open(&params, deadline)?;
+    // Absent locally: not running, and no need to ask the cloud (a probe stays local).
+    let ifs = match local.presence()? {
+        Presence::Absent if local.mode() != LocalMode::None => return Ok(Status::NotRunning),
+        Presence::Absent => Vec::new(),
+        Presence::On(ifs) => ifs,
+    };
+    let nic = local.resolve_nic(params.nic.as_deref())?;
     if local.mode() != LocalMode::None {
-        let ifs = match local.presence()? {
-            Presence::Absent => return Ok(Status::NotRunning),
-            Presence::On(ifs) => ifs,
-        };
-        let nic = local.resolve_nic(params.nic.as_deref())?;
         if !ifs.contains(&nic.name) {
             return Err(Exit::generic(format!(
                 "{} is configured on {}, expected on {}",
@@ -182,7 +193,7 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
             .into());
         }
     }
-    match cloud.check(env.check_level, deadline) {
+    match cloud.check(&nic_of(&nic), env.check_level, deadline) {
         Ok(true) => Ok(Status::Success),
         Ok(false) if local.mode() == LocalMode::None => Ok(Status::NotRunning),
         Ok(false) => Err(Exit::generic(format!(
@@ -200,7 +211,7 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     if env.check_level >= 10 {
-        cloud::backend(&params)?;
+        cloud::backend(&params, env.rsctmp.as_deref())?;
         let mut local = Local::open(&params, deadline)?;
         local.resolve_nic(params.nic.as_deref())?;
     }
@@ -226,6 +237,7 @@ mod tests {
             (CloudError::Conflict("412".into()), Status::ErrGeneric),
             (CloudError::Denied("403".into()), Status::ErrPerm),
             (CloudError::NotFound("nic".into()), Status::ErrArgs),
+            (CloudError::Invalid("range".into()), Status::ErrConfigured),
         ];
         for (e, want) in table {
             assert_eq!(cloud_exit(e).status, want);

@@ -5,6 +5,7 @@
 mod agent;
 mod cloud;
 mod deadline;
+mod http;
 mod local;
 mod ocf;
 mod params;

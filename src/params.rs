@@ -157,6 +157,90 @@ pub const PARAMS: &[ParamDef] = &[
          start sooner (IPaddr2 does the same). When false, start sends them all first, \
          never past the operation's deadline.",
     ),
+    p(
+        "alias_range_name",
+        Content::String,
+        None,
+        "GCE: secondary range of the VIP",
+        "GCE only. The name of the subnet's secondary IP range the VIP belongs to (the alias \
+         is then added with subnetworkRangeName). Leave unset when the VIP is in the \
+         subnet's primary range.",
+    ),
+    p(
+        "peers",
+        Content::String,
+        None,
+        "GCE: instance names of the other nodes",
+        "GCE only. Instance names (comma or space separated) where start looks for the \
+         current holder of the VIP, in any zone of this node's region. Default: the instances \
+         of the region that carry peer_label, or every instance of the region when \
+         peer_label is unset too (one aggregatedList call per start; monitor never lists).",
+    ),
+    p(
+        "peer_label",
+        Content::String,
+        None,
+        "GCE: label that marks the cluster's instances",
+        "GCE only. key=value, e.g. cluster=db1: the instances carrying this label are where \
+         start looks for the current holder, so no host list is needed.",
+    ),
+    p(
+        "public_ip",
+        Content::String,
+        None,
+        "GCE: static external address that follows the VIP",
+        "GCE only. A reserved static external address (its name in this region, or the \
+         address itself) that start attaches as this NIC's access config, detaching it from \
+         the instance that holds it. An ephemeral external IP on this NIC is replaced (GCE \
+         allows one access config per NIC). stop leaves it attached; the next start \
+         elsewhere moves it, so the public address never dangles unattached.",
+    ),
+    p(
+        "access_config_name",
+        Content::String,
+        Some("External NAT"),
+        "GCE: name of the access config start creates",
+        "GCE only. The name given to the access config that carries public_ip. Existing \
+         access configs are always removed by their real name, whatever it is.",
+    ),
+    p(
+        "credentials",
+        Content::String,
+        None,
+        "GCE: service-account JSON key file",
+        "GCE only. Path to a service-account JSON key (mode 0600, owned by root). Default: \
+         the token of the instance's service account from the metadata server. Access \
+         tokens obtained with a key are cached in HA_RSCTMP (mode 0600) until shortly before \
+         they expire; tokens and keys are never logged.",
+    ),
+    p(
+        "api_endpoint",
+        Content::String,
+        Some("https://compute.googleapis.com/compute/v1/"),
+        "Cloud API base URL",
+        "The Compute API base URL, for a Private Service Connect endpoint or a restricted VIP \
+         (e.g. https://compute-myendpoint.p.googleapis.com/compute/v1/). Must be https:// \
+         (plain http:// only for a loopback address).",
+    ),
+    p(
+        "proxy",
+        Content::String,
+        None,
+        "HTTP(S) proxy for the cloud API",
+        "Proxy URL for the cloud API, e.g. http://proxy.example:3128. Pacemaker does not \
+         pass the shell's http_proxy variables to agents, hence this parameter; without it \
+         the agent honours HTTPS_PROXY/NO_PROXY from its environment. The metadata server is \
+         never proxied.",
+    ),
+    p(
+        "ca_bundle",
+        Content::String,
+        None,
+        "CA certificates to trust for the cloud API",
+        "PEM file of the CA certificates that sign the API endpoint's certificate (a \
+         TLS-inspecting proxy, a private endpoint). Default: the system trust store. TLS is \
+         always verified.",
+    ),
 ];
 
 /// Parameter names Pacemaker or resource-agents conventions may pass that are not ours.
@@ -189,6 +273,21 @@ pub struct Params {
     pub arp_count: u32,
     pub arp_interval: Duration,
     pub arp_bg: bool,
+    pub cloud_opts: CloudOpts,
+}
+
+/// Parameters of the cloud backends (syntax-checked here, used in `cloud/`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CloudOpts {
+    pub alias_range_name: Option<String>,
+    pub peers: Vec<String>,
+    pub peer_label: Option<(String, String)>,
+    pub public_ip: Option<String>,
+    pub access_config_name: String,
+    pub credentials: Option<String>,
+    pub api_endpoint: Option<String>,
+    pub proxy: Option<String>,
+    pub ca_bundle: Option<String>,
 }
 
 fn invalid(name: &str, value: &str, allowed: impl std::fmt::Display) -> Exit {
@@ -257,7 +356,9 @@ impl Params {
             None => true,
             Some(v) => parse_bool("arp_bg", v)?,
         };
+        let cloud_opts = parse_cloud_opts(&get, cloud)?;
         Ok(Params {
+            cloud_opts,
             ip,
             prefix,
             nic,
@@ -269,6 +370,170 @@ impl Params {
             arp_bg,
         })
     }
+}
+
+/// GCE resource names: RFC 1035 labels of at most 63 characters.
+fn is_gce_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !s.ends_with('-')
+}
+
+fn parse_cloud_opts<'a>(
+    get: &dyn Fn(&str) -> Option<&'a str>,
+    cloud: CloudKind,
+) -> Result<CloudOpts, Exit> {
+    let gce_only = [
+        "alias_range_name",
+        "peers",
+        "peer_label",
+        "public_ip",
+        "credentials",
+    ];
+    if cloud == CloudKind::None {
+        if let Some(name) = gce_only.iter().find(|n| get(n).is_some()) {
+            return Err(Exit::configured(format!(
+                "{name} is set but cloud=none: it applies to a cloud backend only"
+            )));
+        }
+    }
+    let name_param = |name: &str| -> Result<Option<String>, Exit> {
+        match get(name) {
+            None => Ok(None),
+            Some(v) if is_gce_name(v) => Ok(Some(v.to_owned())),
+            Some(v) => Err(invalid(
+                name,
+                v,
+                "a GCE name: lowercase letters, digits and '-', starting with a letter, at most 63",
+            )),
+        }
+    };
+    let alias_range_name = name_param("alias_range_name")?;
+    let mut peers = Vec::new();
+    if let Some(v) = get("peers") {
+        for p in v
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+        {
+            if !is_gce_name(p) {
+                return Err(invalid(
+                    "peers",
+                    v,
+                    format!("{p:?} is not an instance name"),
+                ));
+            }
+            peers.push(p.to_owned());
+        }
+    }
+    let peer_label = match get("peer_label") {
+        None => None,
+        Some(v) => match v.split_once('=') {
+            Some((k, val))
+                if is_gce_name(k.trim())
+                    && val.trim().chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    }) =>
+            {
+                Some((k.trim().to_owned(), val.trim().to_owned()))
+            }
+            _ => {
+                return Err(invalid(
+                    "peer_label",
+                    v,
+                    "expected key=value with a GCE label key and value, e.g. cluster=db1",
+                ))
+            }
+        },
+    };
+    let public_ip = match get("public_ip") {
+        None => None,
+        Some(v) if v.parse::<Ipv4Addr>().is_ok() || is_gce_name(v) => Some(v.to_owned()),
+        Some(v) => {
+            return Err(invalid(
+                "public_ip",
+                v,
+                "an address name or an IPv4 address",
+            ))
+        }
+    };
+    let access_config_name = match get("access_config_name") {
+        None => "External NAT".to_owned(),
+        Some(v) if v.len() <= 63 => v.to_owned(),
+        Some(v) => return Err(invalid("access_config_name", v, "at most 63 characters")),
+    };
+    let path_param = |name: &str| -> Result<Option<String>, Exit> {
+        match get(name) {
+            None => Ok(None),
+            Some(v) if v.starts_with('/') => Ok(Some(v.to_owned())),
+            Some(v) => Err(invalid(name, v, "an absolute path")),
+        }
+    };
+    let credentials = path_param("credentials")?;
+    let ca_bundle = path_param("ca_bundle")?;
+    let api_endpoint = match get("api_endpoint") {
+        None => None,
+        Some(v) => Some(parse_endpoint("api_endpoint", v)?),
+    };
+    let proxy = match get("proxy") {
+        None => None,
+        Some(v) if (v.starts_with("http://") || v.starts_with("https://")) && v.len() > 8 => {
+            Some(v.to_owned())
+        }
+        Some(v) => return Err(invalid("proxy", v, "an http:// or https:// URL")),
+    };
+    Ok(CloudOpts {
+        alias_range_name,
+        peers,
+        peer_label,
+        public_ip,
+        access_config_name,
+        credentials,
+        api_endpoint,
+        proxy,
+        ca_bundle,
+    })
+}
+
+/// An API base URL: https, or http to a loopback host (a local emulator or a tunnel).
+/// Always ends with '/', so that relative paths append cleanly.
+fn parse_endpoint(name: &str, v: &str) -> Result<String, Exit> {
+    let rest = if let Some(r) = v.strip_prefix("https://") {
+        r
+    } else if let Some(r) = v.strip_prefix("http://") {
+        let host = r.split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(invalid(
+                name,
+                v,
+                "must be https:// (plain http:// only to a loopback address)",
+            ));
+        }
+        r
+    } else {
+        return Err(invalid(name, v, "expected an https:// URL"));
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(invalid(name, v, "expected an https:// URL with a host"));
+    }
+    let mut url = v.to_owned();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
 }
 
 /// On a plain L2 segment an IPv6 VIP held as a local route is unreachable: the kernel
@@ -544,10 +809,19 @@ mod tests {
                 "arp_count" => "3",
                 "arp_interval" => "100",
                 "arp_bg" => "false",
+                "alias_range_name" => "vips",
+                "peers" => "node-a, node-b",
+                "peer_label" => "cluster=db1",
+                "public_ip" => "vip-ext",
+                "access_config_name" => "external-nat",
+                "credentials" => "/etc/cloudvip/sa.json",
+                "api_endpoint" => "https://compute.example/compute/v1",
+                "proxy" => "http://proxy:3128",
+                "ca_bundle" => "/etc/ssl/private-ca.pem",
                 other => panic!("no test value for parameter {other}"),
             };
-            let base = parse(&[("ip", "10.0.0.5")]).unwrap();
-            let set = parse(&[("ip", "10.0.0.5"), (def.name, value)]).unwrap();
+            let base = parse(&[("ip", "10.0.0.5"), ("cloud", "gce")]).unwrap();
+            let set = parse(&[("ip", "10.0.0.5"), ("cloud", "gce"), (def.name, value)]).unwrap();
             assert_ne!(base, set, "{} had no effect", def.name);
         }
     }
@@ -561,6 +835,23 @@ mod tests {
             e.reason
         );
         assert!(parse(&[("ip", "10.0.0.5"), ("crm_feature_set", "3.16")]).is_ok());
+    }
+
+    #[test]
+    fn endpoints() {
+        let e = |v: &str| parse_endpoint("api_endpoint", v);
+        assert_eq!(
+            e("https://c.example/compute/v1").unwrap(),
+            "https://c.example/compute/v1/"
+        );
+        assert_eq!(
+            e("http://127.0.0.1:8080/compute/v1/").unwrap(),
+            "http://127.0.0.1:8080/compute/v1/"
+        );
+        assert!(e("http://[::1]:80/").is_ok());
+        assert!(e("http://10.0.0.1/compute/v1/").is_err());
+        assert!(e("ftp://x/").is_err());
+        assert!(e("https:///x").is_err());
     }
 
     #[test]

@@ -140,6 +140,50 @@ const SYNTAX: &[(Params, i32, &str)] = &[
         6,
         "known parameters: ip, cidr_netmask",
     ),
+    (
+        &[("ip", VIP), ("cloud", "none"), ("alias_range_name", "vips")],
+        6,
+        "alias_range_name is set but cloud=none",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("alias_range_name", "Vips")],
+        6,
+        "invalid alias_range_name=\"Vips\": a GCE name",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("peers", "node-a,node_b")],
+        6,
+        "\"node_b\" is not an instance name",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("peer_label", "cluster")],
+        6,
+        "expected key=value",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("public_ip", "34.1.2.3.4")],
+        6,
+        "an address name or an IPv4 address",
+    ),
+    (
+        &[
+            ("ip", VIP),
+            ("cloud", "gce"),
+            ("api_endpoint", "http://10.0.0.1/compute/v1/"),
+        ],
+        6,
+        "plain http:// only to a loopback address",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("credentials", "sa.json")],
+        6,
+        "invalid credentials=\"sa.json\": an absolute path",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("proxy", "proxy:3128")],
+        6,
+        "an http:// or https:// URL",
+    ),
 ];
 
 #[test]
@@ -203,11 +247,16 @@ fn host_errors_are_local_to_the_node() {
             2,
             "no route towards fd00:99::5",
         ),
+        // an unreadable CA bundle is this node's installation problem
         (
-            &[("ip", VIP), ("cloud", "gce")],
-            &["start", "validate-all", "monitor"],
+            &[
+                ("ip", VIP),
+                ("cloud", "gce"),
+                ("ca_bundle", "/nonexistent/ca.pem"),
+            ],
+            &["start", "validate-all"],
             5,
-            "the gce backend is not part of this cloudvip build yet",
+            "cannot read ca_bundle /nonexistent/ca.pem",
         ),
         (
             &[("ip", VIP), ("cloud", "oci")],

@@ -1,7 +1,8 @@
 //! The cloud side of a VIP move, behind one small trait. Backends answer in `CloudError`,
 //! never in exit codes: `agent.rs` alone decides what an error means for Pacemaker.
-//! `none` (IPaddr2-like, no cloud) lives here; GCE and OCI backends arrive in their own
-//! modules and plug into `backend()` without touching the OCF layer.
+//! `none` (IPaddr2-like, no cloud) lives here, GCE in `gce/`; `backend()` picks one.
+
+pub mod gce;
 
 use std::fmt;
 use std::path::Path;
@@ -16,13 +17,6 @@ use crate::params::{CloudKind, Params};
 pub struct Claimed(());
 
 #[derive(Debug)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "constructed by the GCE and OCI backends (issues 3 and 4)"
-    )
-)]
 pub enum CloudError {
     /// Timeouts, resets, 5xx, rate limits, metadata server hiccups: may succeed later.
     Transient(String),
@@ -33,6 +27,9 @@ pub enum CloudError {
     Denied(String),
     /// A configured cloud object (NIC, subnet, address) does not exist.
     NotFound(String),
+    /// The cloud rejected the request as malformed or the configuration as invalid
+    /// (e.g. an unknown secondary range, an unusable credentials file).
+    Invalid(String),
 }
 
 impl fmt::Display for CloudError {
@@ -42,23 +39,30 @@ impl fmt::Display for CloudError {
             CloudError::Conflict(m) => write!(f, "concurrent change in the cloud: {m}"),
             CloudError::Denied(m) => write!(f, "permission denied by the cloud: {m}"),
             CloudError::NotFound(m) => write!(f, "not found in the cloud: {m}"),
+            CloudError::Invalid(m) => write!(f, "rejected by the cloud: {m}"),
         }
     }
 }
 
 impl std::error::Error for CloudError {}
 
+/// The local interface the VIP belongs to: its MAC tells which cloud NIC/VNIC is ours.
+pub struct Nic {
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+}
+
 /// Moves the VIP between instances as the cloud sees it. Every method is idempotent,
 /// returns before `deadline`, and never touches the local kernel.
 pub trait Cloud {
     fn name(&self) -> &'static str;
-    /// Does the cloud route the VIP to this instance? At `depth` 0 this must cost no API
-    /// quota (metadata only): monitor calls it every few seconds for years.
-    fn check(&self, depth: u32, deadline: &Deadline) -> Result<bool, CloudError>;
-    /// Make this instance the holder, detaching the VIP from any other instance first.
-    fn claim(&self, deadline: &Deadline) -> Result<Claimed, CloudError>;
+    /// Does the cloud route the VIP to `nic` of this instance? At `depth` 0 this must cost
+    /// no API quota (metadata only): monitor calls it every few seconds for years.
+    fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError>;
+    /// Make `nic` of this instance the holder, detaching the VIP from any other first.
+    fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError>;
     /// Detach the VIP from this instance if attached; Ok when it was not.
-    fn release(&self, deadline: &Deadline) -> Result<(), CloudError>;
+    fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError>;
 }
 
 /// `cloud=none`: the network is a plain L2 segment; holding the address is holding the VIP.
@@ -68,13 +72,13 @@ impl Cloud for NoCloud {
     fn name(&self) -> &'static str {
         "none"
     }
-    fn check(&self, _depth: u32, _deadline: &Deadline) -> Result<bool, CloudError> {
+    fn check(&mut self, _nic: &Nic, _depth: u32, _deadline: &Deadline) -> Result<bool, CloudError> {
         Ok(true)
     }
-    fn claim(&self, _deadline: &Deadline) -> Result<Claimed, CloudError> {
+    fn claim(&mut self, _nic: &Nic, _deadline: &Deadline) -> Result<Claimed, CloudError> {
         Ok(Claimed(()))
     }
-    fn release(&self, _deadline: &Deadline) -> Result<(), CloudError> {
+    fn release(&mut self, _deadline: &Deadline) -> Result<(), CloudError> {
         Ok(())
     }
 }
@@ -104,15 +108,19 @@ pub fn resolve_kind(kind: CloudKind) -> CloudKind {
     }
 }
 
-/// The backend for the configured (and, for `auto`, detected) cloud.
-pub fn backend(params: &Params) -> Result<Box<dyn Cloud>, Exit> {
+/// The backend for the configured (and, for `auto`, detected) cloud. Builds clients only:
+/// no network round trip happens here.
+pub fn backend(params: &Params, rsctmp: Option<&str>) -> Result<Box<dyn Cloud>, Exit> {
     match resolve_kind(params.cloud) {
         CloudKind::None | CloudKind::Auto => {
             crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
             Ok(Box::new(NoCloud))
         }
-        k @ (CloudKind::Gce | CloudKind::Oci) => {
-            let name = if k == CloudKind::Gce { "gce" } else { "oci" };
+        CloudKind::Gce => gce::Gce::new(params, rsctmp.map(str::to_owned))
+            .map(|g| Box::new(g) as Box<dyn Cloud>)
+            // e.g. an unreadable ca_bundle: a problem of this node's installation
+            .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
+        CloudKind::Oci => {
             let how = if params.cloud == CloudKind::Auto {
                 " (detected by cloud=auto; set cloud=none to manage only the local address)"
             } else {
@@ -120,7 +128,7 @@ pub fn backend(params: &Params) -> Result<Box<dyn Cloud>, Exit> {
             };
             Err(Exit::new(
                 Status::ErrInstalled,
-                format!("the {name} backend is not part of this cloudvip build yet{how}"),
+                format!("the oci backend is not part of this cloudvip build yet{how}"),
             ))
         }
     }

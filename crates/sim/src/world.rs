@@ -71,7 +71,11 @@ impl World {
             }
         }
         if let Some(o) = &mut w.oci {
-            for p in o.api_keys.iter_mut().filter_map(|k| k.public_key_file.as_mut()) {
+            for p in o
+                .api_keys
+                .iter_mut()
+                .filter_map(|k| k.public_key_file.as_mut())
+            {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }

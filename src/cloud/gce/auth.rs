@@ -1,0 +1,259 @@
+//! Access tokens for the Compute API: the instance's service account through the metadata
+//! server (used as is, the metadata server caches it), or a service-account JSON key
+//! (RS256 JWT assertion, gce-api.md §6) whose tokens are cached in HA_RSCTMP so that a
+//! failover does not pay a token round trip. Tokens live in `Secret`, whose Debug and
+//! Display print `<redacted>`: nothing here is ever logged.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::{transient, Gce};
+use crate::cloud::CloudError;
+use crate::deadline::Deadline;
+use crate::http::{Method, Request};
+
+const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// A cached token is used while it has more than this left (google-auth refreshes at 3m45s).
+const REFRESH_MARGIN_SECS: u64 = 300;
+
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct KeyFile {
+    #[serde(rename = "type")]
+    kind: String,
+    client_email: String,
+    private_key: String,
+    #[serde(default)]
+    private_key_id: String,
+    #[serde(default)]
+    token_uri: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    key: String,
+    access_token: String,
+    expires_at: u64,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn denied(msg: String) -> CloudError {
+    CloudError::Denied(msg)
+}
+
+impl Gce {
+    /// A bearer token; `fresh` skips the cache (after a 401).
+    pub(super) fn token(&self, deadline: &Deadline, fresh: bool) -> Result<Secret, CloudError> {
+        match &self.opts.credentials {
+            None => self.metadata_token(deadline),
+            Some(path) => self.key_token(Path::new(path), deadline, fresh),
+        }
+    }
+
+    fn metadata_token(&self, deadline: &Deadline) -> Result<Secret, CloudError> {
+        let r = self.md_get("instance/service-accounts/default/token", deadline)?;
+        let t: TokenResponse = serde_json::from_slice(&r.body)
+            .map_err(|_| transient("metadata server: malformed token response".into()))?;
+        Ok(Secret(t.access_token))
+    }
+
+    fn key_token(
+        &self,
+        path: &Path,
+        deadline: &Deadline,
+        fresh: bool,
+    ) -> Result<Secret, CloudError> {
+        let key = read_key(path)?;
+        let cache_key = format!("{}/{}", key.client_email, key.private_key_id);
+        let cache = self.cache_path(&cache_key);
+        if !fresh {
+            if let Some(t) = cache.as_deref().and_then(|c| read_cache(c, &cache_key)) {
+                log::debug!("using the cached access token of {}", key.client_email);
+                return Ok(t);
+            }
+        }
+        let token_uri = key
+            .token_uri
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
+        let iat = now().saturating_sub(10); // clock skew, as golang/oauth2 does
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": key.private_key_id});
+        let claims = serde_json::json!({
+            "iss": key.client_email, "scope": SCOPE, "aud": token_uri, "iat": iat, "exp": iat + 3600,
+        });
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let signature = sign_rs256(&key.private_key, signing_input.as_bytes())
+            .map_err(|e| CloudError::Invalid(format!("credentials {}: {e}", path.display())))?;
+        let assertion = format!("{signing_input}.{}", b64.encode(signature));
+        let req = Request::new(Method::Post, &token_uri).form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", &assertion),
+        ]);
+        let r = self
+            .http
+            .api(&req, deadline, &|_| false)
+            .map_err(|e| transient(format!("token endpoint: {e}")))?;
+        if !r.ok() {
+            // The OAuth error body ({"error","error_description"}) names no secret.
+            let why = serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| {
+                    v.get("error_description")
+                        .and_then(|d| d.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            return Err(match r.status {
+                400 | 401 | 403 => denied(format!(
+                    "token endpoint refused {}: HTTP {} {why}",
+                    key.client_email, r.status
+                )),
+                s => transient(format!("token endpoint: HTTP {s} {why}")),
+            });
+        }
+        let t: TokenResponse = serde_json::from_slice(&r.body)
+            .map_err(|_| transient("token endpoint: malformed token response".into()))?;
+        if let Some(c) = &cache {
+            let entry = Cached {
+                key: cache_key,
+                access_token: t.access_token.clone(),
+                expires_at: now() + t.expires_in,
+            };
+            if let Err(e) = write_cache(c, &entry) {
+                log::warn!("cannot cache the access token in {}: {e}", c.display());
+            }
+        }
+        Ok(Secret(t.access_token))
+    }
+
+    fn cache_path(&self, cache_key: &str) -> Option<PathBuf> {
+        let dir = self.rsctmp.as_ref()?;
+        // one file per key, named by a digest so that the file name reveals nothing
+        let d = ring::digest::digest(&ring::digest::SHA256, cache_key.as_bytes());
+        let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Some(Path::new(dir).join(format!("cloudvip-gce-token-{hex}.json")))
+    }
+}
+
+/// Read the key file with care: a regular file, not writable by others (anyone who can
+/// write it can make us use their identity); readable by others is only warned about.
+fn read_key(path: &Path) -> Result<KeyFile, CloudError> {
+    let invalid = |m: String| CloudError::Invalid(format!("credentials {}: {m}", path.display()));
+    let meta = fs::metadata(path).map_err(|e| invalid(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(invalid(format!(
+            "mode {:o} lets others write it; chmod 600 it",
+            mode & 0o777
+        )));
+    }
+    if mode & 0o044 != 0 {
+        log::warn!(
+            "credentials {} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let text = fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    let key: KeyFile = serde_json::from_slice(&text)
+        .map_err(|_| invalid("not a service-account JSON key".into()))?;
+    if key.kind != "service_account" {
+        return Err(invalid(format!(
+            "type is {:?}, expected \"service_account\"",
+            key.kind
+        )));
+    }
+    Ok(key)
+}
+
+fn sign_rs256(pem: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::PrivateKeyDer;
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| "private_key is not a PEM key".to_owned())?;
+    let pair = match der {
+        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        _ => return Err("private_key is not an RSA key".into()),
+    }
+    .map_err(|e| format!("private_key rejected: {e}"))?;
+    let mut sig = vec![0; pair.public().modulus_len()];
+    pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        msg,
+        &mut sig,
+    )
+    .map_err(|_| "signing failed".to_owned())?;
+    Ok(sig)
+}
+
+fn read_cache(path: &Path, key: &str) -> Option<Secret> {
+    let meta = fs::metadata(path).ok()?;
+    // Only a file we wrote: ours and private.
+    // SAFETY: geteuid has no preconditions.
+    if meta.uid() != unsafe { libc::geteuid() } || meta.permissions().mode() & 0o077 != 0 {
+        return None;
+    }
+    let c: Cached = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    (c.key == key && c.expires_at > now() + REFRESH_MARGIN_SECS).then_some(Secret(c.access_token))
+}
+
+/// Atomic replace: a temp file created 0600 beside the cache, then rename.
+fn write_cache(path: &Path, entry: &Cached) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let body = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    let r = f
+        .write_all(&body)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}

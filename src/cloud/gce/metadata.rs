@@ -1,0 +1,137 @@
+//! The GCE metadata server as this instance sees it: project, name, zone and the NICs with
+//! their alias ranges and access configs, read in one recursive request. It costs no API
+//! quota, which is why monitor asks it and never the Compute API (gce-api.md §5.4, §7.3).
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::{transient, Gce};
+use crate::cloud::CloudError;
+use crate::deadline::Deadline;
+use crate::http::{Method, Request};
+
+/// Where the metadata server is: `GCE_METADATA_HOST` (host[:port], the variable Google's
+/// own client libraries honour), else the link-local address, which needs no DNS.
+pub fn base_url() -> String {
+    let host = std::env::var("GCE_METADATA_HOST")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "169.254.169.254".to_owned());
+    format!("http://{}/computeMetadata/v1/", host.trim())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Root {
+    pub instance: Instance,
+    pub project: Project,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub project_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub name: String,
+    /// `projects/<number>/zones/<zone>`
+    pub zone: String,
+    #[serde(default)]
+    pub network_interfaces: Vec<Nic>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nic {
+    pub mac: String,
+    #[serde(default)]
+    pub ip_aliases: Vec<String>,
+}
+
+/// Who and where this instance is, as the metadata server says.
+#[derive(Debug)]
+pub struct Identity {
+    pub project: String,
+    pub name: String,
+    pub zone: String,
+    pub nics: Vec<Nic>,
+}
+
+impl Identity {
+    pub fn region(&self) -> &str {
+        // zones are <region>-<letter>
+        self.zone.rsplit_once('-').map_or(&self.zone, |(r, _)| r)
+    }
+
+    /// The index of the GCE NIC with this MAC (the API calls it nic<index>).
+    pub fn nic_index(&self, mac: &[u8; 6]) -> Option<usize> {
+        let want = format_mac(mac);
+        self.nics
+            .iter()
+            .position(|n| n.mac.eq_ignore_ascii_case(&want))
+    }
+
+    /// The indexes of our NICs that carry `ip` as an alias.
+    pub fn nics_with(&self, ip: IpAddr) -> Vec<usize> {
+        self.nics
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.ip_aliases.iter().any(|a| super::alias_is(a, ip)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Gce {
+    pub(super) fn md_get(
+        &self,
+        path: &str,
+        deadline: &Deadline,
+    ) -> Result<crate::http::Response, CloudError> {
+        let req = Request::new(Method::Get, format!("{}{path}", self.md_base))
+            .header("Metadata-Flavor", "Google");
+        let r = self
+            .http
+            .metadata(&req, deadline)
+            .map_err(|e| transient(format!("metadata server: {e}")))?;
+        if !r.ok() {
+            // 404 for a documented path, 403, 5xx: the metadata server is not answering
+            // as it should; nothing here says the VIP is elsewhere.
+            return Err(transient(format!(
+                "metadata server answered HTTP {} for {path}",
+                r.status
+            )));
+        }
+        Ok(r)
+    }
+
+    pub(super) fn identity(&self, deadline: &Deadline) -> Result<Identity, CloudError> {
+        let r = self.md_get("?recursive=true&alt=json", deadline)?;
+        let root: Root = r
+            .json()
+            .map_err(|e| transient(format!("metadata server: {e:#}")))?;
+        let zone = root
+            .instance
+            .zone
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Identity {
+            project: root.project.project_id,
+            name: root.instance.name,
+            zone,
+            nics: root.instance.network_interfaces,
+        })
+    }
+}

@@ -1,0 +1,374 @@
+//! Google Compute Engine: the VIP is an alias IP range of this instance's NIC, and an
+//! optional static external IP is that NIC's access config. The flow is gce-api.md §7:
+//! identity from the metadata server, holders from one list call, remove the alias there
+//! (fingerprint + wait), add it here (fingerprint + wait), then the external address.
+//! A stale fingerprint (412) or an alias not yet released (IP_IN_USE_BY_ANOTHER_RESOURCE)
+//! re-reads and retries; everything stays inside the action's deadline.
+
+mod auth;
+mod compute;
+mod metadata;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Claimed, Cloud, CloudError, Nic};
+use crate::deadline::Deadline;
+use crate::http::{Http, HttpConfig};
+use crate::params::Params;
+use compute::{instance_ref, Api};
+use metadata::Identity;
+
+pub const DEFAULT_API: &str = "https://compute.googleapis.com/compute/v1/";
+
+pub struct Gce {
+    http: Http,
+    ip: IpAddr,
+    opts: crate::params::CloudOpts,
+    api_base: String,
+    md_base: String,
+    rsctmp: Option<String>,
+    /// Filled from the metadata server before any API call.
+    project: String,
+}
+
+fn transient(msg: String) -> CloudError {
+    CloudError::Transient(msg)
+}
+
+/// Is this alias entry (`10.0.0.5/32`, or a bare `10.0.0.5`, both seen in responses) the VIP?
+pub fn alias_is(range: &str, ip: IpAddr) -> bool {
+    let (addr, len) = match range.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().ok()),
+        None => (range, None),
+    };
+    let host = if ip.is_ipv4() { 32 } else { 128 };
+    addr.parse::<IpAddr>().is_ok_and(|a| a == ip) && len.is_none_or(|l| l == host)
+}
+
+fn nic_aliases(nic: &Value) -> Vec<Value> {
+    nic["aliasIpRanges"].as_array().cloned().unwrap_or_default()
+}
+
+fn nic_has(nic: &Value, ip: IpAddr) -> bool {
+    nic_aliases(nic)
+        .iter()
+        .any(|a| a["ipCidrRange"].as_str().is_some_and(|r| alias_is(r, ip)))
+}
+
+impl Gce {
+    pub fn new(params: &Params, rsctmp: Option<String>) -> anyhow::Result<Self> {
+        let o = &params.cloud_opts;
+        let http = Http::new(&HttpConfig {
+            proxy: o.proxy.clone(),
+            ca_bundle: o.ca_bundle.clone(),
+        })?;
+        Ok(Gce {
+            http,
+            ip: params.ip,
+            opts: o.clone(),
+            api_base: o
+                .api_endpoint
+                .clone()
+                .unwrap_or_else(|| DEFAULT_API.to_owned()),
+            md_base: metadata::base_url(),
+            rsctmp,
+            project: String::new(),
+        })
+    }
+
+    fn with_identity(&mut self, deadline: &Deadline) -> Result<Identity, CloudError> {
+        let id = self.identity(deadline)?;
+        self.project = id.project.clone();
+        Ok(id)
+    }
+
+    fn our_nic(&self, id: &Identity, nic: &Nic) -> Result<usize, CloudError> {
+        let mac = nic
+            .mac
+            .ok_or_else(|| CloudError::NotFound(format!("{} has no MAC address", nic.name)))?;
+        id.nic_index(&mac).ok_or_else(|| {
+            CloudError::NotFound(format!(
+                "no GCE network interface of {} has the MAC {} of {}",
+                id.name,
+                metadata::format_mac(&mac),
+                nic.name
+            ))
+        })
+    }
+
+    fn alias_entry(&self) -> Value {
+        let host = if self.ip.is_ipv4() { 32 } else { 128 };
+        let mut e = json!({ "ipCidrRange": format!("{}/{host}", self.ip) });
+        if let Some(r) = &self.opts.alias_range_name {
+            e["subnetworkRangeName"] = json!(r);
+        }
+        e
+    }
+
+    /// Remove the VIP from every other instance that holds it, then add it to our NIC.
+    fn move_alias(
+        &self,
+        api: &Api,
+        id: &Identity,
+        idx: usize,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let mut backoff = Duration::from_millis(200);
+        let mut round = 0;
+        loop {
+            round += 1;
+            match self.move_alias_once(api, id, idx, deadline) {
+                Ok(()) => return Ok(()),
+                Err(CloudError::Conflict(why)) => {
+                    log::info!("alias move round {round}: {why}; re-reading and retrying");
+                    if deadline.sleep(backoff).is_err() {
+                        return Err(CloudError::Conflict(why));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn move_alias_once(
+        &self,
+        api: &Api,
+        id: &Identity,
+        idx: usize,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        for inst in api.candidates(id.region(), deadline)? {
+            let name = inst["name"].as_str().unwrap_or_default();
+            let zone = inst["zone"]
+                .as_str()
+                .and_then(|z| z.rsplit('/').next())
+                .unwrap_or_default();
+            if name == id.name && zone == id.zone {
+                continue;
+            }
+            for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
+                if !nic_has(nic, self.ip) {
+                    continue;
+                }
+                let keep: Vec<Value> = nic_aliases(nic)
+                    .into_iter()
+                    .filter(|a| {
+                        !a["ipCidrRange"]
+                            .as_str()
+                            .is_some_and(|r| alias_is(r, self.ip))
+                    })
+                    .collect();
+                log::info!(
+                    "removing {} from {name} ({zone}) {}",
+                    self.ip,
+                    nic["name"].as_str().unwrap_or("?")
+                );
+                api.set_aliases(zone, name, nic, keep, deadline)?;
+            }
+        }
+        let me = api.get_instance(&id.zone, &id.name, deadline)?;
+        let nic = &me["networkInterfaces"][idx];
+        if nic.is_null() {
+            return Err(CloudError::NotFound(format!(
+                "{} has no network interface {idx} in the API",
+                id.name
+            )));
+        }
+        if nic_has(nic, self.ip) {
+            return Ok(());
+        }
+        let mut aliases = nic_aliases(nic);
+        aliases.push(self.alias_entry());
+        log::info!(
+            "adding {} to {} {}",
+            self.ip,
+            id.name,
+            nic["name"].as_str().unwrap_or("?")
+        );
+        api.set_aliases(&id.zone, &id.name, nic, aliases, deadline)
+    }
+
+    /// Attach the static external address to our NIC, detaching it from its holder.
+    fn move_public_ip(
+        &self,
+        api: &Api,
+        id: &Identity,
+        idx: usize,
+        want: &str,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.move_public_ip_once(api, id, idx, want, deadline) {
+                Err(CloudError::Conflict(why)) => {
+                    log::info!("public IP move: {why}; retrying");
+                    if deadline.sleep(backoff).is_err() {
+                        return Err(CloudError::Conflict(why));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn move_public_ip_once(
+        &self,
+        api: &Api,
+        id: &Identity,
+        idx: usize,
+        want: &str,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let addr = api.address(id.region(), want, deadline)?;
+        let nat_ip = addr["address"].as_str().unwrap_or_default().to_owned();
+        for user in addr["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let Some((zone, name)) = instance_ref(user) else {
+                continue;
+            };
+            if zone == id.zone && name == id.name {
+                continue;
+            }
+            let inst = api.get_instance(&zone, &name, deadline)?;
+            for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
+                for ac in nic["accessConfigs"].as_array().into_iter().flatten() {
+                    if ac["natIP"].as_str() == Some(&nat_ip) {
+                        let (nic_name, ac_name) = (
+                            nic["name"].as_str().unwrap_or("nic0"),
+                            ac["name"].as_str().unwrap_or_default(),
+                        );
+                        log::info!("detaching {nat_ip} from {name} ({zone}) {nic_name}");
+                        api.delete_access_config(&zone, &name, nic_name, ac_name, deadline)?;
+                    }
+                }
+            }
+        }
+        let me = api.get_instance(&id.zone, &id.name, deadline)?;
+        let nic = &me["networkInterfaces"][idx];
+        let nic_name = nic["name"].as_str().unwrap_or("nic0").to_owned();
+        for ac in nic["accessConfigs"].as_array().into_iter().flatten() {
+            if ac["natIP"].as_str() == Some(&nat_ip) {
+                return Ok(());
+            }
+            // One access config per NIC: an ephemeral IP has to make room.
+            let ac_name = ac["name"].as_str().unwrap_or_default();
+            log::info!(
+                "removing access config {ac_name:?} ({}) from {nic_name} to make room for {nat_ip}",
+                ac["natIP"].as_str().unwrap_or("-")
+            );
+            api.delete_access_config(&id.zone, &id.name, &nic_name, ac_name, deadline)?;
+        }
+        let mut config = json!({
+            "kind": "compute#accessConfig",
+            "type": "ONE_TO_ONE_NAT",
+            "name": self.opts.access_config_name,
+            "natIP": nat_ip,
+        });
+        if let Some(tier) = addr["networkTier"].as_str() {
+            config["networkTier"] = json!(tier);
+        }
+        log::info!("attaching {nat_ip} to {} {nic_name}", id.name);
+        api.add_access_config(&id.zone, &id.name, &nic_name, &config, deadline)
+    }
+}
+
+impl Cloud for Gce {
+    fn name(&self) -> &'static str {
+        "gce"
+    }
+
+    fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError> {
+        let id = self.with_identity(deadline)?;
+        let idx = self.our_nic(&id, nic)?;
+        let in_metadata = id.nics_with(self.ip).contains(&idx);
+        if depth < 10 {
+            return Ok(in_metadata);
+        }
+        let api = Api::new(self);
+        let me = api.get_instance(&id.zone, &id.name, deadline)?;
+        let in_api = nic_has(&me["networkInterfaces"][idx], self.ip);
+        if in_api != in_metadata {
+            log::warn!("the metadata server and the Compute API disagree about {} (metadata: {in_metadata}, API: {in_api})", self.ip);
+        }
+        Ok(in_api)
+    }
+
+    fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
+        let id = self.with_identity(deadline)?;
+        let idx = self.our_nic(&id, nic)?;
+        let held = id.nics_with(self.ip).contains(&idx);
+        if held && self.opts.public_ip.is_none() {
+            log::info!("{} is already an alias of {} nic{idx}", self.ip, id.name);
+            return Ok(Claimed(()));
+        }
+        let api = Api::new(self);
+        if !held {
+            self.move_alias(&api, &id, idx, deadline)?;
+        }
+        if let Some(want) = &self.opts.public_ip {
+            self.move_public_ip(&api, &id, idx, want, deadline)?;
+        }
+        Ok(Claimed(()))
+    }
+
+    fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError> {
+        let id = self.with_identity(deadline)?;
+        let ours = id.nics_with(self.ip);
+        if ours.is_empty() {
+            return Ok(());
+        }
+        let api = Api::new(self);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let me = api.get_instance(&id.zone, &id.name, deadline)?;
+            let result = ours.iter().try_for_each(|idx| {
+                let nic = &me["networkInterfaces"][*idx];
+                if !nic_has(nic, self.ip) {
+                    return Ok(());
+                }
+                let keep: Vec<Value> = nic_aliases(nic)
+                    .into_iter()
+                    .filter(|a| {
+                        !a["ipCidrRange"]
+                            .as_str()
+                            .is_some_and(|r| alias_is(r, self.ip))
+                    })
+                    .collect();
+                log::info!("removing {} from {} nic{idx}", self.ip, id.name);
+                api.set_aliases(&id.zone, &id.name, nic, keep, deadline)
+            });
+            match result {
+                Err(CloudError::Conflict(why)) if deadline.sleep(backoff).is_ok() => {
+                    log::info!("release: {why}; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_forms() {
+        let ip: IpAddr = "10.0.0.250".parse().unwrap();
+        assert!(alias_is("10.0.0.250/32", ip));
+        assert!(alias_is("10.0.0.250", ip));
+        assert!(!alias_is("10.0.0.0/24", ip));
+        assert!(!alias_is("10.0.0.25/32", ip));
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        assert!(alias_is("fd00::5/128", v6));
+    }
+}

@@ -1,0 +1,385 @@
+//! The only place that builds HTTP clients, and the one retry loop. Two agents: one for the
+//! cloud APIs (proxy from the `proxy` parameter or the environment, TLS verified against
+//! the system trust store or `ca_bundle`), one for the link-local metadata servers (never
+//! proxied, plain HTTP as the clouds serve it). Every attempt is bounded by the action's
+//! `Deadline`; transport errors, 429 and 5xx are retried with jittered backoff while the
+//! deadline allows. Requests and responses are logged by method, URL and status only:
+//! headers and bodies can carry tokens.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ureq::http;
+use ureq::tls::{RootCerts, TlsConfig};
+use ureq::RequestExt as _;
+
+use crate::deadline::Deadline;
+
+/// One attempt never waits longer than this, so that a hung connection leaves room for a
+/// retry inside the action's budget.
+pub const PER_CALL_CAP: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The most one attempt may take (further bounded by the deadline).
+    pub per_call: Duration,
+}
+
+impl Request {
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            per_call: PER_CALL_CAP,
+        }
+    }
+
+    pub fn timeout(mut self, per_call: Duration) -> Self {
+        self.per_call = per_call;
+        self
+    }
+
+    pub fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_owned(), v.into()));
+        self
+    }
+
+    pub fn json(self, body: &serde_json::Value) -> Self {
+        let mut r = self.header("Content-Type", "application/json");
+        r.body = body.to_string().into_bytes();
+        r
+    }
+
+    pub fn form(self, pairs: &[(&str, &str)]) -> Self {
+        let encoded: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let mut r = self.header("Content-Type", "application/x-www-form-urlencoded");
+        r.body = encoded.join("&").into_bytes();
+        r
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_slice(&self.body).with_context(|| {
+            let t = self.text();
+            let t: String = t.chars().take(200).collect();
+            format!("unexpected response body (HTTP {}): {t}", self.status)
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum HttpError {
+    /// No usable answer: connection refused or reset, DNS, TLS, timeouts. When the deadline
+    /// stopped the retries, the last such error.
+    Transport(String),
+    /// The request could not even be built (bad URL).
+    Invalid(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Transport(m) | HttpError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// What the user may set about the API connection (parameters `proxy` and `ca_bundle`).
+#[derive(Clone, Debug, Default)]
+pub struct HttpConfig {
+    pub proxy: Option<String>,
+    pub ca_bundle: Option<String>,
+}
+
+pub struct Http {
+    api: ureq::Agent,
+    metadata: ureq::Agent,
+}
+
+fn base_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(3)))
+        .user_agent(concat!("cloudvip/", env!("CARGO_PKG_VERSION")))
+}
+
+impl Http {
+    pub fn new(cfg: &HttpConfig) -> anyhow::Result<Self> {
+        let roots = match &cfg.ca_bundle {
+            Some(path) => RootCerts::from(load_certs(Path::new(path))?),
+            // The system trust store: what admins manage with update-ca-certificates,
+            // including a private CA for a TLS-inspecting proxy or a private endpoint.
+            None => RootCerts::PlatformVerifier,
+        };
+        let mut api = base_config().tls_config(TlsConfig::builder().root_certs(roots).build());
+        if let Some(p) = &cfg.proxy {
+            let proxy =
+                ureq::Proxy::new(p).map_err(|e| anyhow::anyhow!("invalid proxy {p:?}: {e}"))?;
+            api = api.proxy(Some(proxy));
+        }
+        // Metadata servers are link-local: a proxy cannot reach them (and must not see
+        // their tokens).
+        let metadata = base_config().proxy(None).max_redirects(3);
+        Ok(Http {
+            api: api.build().into(),
+            metadata: metadata.build().into(),
+        })
+    }
+
+    /// A cloud API call, retried on transport errors, 429, 5xx and whatever `retry_also`
+    /// says (e.g. GCE's 403 rateLimitExceeded), until `deadline`. A retryable status that
+    /// is still failing when the deadline stops the retries is returned as a response, for
+    /// the caller to classify.
+    pub fn api(
+        &self,
+        req: &Request,
+        deadline: &Deadline,
+        retry_also: &dyn Fn(&Response) -> bool,
+    ) -> Result<Response, HttpError> {
+        send(&self.api, req, deadline, retry_also)
+    }
+
+    pub fn metadata(&self, req: &Request, deadline: &Deadline) -> Result<Response, HttpError> {
+        send(&self.metadata, req, deadline, &|_| false)
+    }
+}
+
+fn load_certs(path: &Path) -> anyhow::Result<Vec<ureq::tls::Certificate<'static>>> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("cannot read ca_bundle {}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) =
+            item.with_context(|| format!("bad PEM in {}", path.display()))?
+        {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        anyhow::bail!("ca_bundle {} holds no certificate", path.display());
+    }
+    Ok(certs)
+}
+
+fn retryable_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+fn send(
+    agent: &ureq::Agent,
+    req: &Request,
+    deadline: &Deadline,
+    retry_also: &dyn Fn(&Response) -> bool,
+) -> Result<Response, HttpError> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let budget = deadline.remaining().min(req.per_call);
+        if budget < Duration::from_millis(20) {
+            return Err(HttpError::Transport(format!(
+                "{} {}: no time left for a request",
+                req.method.as_str(),
+                redact(&req.url)
+            )));
+        }
+        let started = Instant::now();
+        let outcome = once(agent, req, budget);
+        let ms = started.elapsed().as_millis();
+        let retry = match &outcome {
+            Ok(r) => {
+                log::debug!(
+                    "{} {} -> {} ({ms} ms)",
+                    req.method.as_str(),
+                    redact(&req.url),
+                    r.status
+                );
+                retryable_status(r.status) || retry_also(r)
+            }
+            Err(HttpError::Invalid(_)) => return outcome,
+            Err(e) => {
+                log::debug!(
+                    "{} {} failed after {ms} ms: {e}",
+                    req.method.as_str(),
+                    redact(&req.url)
+                );
+                true
+            }
+        };
+        if !retry {
+            return outcome;
+        }
+        // Full jitter in [backoff/2, backoff]: many nodes retrying together spread out.
+        let wait = backoff / 2 + jitter(backoff / 2);
+        if deadline.sleep(wait).is_err() {
+            if attempt > 1 {
+                log::info!(
+                    "{} {}: giving up after {attempt} attempts, the deadline is near",
+                    req.method.as_str(),
+                    redact(&req.url)
+                );
+            }
+            return outcome;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response, HttpError> {
+    let mut b = http::Request::builder()
+        .method(req.method.as_str())
+        .uri(&req.url);
+    for (k, v) in &req.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    let request = b
+        .body(req.body.clone())
+        .map_err(|e| HttpError::Invalid(format!("invalid request to {}: {e}", redact(&req.url))))?;
+    let result = request
+        .with_agent(agent)
+        .configure()
+        .timeout_global(Some(budget))
+        .build()
+        .run();
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::BadUri(m)) => {
+            return Err(HttpError::Invalid(format!(
+                "invalid URL {}: {m}",
+                redact(&req.url)
+            )))
+        }
+        Err(e) => {
+            return Err(HttpError::Transport(format!(
+                "{} {}: {e}",
+                req.method.as_str(),
+                redact(&req.url)
+            )))
+        }
+    };
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| {
+            HttpError::Transport(format!(
+                "{} {}: reading the body: {e}",
+                req.method.as_str(),
+                redact(&req.url)
+            ))
+        })?;
+    Ok(Response { status, body })
+}
+
+fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    max.mul_f64(f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX))
+}
+
+/// URLs are logged without their query string: query values can be names an admin would
+/// rather not see in syslog, and never need to be there to debug a failover.
+pub fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// Percent-encoding for query values and form fields (RFC 3986 unreserved set kept).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deadline::testing::FakeClock;
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode("External NAT"), "External%20NAT");
+        assert_eq!(encode("a=b&c"), "a%3Db%26c");
+        assert_eq!(encode("nic0"), "nic0");
+    }
+
+    #[test]
+    fn backoff_schedule_never_overruns() {
+        // Simulate the retry loop's waits against a fake clock: the sum of sleeps that
+        // `Deadline::sleep` allows never passes the budget.
+        for budget_ms in [300u64, 1_000, 5_000, 18_000, 54_000] {
+            let clock = FakeClock::new();
+            let d = Deadline::with_clock(Duration::from_millis(budget_ms), clock.clone());
+            let mut backoff = FIRST_BACKOFF;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                clock.advance(d.remaining().min(Duration::from_millis(150))); // an attempt
+                let wait = backoff / 2 + jitter(backoff / 2);
+                if d.sleep(wait).is_err() {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            assert!(
+                clock.elapsed() <= Duration::from_millis(budget_ms),
+                "{budget_ms}: {:?}",
+                clock.elapsed()
+            );
+            assert!(tries >= 1);
+        }
+    }
+}
