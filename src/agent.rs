@@ -125,6 +125,9 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         (_, false) => log::info!("{} was already on {}", params.ip, nic.name),
     }
     local.announce(&claimed, &nic, &params, deadline);
+    cloud
+        .claim_extras(&nic_of(&nic), &claimed, deadline)
+        .map_err(cloud_exit)?;
     Ok(Status::Success)
 }
 

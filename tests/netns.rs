@@ -167,7 +167,14 @@ impl Drop for Lab {
                 .output()
             {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
+                    // A test that entered the cloud namespace is listed there itself.
+                    if let Ok(pid) = pid.parse::<i32>().map(|p| p as u32).and_then(|p| {
+                        if p == std::process::id() {
+                            "x".parse::<i32>()
+                        } else {
+                            Ok(p as i32)
+                        }
+                    }) {
                         // SAFETY: kill has no memory-safety preconditions.
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
@@ -177,5 +184,87 @@ impl Drop for Lab {
                 .args(["netns", "del", ns])
                 .status();
         }
+    }
+}
+
+impl Lab {
+    /// Add the "cloud" host: 10.66.0.254 on the segment plus the link-local metadata
+    /// address 169.254.169.254, which every other host reaches through it (as a VM reaches
+    /// its metadata server through the virtual gateway). Returns its namespace.
+    pub fn add_cloud(&mut self) -> String {
+        let ns = format!("{}-cloud", self.bridge.trim_end_matches("-br"));
+        sh(&["ip", "netns", "add", &ns]);
+        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.bridge,
+            "link",
+            "add",
+            "pcloud",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &ns,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.bridge,
+            "link",
+            "set",
+            "pcloud",
+            "master",
+            "br0",
+            "up",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            "10.66.0.254/24",
+            "dev",
+            "eth0",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            "169.254.169.254/32",
+            "dev",
+            "eth0",
+        ]);
+        sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        for host in &self.hosts {
+            sh(&[
+                "ip",
+                "-n",
+                host,
+                "route",
+                "add",
+                "169.254.169.254/32",
+                "via",
+                "10.66.0.254",
+            ]);
+        }
+        self.hosts.push(ns.clone());
+        ns
+    }
+
+    /// Move the calling thread into namespace `ns`: sockets it creates from now on (an
+    /// in-process emulator's listeners, the test's admin client) live there. Per thread:
+    /// every test runs in its own thread (and, under nextest, its own process).
+    pub fn enter(ns: &str) {
+        let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+        // SAFETY: setns on a valid namespace fd; affects only this thread.
+        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
     }
 }

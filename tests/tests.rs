@@ -16,3 +16,5 @@ mod metadata;
 mod logging;
 // ocf-tester and crm_resource against the installed agent.
 mod ocf_tools;
+// The GCE backend against cloudvip-sim, in namespaces.
+mod gce;

@@ -61,6 +61,16 @@ pub trait Cloud {
     fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError>;
     /// Make `nic` of this instance the holder, detaching the VIP from any other first.
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError>;
+    /// After the VIP works here: move what only completes the service (a public IP), so
+    /// that the private VIP's outage does not include it.
+    fn claim_extras(
+        &mut self,
+        _nic: &Nic,
+        _proof: &Claimed,
+        _deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        Ok(())
+    }
     /// Detach the VIP from this instance if attached; Ok when it was not.
     fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError>;
 }

@@ -338,7 +338,17 @@ impl<'a> Api<'a> {
             );
             // wait blocks server-side until DONE or ~2 min: allow it longer than a plain
             // call, still within the deadline.
-            op = self.call_timed(Method::Post, &path, None, deadline, WAIT_CALL)?;
+            op = match self.call_timed(Method::Post, &path, None, deadline, WAIT_CALL) {
+                Err(CloudError::Transient(_))
+                    if deadline.remaining() < Duration::from_millis(100) =>
+                {
+                    let kind = op["operationType"].as_str().unwrap_or("operation");
+                    return Err(transient(format!(
+                        "{kind} operation {name} not DONE before the deadline"
+                    )));
+                }
+                other => other?,
+            };
         }
     }
 }

@@ -49,6 +49,15 @@ pub struct Nic {
     pub mac: String,
     #[serde(default)]
     pub ip_aliases: Vec<String>,
+    #[serde(default)]
+    pub access_configs: Vec<AccessConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessConfig {
+    #[serde(default)]
+    pub external_ip: String,
 }
 
 /// Who and where this instance is, as the metadata server says.

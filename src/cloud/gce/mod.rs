@@ -289,7 +289,23 @@ impl Cloud for Gce {
     fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError> {
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
-        let in_metadata = id.nics_with(self.ip).contains(&idx);
+        let mut in_metadata = id.nics_with(self.ip).contains(&idx);
+        // A public_ip written as an address can be checked for free too.
+        if let Some(p) = self
+            .opts
+            .public_ip
+            .as_deref()
+            .filter(|p| p.parse::<std::net::Ipv4Addr>().is_ok())
+        {
+            if !id.nics[idx]
+                .access_configs
+                .iter()
+                .any(|a| a.external_ip == p)
+            {
+                log::warn!("the external address {p} is not on {} nic{idx}", id.name);
+                in_metadata = false;
+            }
+        }
         if depth < 10 {
             return Ok(in_metadata);
         }
@@ -305,19 +321,35 @@ impl Cloud for Gce {
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
-        let held = id.nics_with(self.ip).contains(&idx);
-        if held && self.opts.public_ip.is_none() {
+        if id.nics_with(self.ip).contains(&idx) {
             log::info!("{} is already an alias of {} nic{idx}", self.ip, id.name);
-            return Ok(Claimed(()));
-        }
-        let api = Api::new(self);
-        if !held {
-            self.move_alias(&api, &id, idx, deadline)?;
-        }
-        if let Some(want) = &self.opts.public_ip {
-            self.move_public_ip(&api, &id, idx, want, deadline)?;
+        } else {
+            self.move_alias(&Api::new(self), &id, idx, deadline)?;
         }
         Ok(Claimed(()))
+    }
+
+    fn claim_extras(
+        &mut self,
+        nic: &Nic,
+        _proof: &Claimed,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let Some(want) = self.opts.public_ip.clone() else {
+            return Ok(());
+        };
+        let id = self.with_identity(deadline)?;
+        let idx = self.our_nic(&id, nic)?;
+        // The metadata server shows our external IP: when public_ip is given as an
+        // address and is already ours, this costs no API call.
+        if id.nics[idx]
+            .access_configs
+            .iter()
+            .any(|a| a.external_ip == want)
+        {
+            return Ok(());
+        }
+        self.move_public_ip(&Api::new(self), &id, idx, &want, deadline)
     }
 
     fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError> {

@@ -1,0 +1,554 @@
+//! The GCE backend against the emulator, on real kernel networking: a three-instance
+//! world, each instance a network namespace whose eth0 MAC is the GCE NIC's MAC, the
+//! emulator in a "cloud" namespace serving the metadata server on 169.254.169.254 (told
+//! apart by source address, as GCE does) and the Compute API over HTTPS with a test CA.
+//! The agent runs with its production defaults except `api_endpoint`/`ca_bundle`.
+//! Every test asserts the emulator's cloud state, not just exit codes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::netns::Lab;
+use crate::util::{Agent, Run};
+
+const VIP: &str = "10.128.0.100";
+
+pub struct GceLab {
+    // Field order is drop order: the emulator stops before its namespace goes.
+    _sim: cloudvip_sim::SimHandle,
+    pub lab: Lab,
+    pub dir: tempfile::TempDir,
+    pub api: String,
+    pub ca: String,
+    admin: String,
+}
+
+fn world(dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+tls_cert = "{dir}/server.pem"
+tls_key = "{dir}/server.key"
+
+[gce]
+project = "my-project"
+project_number = 123456789012
+region = "us-central1"
+zones = ["us-central1-a", "us-central1-b", "us-central1-c"]
+api_listen = "10.66.0.254:0"
+metadata_per_instance = false
+metadata_listen = "169.254.169.254:80"
+
+[gce.operations]
+pending_ms = 20
+running_ms = 80
+
+[[gce.networks]]
+name = "default"
+[[gce.networks.subnets]]
+name = "default"
+ip_cidr_range = "10.128.0.0/20"
+secondary_ranges = [{{ range_name = "vips", ip_cidr_range = "10.200.0.0/24" }}]
+
+[[gce.service_accounts]]
+email = "cloudvip@my-project.iam.gserviceaccount.com"
+[[gce.service_accounts]]
+email = "readonly@my-project.iam.gserviceaccount.com"
+permissions = ["compute.instances.get", "compute.instances.list", "compute.zoneOperations.get", "compute.addresses.get", "compute.addresses.list"]
+
+[[gce.instances]]
+name = "node-a"
+zone = "us-central1-a"
+labels = {{ cluster = "ha1" }}
+service_account = "cloudvip@my-project.iam.gserviceaccount.com"
+metadata_source = "10.66.0.1"
+[[gce.instances.nics]]
+network_ip = "10.128.0.10"
+mac = "02:66:00:00:00:01"
+alias_ip_ranges = [
+  {{ ip_cidr_range = "10.128.0.100/32" }},
+  {{ ip_cidr_range = "10.200.0.8/29", subnetwork_range_name = "vips" }},
+]
+access_configs = [{{ name = "External NAT", nat_ip = "203.0.113.10" }}]
+
+[[gce.instances]]
+name = "node-b"
+zone = "us-central1-b"
+labels = {{ cluster = "ha1" }}
+service_account = "cloudvip@my-project.iam.gserviceaccount.com"
+metadata_source = "10.66.0.2"
+[[gce.instances.nics]]
+network_ip = "10.128.0.11"
+mac = "02:66:00:00:00:02"
+alias_ip_ranges = [{{ ip_cidr_range = "10.128.0.51/32" }}]
+access_configs = [{{ name = "external-nat" }}]
+
+[[gce.instances]]
+name = "node-c"
+zone = "us-central1-c"
+labels = {{ cluster = "ha1" }}
+service_account = "readonly@my-project.iam.gserviceaccount.com"
+metadata_source = "10.66.0.3"
+[[gce.instances.nics]]
+network_ip = "10.128.0.12"
+mac = "02:66:00:00:00:03"
+
+[[gce.addresses]]
+name = "vip-ext"
+address = "203.0.113.10"
+{extra}
+"#,
+        dir = dir.display()
+    )
+}
+
+impl GceLab {
+    pub fn new() -> GceLab {
+        Self::with(|_| {}, "")
+    }
+
+    /// `tweak` edits the world after parsing; `extra` is appended TOML.
+    pub fn with(tweak: impl FnOnce(&mut cloudvip_sim::World), extra: &str) -> GceLab {
+        let mut lab = Lab::new(3);
+        let cloud = lab.add_cloud();
+        let dir = tempfile::tempdir().unwrap();
+        cloudvip_sim::tls::generate(dir.path(), &["10.66.0.254".to_owned()]).unwrap();
+        Lab::enter(&cloud);
+        let mut w = cloudvip_sim::World::from_toml(&world(dir.path(), extra)).unwrap();
+        tweak(&mut w);
+        let sim = cloudvip_sim::Sim::start(w).unwrap();
+        let api = sim.endpoints()["gce"]["compute"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let admin = sim.admin_url();
+        let ca = dir.path().join("ca.pem").display().to_string();
+        GceLab {
+            _sim: sim,
+            lab,
+            dir,
+            api,
+            ca,
+            admin,
+        }
+    }
+
+    /// The agent on node `i` (1 = node-a) with the parameters every GCE test shares.
+    pub fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
+        Agent::new(action)
+            .params(&[
+                ("ip", VIP),
+                ("nic", "eth0"),
+                ("cloud", "gce"),
+                ("api_endpoint", &self.api),
+                ("ca_bundle", &self.ca),
+                ("arp_count", "1"),
+            ])
+            .params(params)
+            .env("HA_RSCTMP", self.dir.path().to_str().unwrap())
+            .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+            .netns(self.lab.ns(i))
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let addr = self.admin.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 2"),
+            "admin {method} {path}: {head}\n{body}"
+        );
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
+    pub fn instance(&self, name: &str) -> Value {
+        let state = self.admin("GET", "/admin/state", None);
+        let all = state["gce"]["instances"].clone();
+        let list: Vec<Value> = match all {
+            Value::Array(a) => a,
+            Value::Object(o) => o.into_iter().map(|(_, v)| v).collect(),
+            _ => panic!("no instances in state: {state}"),
+        };
+        list.into_iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    pub fn aliases(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.instance(name)["networkInterfaces"][0]["aliasIpRanges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a["ipCidrRange"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn nat_ips(&self, name: &str) -> Vec<String> {
+        self.instance(name)["networkInterfaces"][0]["accessConfigs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a["natIP"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    }
+
+    /// Requests logged since the last `clear_log`, as (api id, status).
+    pub fn log(&self) -> Vec<Value> {
+        self.admin("GET", "/admin/log", None)["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn clear_log(&self) {
+        self.admin("DELETE", "/admin/log", None);
+    }
+
+    pub fn api_calls(&self) -> usize {
+        self.log().iter().filter(|e| e["api_call"] == true).count()
+    }
+
+    pub fn fault(&self, rule: Value) {
+        self.admin("POST", "/admin/faults", Some(rule));
+    }
+
+    pub fn clear_faults(&self) {
+        self.admin("DELETE", "/admin/faults", None);
+    }
+}
+
+fn holds_locally(g: &GceLab, i: usize) -> bool {
+    g.lab.addrs(i).contains(&format!("inet {VIP}/32"))
+}
+
+#[test]
+fn failover_moves_alias_and_external_ip_and_nothing_else() {
+    let g = GceLab::new();
+    let p = [("public_ip", "vip-ext"), ("peer_label", "cluster=ha1")];
+    g.agent(2, "monitor", &p).run().expect(7, None);
+    g.agent(2, "start", &p).run().ok();
+    // the VIP and the external address moved from node-a to node-b ...
+    assert_eq!(
+        g.aliases("node-a"),
+        vec!["10.200.0.8/29"],
+        "node-a keeps its other range"
+    );
+    assert_eq!(
+        g.aliases("node-b"),
+        vec!["10.128.0.100/32", "10.128.0.51/32"],
+        "node-b keeps its own alias"
+    );
+    assert_eq!(g.nat_ips("node-a"), Vec::<String>::new());
+    assert_eq!(
+        g.nat_ips("node-b"),
+        vec!["203.0.113.10"],
+        "the ephemeral IP made room for the static one"
+    );
+    assert_eq!(g.aliases("node-c"), Vec::<String>::new());
+    // ... and the node serves it locally
+    assert!(holds_locally(&g, 2), "{}", g.lab.addrs(2));
+    g.agent(2, "monitor", &p).run().ok();
+
+    // monitor at depth 0 costs no Compute API call; double start neither
+    g.clear_log();
+    g.agent(2, "monitor", &p).run().ok();
+    g.agent(2, "start", &[("peer_label", "cluster=ha1")])
+        .run()
+        .ok();
+    assert_eq!(g.api_calls(), 0, "{:#?}", g.log());
+    // depth 10 asks the API
+    g.agent(2, "monitor", &p)
+        .env("OCF_CHECK_LEVEL", "10")
+        .run()
+        .ok();
+    assert!(g.api_calls() >= 1);
+
+    // and back to node-a
+    g.agent(2, "stop", &p).run().ok();
+    assert!(!holds_locally(&g, 2));
+    assert_eq!(g.aliases("node-b"), vec!["10.128.0.51/32"]);
+    assert_eq!(
+        g.nat_ips("node-b"),
+        vec!["203.0.113.10"],
+        "stop leaves the public IP attached"
+    );
+    g.agent(2, "stop", &p).run().ok();
+    g.agent(1, "start", &p).run().ok();
+    assert_eq!(
+        g.aliases("node-a"),
+        vec!["10.128.0.100/32", "10.200.0.8/29"]
+    );
+    assert_eq!(g.nat_ips("node-a"), vec!["203.0.113.10"]);
+    assert_eq!(g.nat_ips("node-b"), Vec::<String>::new());
+    assert!(holds_locally(&g, 1));
+}
+
+#[test]
+fn peers_by_name_and_by_scan() {
+    for p in [&[("peers", "node-a, node-c")][..], &[][..]] {
+        let g = GceLab::new();
+        g.agent(3, "start", p)
+            .run()
+            .expect(4, Some("compute.instances.updateNetworkInterface"));
+        g.agent(2, "start", p).run().ok();
+        assert_eq!(g.aliases("node-a"), vec!["10.200.0.8/29"]);
+        assert!(g.aliases("node-b").contains(&"10.128.0.100/32".to_owned()));
+    }
+}
+
+#[test]
+fn monitor_states() {
+    let g = GceLab::new();
+    g.agent(2, "start", &[]).run().ok();
+    g.agent(2, "monitor", &[]).run().ok();
+    // the metadata server is down: not "not running"
+    g.fault(json!({"kind": "down", "service": "metadata", "instance": "node-b"}));
+    let r = g
+        .agent(2, "monitor", &[])
+        .env("OCF_RESKEY_CRM_meta_timeout", "3000")
+        .run();
+    r.expect(1, Some("metadata server"));
+    g.clear_faults();
+    g.agent(2, "monitor", &[]).run().ok();
+    // someone removes the alias in the console: monitor notices
+    g.admin(
+        "POST",
+        "/admin/gce/instances/node-b/nics/nic0",
+        Some(json!({"aliasIpRanges": []})),
+    );
+    g.agent(2, "monitor", &[])
+        .run()
+        .expect(1, Some("gce routes it elsewhere"));
+    // Pacemaker's recovery: stop, start
+    g.agent(2, "stop", &[]).run().ok();
+    g.agent(2, "start", &[]).run().ok();
+    assert_eq!(g.aliases("node-b"), vec!["10.128.0.100/32"]);
+}
+
+/// Faults the API throws during a failover: the agent rides them out inside the deadline.
+#[test]
+fn transient_faults_are_retried() {
+    let faults = [
+        json!({"kind": "error", "status": 503, "api": "compute.instances.updateNetworkInterface", "count": 2}),
+        json!({"kind": "rate_limit", "service": "compute", "count": 3}),
+        json!({"kind": "fingerprint_race", "count": 1}),
+        json!({"kind": "operation_error", "code": "IP_IN_USE_BY_ANOTHER_RESOURCE", "message": "IP '10.128.0.100/32' is already being used by another resource.", "count": 1}),
+        json!({"kind": "reset", "service": "compute", "count": 2}),
+        json!({"kind": "hang", "ms": 12000, "service": "compute", "count": 1}),
+        json!({"kind": "error", "status": 503, "service": "metadata", "count": 2}),
+        json!({"kind": "latency", "ms": 300, "service": "compute"}),
+    ];
+    let g = GceLab::new();
+    let mut on = 2;
+    for f in faults {
+        g.clear_faults();
+        g.fault(f.clone());
+        let r = g.agent(on, "start", &[]).run();
+        assert_eq!(
+            r.code,
+            0,
+            "fault {f}: {}\n{}",
+            r.stderr,
+            r.reason().unwrap_or("")
+        );
+        // the fault really happened: a selector that matches nothing proves nothing
+        let hits = g.admin("GET", "/admin/faults", None)["faults"][0]["hits"].as_u64();
+        assert!(hits.unwrap_or(0) >= 1, "fault {f} never fired");
+        assert!(
+            g.aliases(if on == 1 { "node-a" } else { "node-b" })
+                .contains(&"10.128.0.100/32".to_owned()),
+            "fault {f}"
+        );
+        g.clear_faults();
+        g.agent(on, "stop", &[]).run().ok();
+        on = if on == 1 { 2 } else { 1 };
+    }
+}
+
+#[test]
+fn stuck_operation_fails_start_within_the_timeout() {
+    let g = GceLab::new();
+    g.fault(json!({"kind": "operation_stuck"}));
+    let t = Instant::now();
+    let r = g
+        .agent(2, "start", &[])
+        .env("OCF_RESKEY_CRM_meta_timeout", "6000")
+        .run();
+    let took = t.elapsed();
+    r.expect(1, Some("not DONE before the deadline"));
+    assert!(
+        took < Duration::from_secs(6),
+        "start overran its 6 s timeout: {took:?}"
+    );
+    assert!(
+        !holds_locally(&g, 2),
+        "a failed start must not leave the address"
+    );
+}
+
+#[test]
+fn stop_succeeds_when_the_api_is_down() {
+    let g = GceLab::new();
+    g.agent(2, "start", &[]).run().ok();
+    g.fault(json!({"kind": "error", "status": 503, "service": "compute"}));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let t = Instant::now();
+    g.agent(2, "stop", &[])
+        .env("OCF_RESKEY_CRM_meta_timeout", "4000")
+        .env("HA_LOGFILE", log.path().to_str().unwrap())
+        .run()
+        .ok();
+    assert!(t.elapsed() < Duration::from_secs(4));
+    assert!(!holds_locally(&g, 2), "the local address must go");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        text.contains("WARNING: stop: could not release 10.128.0.100 in gce"),
+        "{text}"
+    );
+    // the alias is still on node-b; the next start elsewhere takes it
+    g.clear_faults();
+    g.agent(1, "start", &[]).run().ok();
+    assert_eq!(g.aliases("node-b"), vec!["10.128.0.51/32"]);
+}
+
+#[test]
+fn service_account_key_tokens_are_cached_privately() {
+    let g = GceLab::new();
+    let key = g.admin(
+        "POST",
+        "/admin/gce/service-accounts/cloudvip@my-project.iam.gserviceaccount.com/keys",
+        None,
+    );
+    let key_path = g.dir.path().join("sa.json");
+    std::fs::write(&key_path, key.to_string()).unwrap();
+    let chmod = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    chmod(0o666);
+    let p = [("credentials", key_path.to_str().unwrap())];
+    g.agent(2, "start", &p)
+        .run()
+        .expect(6, Some("lets others write it"));
+    chmod(0o600);
+    g.clear_log();
+    g.agent(2, "start", &p).run().ok();
+    let token_calls = |g: &GceLab| {
+        g.log()
+            .iter()
+            .filter(|e| e["api"] == "oauth2.token")
+            .count()
+    };
+    assert_eq!(token_calls(&g), 1);
+    let cached: Vec<_> = std::fs::read_dir(g.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("cloudvip-gce-token-")
+        })
+        .collect();
+    assert_eq!(cached.len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        cached[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(cached[0].path()).unwrap();
+    // a second action uses the cache; the log never shows the token
+    g.clear_log();
+    g.agent(2, "stop", &p).run().ok();
+    assert_eq!(token_calls(&g), 0);
+    let token = serde_json::from_str::<Value>(&text).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logfile = tempfile::NamedTempFile::new().unwrap();
+    let r = g
+        .agent(2, "start", &p)
+        .env("HA_debug", "1")
+        .env("HA_LOGFILE", logfile.path().to_str().unwrap())
+        .run();
+    r.ok();
+    let logged = std::fs::read_to_string(logfile.path()).unwrap() + &r.stderr;
+    assert!(!logged.contains(&token), "the access token was logged");
+    // an expired token (401) is refreshed once and the action still succeeds
+    g.admin("POST", "/admin/gce/tokens/expire", None);
+    g.agent(2, "stop", &p).run().ok();
+    assert_eq!(g.aliases("node-b"), vec!["10.128.0.51/32"]);
+}
+
+#[test]
+fn ocf_tester_passes_with_gce() {
+    let g = GceLab::new();
+    let agent = crate::util::install_agent();
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", g.lab.ns(2), "ocf-tester", "-n", "gcevip"]);
+    for p in [
+        format!("ip={VIP}"),
+        "nic=eth0".into(),
+        "cloud=gce".into(),
+        format!("api_endpoint={}", g.api),
+        format!("ca_bundle={}", g.ca),
+        "public_ip=vip-ext".into(),
+    ] {
+        cmd.args(["-o", &p]);
+    }
+    cmd.arg(&agent);
+    let r = Run::from("ocf-tester gce".into(), cmd.output().unwrap());
+    assert!(
+        r.code == 0 && r.stdout.contains("passed all tests"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(g.aliases("node-b").contains(&"10.128.0.100/32".to_owned()));
+}
+
+/// Not an assertion: the numbers for the closing note (API calls per action, wall time).
+#[test]
+fn report_api_calls_and_time_per_action() {
+    let g = GceLab::with(|_| {}, "");
+    let p = [("public_ip", "vip-ext"), ("peer_label", "cluster=ha1")];
+    let mut rows = Vec::new();
+    for (label, node, action, params) in [
+        ("start (move from node-a, + public IP)", 2, "start", &p[..]),
+        ("start again (already held)", 2, "start", &p[..]),
+        ("monitor depth 0", 2, "monitor", &p[..]),
+        ("stop", 2, "stop", &p[..]),
+        ("start (nobody holds it, no public IP)", 1, "start", &[][..]),
+        ("stop (no public IP)", 1, "stop", &[][..]),
+    ] {
+        g.clear_log();
+        let t = Instant::now();
+        g.agent(node, action, params).run().ok();
+        let ms = t.elapsed().as_millis();
+        let log = g.log();
+        let api = log.iter().filter(|e| e["api_call"] == true).count();
+        let md = log.iter().filter(|e| e["service"] == "metadata").count();
+        rows.push(format!("| {label:<40} | {api:>3} | {md:>3} | {ms:>5} ms |"));
+    }
+    println!(
+        "| action (operations {}ms pending + {}ms running) | API | MDS | wall |",
+        20, 80
+    );
+    for r in rows {
+        println!("{r}");
+    }
+}
