@@ -348,6 +348,7 @@ fn transient_faults_are_retried() {
         json!({"kind": "rate_limit", "service": "compute", "count": 3}),
         json!({"kind": "fingerprint_race", "count": 1}),
         json!({"kind": "operation_error", "code": "IP_IN_USE_BY_ANOTHER_RESOURCE", "message": "IP '10.128.0.100/32' is already being used by another resource.", "count": 1}),
+        json!({"kind": "operation_error", "code": "INTERNAL_ERROR", "message": "Internal error.", "count": 1}),
         json!({"kind": "reset", "service": "compute", "count": 2}),
         json!({"kind": "hang", "ms": 12000, "service": "compute", "count": 1}),
         json!({"kind": "error", "status": 503, "service": "metadata", "count": 2}),

@@ -109,6 +109,8 @@ impl Gce {
     }
 
     /// Remove the VIP from every other instance that holds it, then add it to our NIC.
+    /// A conflict (stale fingerprint, alias not yet released) or a failed operation
+    /// re-reads everything and tries again while the deadline allows.
     fn move_alias(
         &self,
         api: &Api,
@@ -122,10 +124,10 @@ impl Gce {
             round += 1;
             match self.move_alias_once(api, id, idx, deadline) {
                 Ok(()) => return Ok(()),
-                Err(CloudError::Conflict(why)) => {
-                    log::info!("alias move round {round}: {why}; re-reading and retrying");
+                Err(e @ (CloudError::Conflict(_) | CloudError::Transient(_))) => {
+                    log::info!("alias move round {round}: {e}; re-reading and retrying");
                     if deadline.sleep(backoff).is_err() {
-                        return Err(CloudError::Conflict(why));
+                        return Err(e);
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
