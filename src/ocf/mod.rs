@@ -71,7 +71,7 @@ impl Status {
                 "missing privilege: changing addresses needs CAP_NET_ADMIN; a cloud permission missing"
             }
             Status::ErrInstalled => {
-                "a component is missing on this node (today: the gce/oci backend of this build)"
+                "a component is missing on this node (an unreadable ca_bundle; today also the oci backend)"
             }
             Status::ErrConfigured => {
                 "the configuration is wrong everywhere (bad or missing parameter): banned cluster-wide"
