@@ -26,6 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3);
 pub enum Method {
     Get,
     Post,
+    Put,
     Patch,
 }
 
@@ -34,6 +35,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
             Method::Patch => "PATCH",
         }
     }
@@ -89,6 +91,7 @@ impl Request {
 
 pub struct Response {
     pub status: u16,
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -99,6 +102,10 @@ impl Response {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
@@ -303,6 +310,7 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
         }
     };
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body = resp
         .body_mut()
         .with_config()
@@ -315,7 +323,11 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
                 redact(&req.url)
             ))
         })?;
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn jitter(max: Duration) -> Duration {

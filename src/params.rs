@@ -188,12 +188,14 @@ pub const PARAMS: &[ParamDef] = &[
         "public_ip",
         Content::String,
         None,
-        "GCE: static external address that follows the VIP",
-        "GCE only. A reserved static external address (its name in this region, or the \
-         address itself) that start attaches as this NIC's access config, detaching it from \
-         the instance that holds it. An ephemeral external IP on this NIC is replaced (GCE \
-         allows one access config per NIC). stop leaves it attached; the next start \
-         elsewhere moves it, so the public address never dangles unattached.",
+        "Public address that follows the VIP",
+        "GCE: a reserved static external address (its name in this region, or the address \
+         itself) that start attaches as this NIC's access config, detaching it from the \
+         instance that holds it; an ephemeral external IP on this NIC is replaced (GCE allows \
+         one access config per NIC). OCI: a reserved public IP (the address or its OCID) that \
+         start assigns to the VIP's private IP and waits for ASSIGNED; it normally follows \
+         the private IP by itself when the VIP moves. stop leaves it attached in both clouds; \
+         the next start elsewhere moves it, so it never dangles unassigned.",
     ),
     p(
         "access_config_name",
@@ -207,20 +209,58 @@ pub const PARAMS: &[ParamDef] = &[
         "credentials",
         Content::String,
         None,
-        "GCE: service-account JSON key file",
-        "GCE only. Path to a service-account JSON key (mode 0600, owned by root). Default: \
-         the token of the instance's service account from the metadata server. Access \
-         tokens obtained with a key are cached in HA_RSCTMP (mode 0600) until shortly before \
-         they expire; tokens and keys are never logged.",
+        "Credentials file instead of the instance's identity",
+        "GCE: a service-account JSON key. OCI: an API-key config file in ~/.oci/config format \
+         (user, fingerprint, key_file, tenancy, region; pass_phrase for an encrypted PKCS#8 \
+         key), profile from oci_profile. The file (and the key it names) must not be \
+         writable by others; mode 0600 owned by root is right. Default: the instance's own \
+         identity (GCE: the service account's token from the metadata server; OCI: instance \
+         principals). Tokens are cached in HA_RSCTMP with mode 0600 until shortly before they \
+         expire and are never logged.",
+    ),
+    p(
+        "oci_profile",
+        Content::String,
+        Some("DEFAULT"),
+        "OCI: profile of the credentials file",
+        "OCI only. The [profile] of the credentials file to use; keys missing there are \
+         taken from [DEFAULT].",
+    ),
+    p(
+        "vnic_id",
+        Content::String,
+        None,
+        "OCI: the VNIC that gets the VIP",
+        "OCI only. The OCID of the VNIC to assign the VIP to. Default: the VNIC whose MAC \
+         address is the local nic's, as the instance metadata service lists them (never just \
+         the first VNIC).",
     ),
     p(
         "api_endpoint",
         Content::String,
-        Some("https://compute.googleapis.com/compute/v1/"),
+        None,
         "Cloud API base URL",
-        "The Compute API base URL, for a Private Service Connect endpoint or a restricted VIP \
-         (e.g. https://compute-myendpoint.p.googleapis.com/compute/v1/). Must be https:// \
+        "GCE: the Compute API base URL, default https://compute.googleapis.com/compute/v1/ \
+         (e.g. a Private Service Connect endpoint). OCI: the Networking API host, default \
+         https://iaas.<region>.<realm domain> from the instance metadata. Must be https:// \
          (plain http:// only for a loopback address).",
+    ),
+    p(
+        "auth_endpoint",
+        Content::String,
+        None,
+        "OCI: federation endpoint for instance principals",
+        "OCI only. The identity federation host that turns the instance certificate into a \
+         session token, default https://auth.<region>.<realm domain>.",
+    ),
+    p(
+        "metadata_url",
+        Content::String,
+        None,
+        "Instance metadata service base URL",
+        "The metadata service, default http://169.254.169.254/computeMetadata/v1/ on GCE \
+         (or GCE_METADATA_HOST) and http://169.254.169.254/opc/v2/ on OCI. It is link-local \
+         plain HTTP in both clouds and is never proxied.",
     ),
     p(
         "proxy",
@@ -285,7 +325,11 @@ pub struct CloudOpts {
     pub public_ip: Option<String>,
     pub access_config_name: String,
     pub credentials: Option<String>,
+    pub oci_profile: String,
+    pub vnic_id: Option<String>,
     pub api_endpoint: Option<String>,
+    pub auth_endpoint: Option<String>,
+    pub metadata_url: Option<String>,
     pub proxy: Option<String>,
     pub ca_bundle: Option<String>,
 }
@@ -473,6 +517,34 @@ fn parse_cloud_opts<'a>(
         }
     };
     let credentials = path_param("credentials")?;
+    let oci_profile = match get("oci_profile") {
+        None => "DEFAULT".to_owned(),
+        Some(v) if !v.contains([']', '[', '\n']) => v.to_owned(),
+        Some(v) => return Err(invalid("oci_profile", v, "a profile name")),
+    };
+    let vnic_id = match get("vnic_id") {
+        None => None,
+        Some(v) if is_ocid(v, "vnic") => Some(v.to_owned()),
+        Some(v) => return Err(invalid("vnic_id", v, "a VNIC OCID (ocid1.vnic.…)")),
+    };
+    let auth_endpoint = get("auth_endpoint")
+        .map(|v| parse_endpoint("auth_endpoint", v))
+        .transpose()?;
+    let metadata_url = match get("metadata_url") {
+        None => None,
+        Some(v) if v.starts_with("http://") && v.len() > 7 => Some(if v.ends_with('/') {
+            v.to_owned()
+        } else {
+            format!("{v}/")
+        }),
+        Some(v) => {
+            return Err(invalid(
+                "metadata_url",
+                v,
+                "an http:// URL (the metadata services speak plain HTTP)",
+            ))
+        }
+    };
     let ca_bundle = path_param("ca_bundle")?;
     let api_endpoint = match get("api_endpoint") {
         None => None,
@@ -492,10 +564,26 @@ fn parse_cloud_opts<'a>(
         public_ip,
         access_config_name,
         credentials,
+        oci_profile,
+        vnic_id,
         api_endpoint,
+        auth_endpoint,
+        metadata_url,
         proxy,
         ca_bundle,
     })
+}
+
+/// `ocid1.<kind>.<realm>.<region>.<id>`, as OCI writes identifiers.
+fn is_ocid(s: &str, kind: &str) -> bool {
+    s.strip_prefix("ocid1.")
+        .and_then(|r| r.strip_prefix(kind))
+        .is_some_and(|r| {
+            r.starts_with('.')
+                && r.split('.').count() >= 4
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        })
 }
 
 /// An API base URL: https, or http to a loopback host (a local emulator or a tunnel).
@@ -815,6 +903,10 @@ mod tests {
                 "public_ip" => "vip-ext",
                 "access_config_name" => "external-nat",
                 "credentials" => "/etc/cloudvip/sa.json",
+                "oci_profile" => "cloudvip",
+                "vnic_id" => "ocid1.vnic.oc1.iad.abcd",
+                "auth_endpoint" => "https://auth.example",
+                "metadata_url" => "http://169.254.169.254/opc/v2",
                 "api_endpoint" => "https://compute.example/compute/v1",
                 "proxy" => "http://proxy:3128",
                 "ca_bundle" => "/etc/ssl/private-ca.pem",

@@ -3,6 +3,8 @@
 //! `none` (IPaddr2-like, no cloud) lives here, GCE in `gce/`; `backend()` picks one.
 
 pub mod gce;
+pub mod oci;
+pub mod secret;
 
 use std::fmt;
 use std::path::Path;
@@ -93,6 +95,15 @@ impl Cloud for NoCloud {
     }
 }
 
+/// A MAC address as both clouds' metadata services write it (lower-case, colon-separated;
+/// compare case-insensitively, OCI writes upper-case).
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// `cloud=auto`: the firmware's DMI strings, read from sysfs: no network round trip, so
 /// validate-all and probes stay local. GCE sets product_name "Google Compute Engine" and
 /// sys_vendor "Google"; OCI sets chassis_asset_tag "OracleCloud.com".
@@ -130,17 +141,9 @@ pub fn backend(params: &Params, rsctmp: Option<&str>) -> Result<Box<dyn Cloud>, 
             .map(|g| Box::new(g) as Box<dyn Cloud>)
             // e.g. an unreadable ca_bundle: a problem of this node's installation
             .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
-        CloudKind::Oci => {
-            let how = if params.cloud == CloudKind::Auto {
-                " (detected by cloud=auto; set cloud=none to manage only the local address)"
-            } else {
-                ""
-            };
-            Err(Exit::new(
-                Status::ErrInstalled,
-                format!("the oci backend is not part of this cloudvip build yet{how}"),
-            ))
-        }
+        CloudKind::Oci => oci::Oci::new(params, rsctmp.map(str::to_owned))
+            .map(|o| Box::new(o) as Box<dyn Cloud>)
+            .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
     }
 }
 

@@ -4,16 +4,13 @@
 //! failover does not pay a token round trip. Tokens live in `Secret`, whose Debug and
 //! Display print `<redacted>`: nothing here is ever logged.
 
-use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{transient, Gce};
+use crate::cloud::secret::{self, unix_now as now, Secret};
 use crate::cloud::CloudError;
 use crate::deadline::Deadline;
 use crate::http::{Method, Request};
@@ -22,21 +19,6 @@ const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// A cached token is used while it has more than this left (google-auth refreshes at 3m45s).
 const REFRESH_MARGIN_SECS: u64 = 300;
-
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -63,12 +45,6 @@ struct Cached {
     expires_at: u64,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn denied(msg: String) -> CloudError {
     CloudError::Denied(msg)
 }
@@ -86,7 +62,7 @@ impl Gce {
         let r = self.md_get("instance/service-accounts/default/token", deadline)?;
         let t: TokenResponse = serde_json::from_slice(&r.body)
             .map_err(|_| transient("metadata server: malformed token response".into()))?;
-        Ok(Secret(t.access_token))
+        Ok(Secret::new(t.access_token))
     }
 
     fn key_token(
@@ -156,45 +132,22 @@ impl Gce {
                 access_token: t.access_token.clone(),
                 expires_at: now() + t.expires_in,
             };
-            if let Err(e) = write_cache(c, &entry) {
+            let body = serde_json::to_vec(&entry).unwrap_or_default();
+            if let Err(e) = secret::write_private(c, &body) {
                 log::warn!("cannot cache the access token in {}: {e}", c.display());
             }
         }
-        Ok(Secret(t.access_token))
+        Ok(Secret::new(t.access_token))
     }
 
     fn cache_path(&self, cache_key: &str) -> Option<PathBuf> {
-        let dir = self.rsctmp.as_ref()?;
-        // one file per key, named by a digest so that the file name reveals nothing
-        let d = ring::digest::digest(&ring::digest::SHA256, cache_key.as_bytes());
-        let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-        Some(Path::new(dir).join(format!("cloudvip-gce-token-{hex}.json")))
+        secret::cache_path(self.rsctmp.as_deref(), "cloudvip-gce-token", cache_key)
     }
 }
 
-/// Read the key file with care: a regular file, not writable by others (anyone who can
-/// write it can make us use their identity); readable by others is only warned about.
 fn read_key(path: &Path) -> Result<KeyFile, CloudError> {
     let invalid = |m: String| CloudError::Invalid(format!("credentials {}: {m}", path.display()));
-    let meta = fs::metadata(path).map_err(|e| invalid(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(invalid("not a regular file".into()));
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o022 != 0 {
-        return Err(invalid(format!(
-            "mode {:o} lets others write it; chmod 600 it",
-            mode & 0o777
-        )));
-    }
-    if mode & 0o044 != 0 {
-        log::warn!(
-            "credentials {} is readable by others (mode {:o}); chmod 600 it",
-            path.display(),
-            mode & 0o777
-        );
-    }
-    let text = fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    let text = secret::read_credential_file(path).map_err(invalid)?;
     let key: KeyFile = serde_json::from_slice(&text)
         .map_err(|_| invalid("not a service-account JSON key".into()))?;
     if key.kind != "service_account" {
@@ -229,31 +182,7 @@ fn sign_rs256(pem: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn read_cache(path: &Path, key: &str) -> Option<Secret> {
-    let meta = fs::metadata(path).ok()?;
-    // Only a file we wrote: ours and private.
-    // SAFETY: geteuid has no preconditions.
-    if meta.uid() != unsafe { libc::geteuid() } || meta.permissions().mode() & 0o077 != 0 {
-        return None;
-    }
-    let c: Cached = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-    (c.key == key && c.expires_at > now() + REFRESH_MARGIN_SECS).then_some(Secret(c.access_token))
-}
-
-/// Atomic replace: a temp file created 0600 beside the cache, then rename.
-fn write_cache(path: &Path, entry: &Cached) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    let body = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-    let r = f
-        .write_all(&body)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| fs::rename(&tmp, path));
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    r
+    let c: Cached = serde_json::from_slice(&secret::read_private(path)?).ok()?;
+    (c.key == key && c.expires_at > now() + REFRESH_MARGIN_SECS)
+        .then(|| Secret::new(c.access_token))
 }

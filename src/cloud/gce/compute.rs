@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::auth::Secret;
 use super::{transient, Gce};
+use crate::cloud::secret::Secret;
 use crate::cloud::CloudError;
 use crate::deadline::Deadline;
 use crate::http::{encode, Method, Request, Response};

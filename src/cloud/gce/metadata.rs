@@ -77,7 +77,7 @@ impl Identity {
 
     /// The index of the GCE NIC with this MAC (the API calls it nic<index>).
     pub fn nic_index(&self, mac: &[u8; 6]) -> Option<usize> {
-        let want = format_mac(mac);
+        let want = crate::cloud::format_mac(mac);
         self.nics
             .iter()
             .position(|n| n.mac.eq_ignore_ascii_case(&want))
@@ -92,13 +92,6 @@ impl Identity {
             .map(|(i, _)| i)
             .collect()
     }
-}
-
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 impl Gce {

@@ -73,7 +73,7 @@ impl Gce {
                 .api_endpoint
                 .clone()
                 .unwrap_or_else(|| DEFAULT_API.to_owned()),
-            md_base: metadata::base_url(),
+            md_base: o.metadata_url.clone().unwrap_or_else(metadata::base_url),
             rsctmp,
             project: String::new(),
         })
@@ -93,7 +93,7 @@ impl Gce {
             CloudError::NotFound(format!(
                 "no GCE network interface of {} has the MAC {} of {}",
                 id.name,
-                metadata::format_mac(&mac),
+                crate::cloud::format_mac(&mac),
                 nic.name
             ))
         })

@@ -1,0 +1,484 @@
+//! Oracle Cloud: the VIP is a secondary private IP of this instance's VNIC, and an optional
+//! reserved public IP is assigned to that private IP. The flow is the oci CLI's
+//! `assign-private-ip --unassign-if-already-assigned` (oci-api.md §2.7) done in process:
+//! find the private IP object by address in our VNIC's subnet, create it on our VNIC if
+//! absent, move it with PUT (same OCID, so a reserved public IP follows) if it is elsewhere.
+//! Every request is signed (`sign.rs`) as an API key or an instance principal (`auth.rs`).
+
+mod auth;
+mod sign;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Claimed, Cloud, CloudError, Nic};
+use crate::deadline::Deadline;
+use crate::http::{encode, Http, HttpConfig, Method, Request, Response};
+use crate::params::{LocalMode, Params};
+use auth::Credentials;
+
+const DEFAULT_METADATA: &str = "http://169.254.169.254/opc/v2/";
+
+pub struct Oci {
+    http: Http,
+    ip: IpAddr,
+    opts: crate::params::CloudOpts,
+    local_mode: LocalMode,
+    md_base: String,
+    rsctmp: Option<String>,
+    instance: Option<Instance>,
+    creds: Option<Credentials>,
+    /// Set by `claim`, used by `claim_extras`.
+    private_ip_id: Option<String>,
+}
+
+struct Instance {
+    id: String,
+    region: String,
+    domain: String,
+    /// (vnicId, macAddr) as IMDS lists them.
+    vnics: Vec<(String, String)>,
+}
+
+fn transient(msg: String) -> CloudError {
+    CloudError::Transient(msg)
+}
+
+/// OCI's `{"code", "message"}` error body, as one line.
+fn error_text(r: &Response) -> String {
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    match (v["code"].as_str(), v["message"].as_str()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        _ => r.text().chars().take(200).collect(),
+    }
+}
+
+fn retry_token() -> String {
+    let mut b = [0u8; 15];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Oci {
+    pub fn new(params: &Params, rsctmp: Option<String>) -> anyhow::Result<Self> {
+        let o = &params.cloud_opts;
+        let http = Http::new(&HttpConfig {
+            proxy: o.proxy.clone(),
+            ca_bundle: o.ca_bundle.clone(),
+        })?;
+        Ok(Oci {
+            http,
+            ip: params.ip,
+            opts: o.clone(),
+            local_mode: params.local_mode,
+            md_base: o
+                .metadata_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_METADATA.to_owned()),
+            rsctmp,
+            instance: None,
+            creds: None,
+            private_ip_id: None,
+        })
+    }
+
+    /// An IMDS v2 GET (`Authorization: Bearer Oracle`, oci-api.md §1).
+    fn imds(&self, path: &str, deadline: &Deadline) -> Result<Response, CloudError> {
+        let req = Request::new(Method::Get, format!("{}{path}", self.md_base))
+            .header("Authorization", "Bearer Oracle");
+        let r = self
+            .http
+            .metadata(&req, deadline)
+            .map_err(|e| transient(format!("instance metadata service: {e}")))?;
+        if !r.ok() {
+            return Err(transient(format!(
+                "instance metadata service answered HTTP {} for {path}",
+                r.status
+            )));
+        }
+        Ok(r)
+    }
+
+    fn load(&mut self, deadline: &Deadline) -> Result<(), CloudError> {
+        if self.instance.is_some() {
+            return Ok(());
+        }
+        let bad = |e: anyhow::Error| transient(format!("instance metadata service: {e:#}"));
+        let inst: Value = self.imds("instance/", deadline)?.json().map_err(bad)?;
+        let vnics: Value = self.imds("vnics/", deadline)?.json().map_err(bad)?;
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let region = inst["canonicalRegionName"]
+            .as_str()
+            .or(inst["regionInfo"]["regionIdentifier"].as_str())
+            .unwrap_or_default();
+        self.instance = Some(Instance {
+            id: s(&inst["id"]),
+            region: region.to_owned(),
+            domain: inst["regionInfo"]["realmDomainComponent"]
+                .as_str()
+                .unwrap_or("oraclecloud.com")
+                .to_owned(),
+            vnics: vnics
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| (s(&v["vnicId"]), s(&v["macAddr"])))
+                .collect(),
+        });
+        Ok(())
+    }
+
+    fn instance_id(&self) -> Result<&str, CloudError> {
+        self.instance
+            .as_ref()
+            .map(|i| i.id.as_str())
+            .ok_or_else(|| transient("instance identity not loaded".into()))
+    }
+
+    fn base(&self, explicit: &Option<String>, service: &str) -> Result<String, CloudError> {
+        if let Some(e) = explicit {
+            return Ok(e.clone());
+        }
+        let i = self
+            .instance
+            .as_ref()
+            .ok_or_else(|| transient("instance identity not loaded".into()))?;
+        Ok(format!("https://{service}.{}.{}/", i.region, i.domain))
+    }
+
+    fn auth_base(&self) -> Result<String, CloudError> {
+        self.base(&self.opts.auth_endpoint, "auth")
+    }
+
+    fn our_vnic(&self, nic: &Nic) -> Result<String, CloudError> {
+        if let Some(v) = &self.opts.vnic_id {
+            return Ok(v.clone());
+        }
+        let mac = nic
+            .mac
+            .ok_or_else(|| CloudError::NotFound(format!("{} has no MAC address", nic.name)))?;
+        let want = crate::cloud::format_mac(&mac);
+        let i = self
+            .instance
+            .as_ref()
+            .ok_or_else(|| transient("instance identity not loaded".into()))?;
+        i.vnics
+            .iter()
+            .find(|(_, m)| m.eq_ignore_ascii_case(&want))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| {
+                CloudError::NotFound(format!(
+                    "no VNIC of this instance has the MAC {want} of {}",
+                    nic.name
+                ))
+            })
+    }
+
+    /// One signed Networking API call. A 401 gets one fresh token (a revoked or expired
+    /// session), then counts as denied.
+    fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        extra: &[(&str, String)],
+        deadline: &Deadline,
+    ) -> Result<Response, CloudError> {
+        let url = format!(
+            "{}20160918/{path}",
+            self.base(&self.opts.api_endpoint, "iaas")?
+        );
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut refreshed = false;
+        loop {
+            if self.creds.is_none() {
+                self.creds = Some(self.credentials(deadline, refreshed)?);
+            }
+            let Some(creds) = &self.creds else { continue };
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let headers =
+                sign::sign_headers(&creds.key, &creds.key_id, method, &url, &date, &body, true)
+                    .map_err(|e| transient(format!("signing: {e}")))?;
+            let mut req = Request::new(method, &url).header("accept", "application/json");
+            for (k, v) in headers {
+                req = req.header(&k, v);
+            }
+            for (k, v) in extra {
+                req = req.header(k, v.clone());
+            }
+            req.body = body.clone();
+            // 409 IncorrectState passes with time (the SDKs retry it too).
+            let incorrect_state =
+                |r: &Response| r.status == 409 && error_text(r).starts_with("IncorrectState");
+            let r = self
+                .http
+                .api(&req, deadline, &incorrect_state)
+                .map_err(|e| transient(format!("Networking API: {e}")))?;
+            if r.ok() {
+                return Ok(r);
+            }
+            let what = format!(
+                "{} {}: HTTP {} {}",
+                method.as_str(),
+                crate::http::redact(path),
+                r.status,
+                error_text(&r)
+            );
+            return Err(match r.status {
+                401 if !refreshed => {
+                    refreshed = true;
+                    self.creds = None;
+                    continue;
+                }
+                401 | 403 => CloudError::Denied(what),
+                // OCI answers 404 NotAuthorizedOrNotFound for a missing permission too.
+                404 => CloudError::NotFound(what),
+                409 | 412 => CloudError::Conflict(what),
+                400 => CloudError::Invalid(what),
+                _ => transient(what),
+            });
+        }
+    }
+
+    fn get_json(
+        &mut self,
+        path: &str,
+        deadline: &Deadline,
+    ) -> Result<(Value, Option<String>), CloudError> {
+        let r = self.call(Method::Get, path, None, &[], deadline)?;
+        let etag = r.header("etag").map(str::to_owned);
+        let v = r
+            .json()
+            .map_err(|e| transient(format!("Networking API: {e:#}")))?;
+        Ok((v, etag))
+    }
+
+    /// The private IP objects with our address in our VNIC's subnet (paginated).
+    fn private_ips(&mut self, vnic: &str, deadline: &Deadline) -> Result<Vec<Value>, CloudError> {
+        let (v, _) = self.get_json(&format!("vnics/{vnic}"), deadline)?;
+        let subnet = v["subnetId"].as_str().unwrap_or_default().to_owned();
+        let mut out = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let mut path = format!(
+                "privateIps?ipAddress={}&subnetId={}",
+                encode(&self.ip.to_string()),
+                encode(&subnet)
+            );
+            if let Some(p) = &page {
+                path.push_str(&format!("&page={}", encode(p)));
+            }
+            let r = self.call(Method::Get, &path, None, &[], deadline)?;
+            let items: Value = r
+                .json()
+                .map_err(|e| transient(format!("Networking API: {e:#}")))?;
+            out.extend(items.as_array().into_iter().flatten().cloned());
+            // Real OCI sends a next-page token even when everything fit, then an empty page.
+            match r.header("opc-next-page") {
+                Some(p) if !p.is_empty() => page = Some(p.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    fn claim_once(&mut self, vnic: &str, deadline: &Deadline) -> Result<String, CloudError> {
+        let found = self.private_ips(vnic, deadline)?;
+        let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
+        match found.as_slice() {
+            [] => {
+                log::info!("creating {} on VNIC {vnic}", self.ip);
+                let body = json!({ "vnicId": vnic, "ipAddress": self.ip.to_string(), "displayName": "cloudvip" });
+                let r = self.call(
+                    Method::Post,
+                    "privateIps",
+                    Some(&body),
+                    &[("opc-retry-token", retry_token())],
+                    deadline,
+                )?;
+                let v: Value = r
+                    .json()
+                    .map_err(|e| transient(format!("Networking API: {e:#}")))?;
+                Ok(id_of(&v))
+            }
+            [p] if p["vnicId"].as_str() == Some(vnic) => {
+                log::info!("{} is already assigned to VNIC {vnic}", self.ip);
+                Ok(id_of(p))
+            }
+            [p] if p["isPrimary"].as_bool() == Some(true) => Err(CloudError::Invalid(format!(
+                "{} is the primary private IP of VNIC {}: only a secondary private IP can move",
+                self.ip,
+                p["vnicId"].as_str().unwrap_or("?")
+            ))),
+            [p] => {
+                let id = id_of(p);
+                let (_, etag) = self.get_json(&format!("privateIps/{id}"), deadline)?;
+                log::info!(
+                    "moving {} from VNIC {} to {vnic}",
+                    self.ip,
+                    p["vnicId"].as_str().unwrap_or("?")
+                );
+                let extra: Vec<(&str, String)> =
+                    etag.into_iter().map(|e| ("if-match", e)).collect();
+                self.call(
+                    Method::Put,
+                    &format!("privateIps/{id}"),
+                    Some(&json!({ "vnicId": vnic })),
+                    &extra,
+                    deadline,
+                )?;
+                // The PUT answer may omit vnicId (oci-api.md §2.6): confirm with a GET.
+                let (now, _) = self.get_json(&format!("privateIps/{id}"), deadline)?;
+                if now["vnicId"].as_str() != Some(vnic) {
+                    return Err(CloudError::Conflict(format!(
+                        "{} moved, but is now on {}",
+                        self.ip, now["vnicId"]
+                    )));
+                }
+                Ok(id)
+            }
+            many => Err(CloudError::Invalid(format!(
+                "{} appears {} times in the subnet",
+                self.ip,
+                many.len()
+            ))),
+        }
+    }
+
+    /// Assign the reserved public IP to our private IP and wait for ASSIGNED. Assignment is
+    /// asynchronous and may fail silently into AVAILABLE (oci-api.md §2.6): assign again.
+    fn attach_public_ip(
+        &mut self,
+        want: &str,
+        private_ip: &str,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let (mut p, mut etag) = if want.starts_with("ocid1.") {
+            self.get_json(&format!("publicIps/{want}"), deadline)?
+        } else {
+            let r = self.call(
+                Method::Post,
+                "publicIps/actions/getByIpAddress",
+                Some(&json!({ "ipAddress": want })),
+                &[],
+                deadline,
+            )?;
+            let etag = r.header("etag").map(str::to_owned);
+            (
+                r.json()
+                    .map_err(|e| transient(format!("Networking API: {e:#}")))?,
+                etag,
+            )
+        };
+        if p["lifetime"].as_str() != Some("RESERVED") {
+            return Err(CloudError::Invalid(format!(
+                "public IP {want} is not a reserved public IP"
+            )));
+        }
+        let id = p["id"].as_str().unwrap_or_default().to_owned();
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let state = p["lifecycleState"].as_str().unwrap_or_default().to_owned();
+            let target = p["assignedEntityId"]
+                .as_str()
+                .or(p["privateIpId"].as_str())
+                .unwrap_or_default();
+            match (state.as_str(), target == private_ip) {
+                ("ASSIGNED", true) => return Ok(()),
+                ("ASSIGNING" | "UNASSIGNING" | "PROVISIONING", _) => {}
+                _ => {
+                    log::info!(
+                        "assigning public IP {} to {}",
+                        p["ipAddress"].as_str().unwrap_or(want),
+                        self.ip
+                    );
+                    let extra: Vec<(&str, String)> =
+                        etag.take().into_iter().map(|e| ("if-match", e)).collect();
+                    self.call(
+                        Method::Put,
+                        &format!("publicIps/{id}"),
+                        Some(&json!({ "privateIpId": private_ip })),
+                        &extra,
+                        deadline,
+                    )?;
+                }
+            }
+            if deadline.sleep(backoff).is_err() {
+                return Err(transient(format!(
+                    "public IP {want} not ASSIGNED to {} before the deadline (state {state})",
+                    self.ip
+                )));
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+            (p, etag) = self.get_json(&format!("publicIps/{id}"), deadline)?;
+        }
+    }
+}
+
+impl Cloud for Oci {
+    fn name(&self) -> &'static str {
+        "oci"
+    }
+
+    /// The instance metadata lists no secondary IPs, so the cloud can only be asked through
+    /// the signed API: at depth 0 we trust the local address (checked by the caller), unless
+    /// the OS side is not ours to check (`local_mode=none`).
+    fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError> {
+        if depth < 10 && self.local_mode != LocalMode::None {
+            return Ok(true);
+        }
+        self.load(deadline)?;
+        let vnic = self.our_vnic(nic)?;
+        Ok(self
+            .private_ips(&vnic, deadline)?
+            .iter()
+            .any(|p| p["vnicId"].as_str() == Some(vnic.as_str())))
+    }
+
+    fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
+        self.load(deadline)?;
+        let vnic = self.our_vnic(nic)?;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.claim_once(&vnic, deadline) {
+                Ok(id) => {
+                    self.private_ip_id = Some(id);
+                    return Ok(Claimed(()));
+                }
+                Err(e @ (CloudError::Conflict(_) | CloudError::Transient(_))) => {
+                    log::info!("claim: {e}; re-reading and retrying");
+                    if deadline.sleep(backoff).is_err() {
+                        return Err(e);
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn claim_extras(
+        &mut self,
+        _nic: &Nic,
+        _proof: &Claimed,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let (Some(want), Some(pid)) = (self.opts.public_ip.clone(), self.private_ip_id.clone())
+        else {
+            return Ok(());
+        };
+        self.attach_public_ip(&want, &pid, deadline)
+    }
+
+    /// Nothing to do: the private IP stays on our VNIC until the next start elsewhere moves
+    /// it with PUT. Deleting it instead would detach a reserved public IP and leave it
+    /// dangling; and a stop must not depend on the API answering.
+    fn release(&mut self, _deadline: &Deadline) -> Result<(), CloudError> {
+        log::info!(
+            "oci: {} stays assigned to this VNIC until the next start elsewhere moves it",
+            self.ip
+        );
+        Ok(())
+    }
+}
