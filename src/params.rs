@@ -495,12 +495,14 @@ fn parse_cloud_opts<'a>(
     };
     let public_ip = match get("public_ip") {
         None => None,
-        Some(v) if v.parse::<Ipv4Addr>().is_ok() || is_gce_name(v) => Some(v.to_owned()),
+        Some(v) if v.parse::<Ipv4Addr>().is_ok() || is_gce_name(v) || is_ocid(v, "publicip") => {
+            Some(v.to_owned())
+        }
         Some(v) => {
             return Err(invalid(
                 "public_ip",
                 v,
-                "an address name or an IPv4 address",
+                "an IPv4 address, a GCE address name or an OCI public IP OCID",
             ))
         }
     };

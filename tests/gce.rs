@@ -5,28 +5,28 @@
 //! The agent runs with its production defaults except `api_endpoint`/`ca_bundle`.
 //! Every test asserts the emulator's cloud state, not just exit codes.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::netns::Lab;
+use crate::cloudlab::CloudLab;
 use crate::util::{Agent, Run};
 
 const VIP: &str = "10.128.0.100";
 
 pub struct GceLab {
-    // Field order is drop order: the emulator stops before its namespace goes.
-    _sim: cloudvip_sim::SimHandle,
-    pub lab: Lab,
-    pub dir: tempfile::TempDir,
+    pub c: CloudLab,
     pub api: String,
-    pub ca: String,
-    admin: String,
 }
 
-fn world(dir: &std::path::Path, extra: &str) -> String {
+impl std::ops::Deref for GceLab {
+    type Target = CloudLab;
+    fn deref(&self) -> &CloudLab {
+        &self.c
+    }
+}
+
+fn world(dir: &std::path::Path) -> String {
     format!(
         r#"
 [server]
@@ -99,7 +99,6 @@ mac = "02:66:00:00:00:03"
 [[gce.addresses]]
 name = "vip-ext"
 address = "203.0.113.10"
-{extra}
 "#,
         dir = dir.display()
     )
@@ -107,71 +106,17 @@ address = "203.0.113.10"
 
 impl GceLab {
     pub fn new() -> GceLab {
-        Self::with(|_| {}, "")
-    }
-
-    /// `tweak` edits the world after parsing; `extra` is appended TOML.
-    pub fn with(tweak: impl FnOnce(&mut cloudvip_sim::World), extra: &str) -> GceLab {
-        let mut lab = Lab::new(3);
-        let cloud = lab.add_cloud();
-        let dir = tempfile::tempdir().unwrap();
-        cloudvip_sim::tls::generate(dir.path(), &["10.66.0.254".to_owned()]).unwrap();
-        Lab::enter(&cloud);
-        let mut w = cloudvip_sim::World::from_toml(&world(dir.path(), extra)).unwrap();
-        tweak(&mut w);
-        let sim = cloudvip_sim::Sim::start(w).unwrap();
-        let api = sim.endpoints()["gce"]["compute"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let admin = sim.admin_url();
-        let ca = dir.path().join("ca.pem").display().to_string();
-        GceLab {
-            _sim: sim,
-            lab,
-            dir,
-            api,
-            ca,
-            admin,
-        }
+        let c = CloudLab::start(world);
+        let api = c.endpoints["gce"]["compute"].as_str().unwrap().to_owned();
+        GceLab { c, api }
     }
 
     /// The agent on node `i` (1 = node-a) with the parameters every GCE test shares.
     pub fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
-        Agent::new(action)
-            .params(&[
-                ("ip", VIP),
-                ("nic", "eth0"),
-                ("cloud", "gce"),
-                ("api_endpoint", &self.api),
-                ("ca_bundle", &self.ca),
-                ("arp_count", "1"),
-            ])
+        self.c
+            .agent(i, action)
+            .params(&[("ip", VIP), ("cloud", "gce"), ("api_endpoint", &self.api)])
             .params(params)
-            .env("HA_RSCTMP", self.dir.path().to_str().unwrap())
-            .env("OCF_RESKEY_CRM_meta_timeout", "20000")
-            .netns(self.lab.ns(i))
-    }
-
-    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let addr = self.admin.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.1 2"),
-            "admin {method} {path}: {head}\n{body}"
-        );
-        serde_json::from_str(body).unwrap_or(Value::Null)
     }
 
     pub fn instance(&self, name: &str) -> Value {
@@ -206,34 +151,10 @@ impl GceLab {
             .map(|a| a["natIP"].as_str().unwrap_or("-").to_owned())
             .collect()
     }
-
-    /// Requests logged since the last `clear_log`, as (api id, status).
-    pub fn log(&self) -> Vec<Value> {
-        self.admin("GET", "/admin/log", None)["entries"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub fn clear_log(&self) {
-        self.admin("DELETE", "/admin/log", None);
-    }
-
-    pub fn api_calls(&self) -> usize {
-        self.log().iter().filter(|e| e["api_call"] == true).count()
-    }
-
-    pub fn fault(&self, rule: Value) {
-        self.admin("POST", "/admin/faults", Some(rule));
-    }
-
-    pub fn clear_faults(&self) {
-        self.admin("DELETE", "/admin/faults", None);
-    }
 }
 
 fn holds_locally(g: &GceLab, i: usize) -> bool {
-    g.lab.addrs(i).contains(&format!("inet {VIP}/32"))
+    g.c.holds_locally(i, VIP)
 }
 
 #[test]
@@ -261,7 +182,7 @@ fn failover_moves_alias_and_external_ip_and_nothing_else() {
     );
     assert_eq!(g.aliases("node-c"), Vec::<String>::new());
     // ... and the node serves it locally
-    assert!(holds_locally(&g, 2), "{}", g.lab.addrs(2));
+    assert!(holds_locally(&g, 2), "{}", g.c.lab.addrs(2));
     g.agent(2, "monitor", &p).run().ok();
 
     // monitor at depth 0 costs no Compute API call; double start neither
@@ -367,9 +288,7 @@ fn transient_faults_are_retried() {
             r.stderr,
             r.reason().unwrap_or("")
         );
-        // the fault really happened: a selector that matches nothing proves nothing
-        let hits = g.admin("GET", "/admin/faults", None)["faults"][0]["hits"].as_u64();
-        assert!(hits.unwrap_or(0) >= 1, "fault {f} never fired");
+        assert!(g.fault_fired(), "fault {f} never fired");
         assert!(
             g.aliases(if on == 1 { "node-a" } else { "node-b" })
                 .contains(&"10.128.0.100/32".to_owned()),
@@ -435,7 +354,7 @@ fn service_account_key_tokens_are_cached_privately() {
         "/admin/gce/service-accounts/cloudvip@my-project.iam.gserviceaccount.com/keys",
         None,
     );
-    let key_path = g.dir.path().join("sa.json");
+    let key_path = g.c.dir.path().join("sa.json");
     std::fs::write(&key_path, key.to_string()).unwrap();
     let chmod = |m: u32| {
         use std::os::unix::fs::PermissionsExt;
@@ -456,7 +375,7 @@ fn service_account_key_tokens_are_cached_privately() {
             .count()
     };
     assert_eq!(token_calls(&g), 1);
-    let cached: Vec<_> = std::fs::read_dir(g.dir.path())
+    let cached: Vec<_> = std::fs::read_dir(g.c.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
@@ -500,7 +419,7 @@ fn ocf_tester_passes_with_gce() {
     let g = GceLab::new();
     let agent = crate::util::install_agent();
     let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", g.lab.ns(2), "ocf-tester", "-n", "gcevip"]);
+    cmd.args(["netns", "exec", g.c.lab.ns(2), "ocf-tester", "-n", "gcevip"]);
     for p in [
         format!("ip={VIP}"),
         "nic=eth0".into(),
@@ -525,7 +444,7 @@ fn ocf_tester_passes_with_gce() {
 /// Not an assertion: the numbers for the closing note (API calls per action, wall time).
 #[test]
 fn report_api_calls_and_time_per_action() {
-    let g = GceLab::with(|_| {}, "");
+    let g = GceLab::new();
     let p = [("public_ip", "vip-ext"), ("peer_label", "cluster=ha1")];
     let mut rows = Vec::new();
     for (label, node, action, params) in [

@@ -163,7 +163,7 @@ const SYNTAX: &[(Params, i32, &str)] = &[
     (
         &[("ip", VIP), ("cloud", "gce"), ("public_ip", "34.1.2.3.4")],
         6,
-        "an address name or an IPv4 address",
+        "an IPv4 address, a GCE address name or an OCI public IP OCID",
     ),
     (
         &[
@@ -259,10 +259,14 @@ fn host_errors_are_local_to_the_node() {
             "cannot read ca_bundle /nonexistent/ca.pem",
         ),
         (
-            &[("ip", VIP), ("cloud", "oci")],
+            &[
+                ("ip", VIP),
+                ("cloud", "oci"),
+                ("ca_bundle", "/nonexistent/ca.pem"),
+            ],
             &["start"],
             5,
-            "the oci backend is not part of this cloudvip build yet",
+            "cannot read ca_bundle /nonexistent/ca.pem",
         ),
     ];
     for (params, actions, code, reason) in rows {

@@ -16,5 +16,9 @@ mod metadata;
 mod logging;
 // ocf-tester and crm_resource against the installed agent.
 mod ocf_tools;
-// The GCE backend against cloudvip-sim, in namespaces.
+// Three VMs and the emulator in namespaces, for the cloud backends.
+mod cloudlab;
+// The GCE backend against cloudvip-sim.
 mod gce;
+// The OCI backend against cloudvip-sim.
+mod oci;

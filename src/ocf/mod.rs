@@ -71,7 +71,7 @@ impl Status {
                 "missing privilege: changing addresses needs CAP_NET_ADMIN; a cloud permission missing"
             }
             Status::ErrInstalled => {
-                "a component is missing on this node (an unreadable ca_bundle; today also the oci backend)"
+                "a component is missing on this node (e.g. the ca_bundle file cannot be read here)"
             }
             Status::ErrConfigured => {
                 "the configuration is wrong everywhere (bad or missing parameter): banned cluster-wide"
