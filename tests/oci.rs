@@ -17,6 +17,7 @@ const VIP: &str = "10.0.1.100";
 const VIP_ID: &str = "ocid1.privateip.oc1.iad.aaaaaaaavip";
 const OTHER_ID: &str = "ocid1.privateip.oc1.iad.aaaaaaaaother";
 const PUBLIC: &str = "203.0.113.10";
+const SPARE: &str = "203.0.113.11";
 const USER: &str = "ocid1.user.oc1..aaaaaaaasimuser";
 const TENANCY: &str = "ocid1.tenancy.oc1..aaaaaaaasimtenancy";
 
@@ -152,6 +153,11 @@ id = "ocid1.publicip.oc1.iad.aaaaaaaavipext"
 ip_address = "{PUBLIC}"
 lifetime = "RESERVED"
 private_ip = "{VIP_ID}"
+
+[[oci.public_ips]]
+id = "ocid1.publicip.oc1.iad.aaaaaaaaspare"
+ip_address = "{SPARE}"
+lifetime = "RESERVED"
 "#,
         v1 = vnic(1),
         v2 = vnic(2)
@@ -452,29 +458,18 @@ fn token_revoked_mid_operation_and_failed_public_ip_assignment() {
         1,
         "exactly one new federation after the 401"
     );
-    // the asynchronous assignment fails silently into AVAILABLE: assigned again
+    // The asynchronous assignment fails silently into AVAILABLE (oci-api.md §2.6): start
+    // notices and assigns again. A new VIP with the spare public IP, so that start must
+    // assign it.
+    o.c.admin("POST", "/admin/oci/public-ips/fail-next", Some(json!({"count": 1})));
+    o.c.clear_log();
+    o.agent(1, "start", &[("ip", "10.0.1.77"), ("public_ip", "ocid1.publicip.oc1.iad.aaaaaaaaspare")]).run().ok();
+    let pid = o.private_ip_id("10.0.1.77");
     let st = o.state();
-    let spare_holder = st["publicIps"].as_array().unwrap().len();
-    assert!(spare_holder >= 1);
-    o.c.admin(
-        "POST",
-        "/admin/oci/public-ips/fail-next",
-        Some(json!({"count": 1})),
-    );
-    // detach the public IP first, so that start has to assign it
-    o.c.admin(
-        "PUT",
-        "/admin/oci/settings",
-        Some(json!({"public_ip_assign_ms": 200})),
-    );
-    o.agent(
-        1,
-        "start",
-        &[("public_ip", "ocid1.publicip.oc1.iad.aaaaaaaavipext")],
-    )
-    .run()
-    .ok();
-    assert_eq!(o.public(), (VIP_ID.to_owned(), "ASSIGNED".to_owned()));
+    let spare = st["publicIps"].as_array().unwrap().iter().find(|p| p["ipAddress"] == SPARE).unwrap().clone();
+    assert_eq!((spare["assignedEntityId"].as_str(), spare["lifecycleState"].as_str()), (Some(pid.as_str()), Some("ASSIGNED")));
+    let puts = o.c.log().iter().filter(|e| e["method"] == "PUT" && e["path"].as_str().unwrap_or("").contains("/publicIps/")).count();
+    assert_eq!(puts, 2, "the failed assignment was retried once");
 }
 
 #[test]
