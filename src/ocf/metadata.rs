@@ -50,7 +50,11 @@ the cluster's instances (and optionally a static external IP); on Oracle Cloud i
 secondary private IP between VNICs (and optionally a reserved public IP); with cloud=none it \
 works like IPaddr2. On the node it adds the address (or a local route) through netlink and \
 announces it with gratuitous ARP or unsolicited neighbour advertisements. \
-monitor at depth 0 only reads the kernel's state and costs no cloud API call. \
+monitor at depth 0 costs no cloud API call: it reads the kernel's state, and on GCE the \
+metadata server's view of the NIC (one link-local request). With OCF_CHECK_LEVEL=10 (a second \
+monitor operation, e.g. every 60 s) it also asks the cloud API: one instances.get on GCE; on OCI, \
+whose metadata service lists no secondary IPs, one ListPrivateIps query (2-3 signed calls, plus \
+one federation call when the cached instance-principal token is near expiry). \
 A transient cloud or network error is never reported as 'not running', and stop never \
 fails because a cloud API is slow: every action finishes within its timeout.";
 
