@@ -461,14 +461,45 @@ fn token_revoked_mid_operation_and_failed_public_ip_assignment() {
     // The asynchronous assignment fails silently into AVAILABLE (oci-api.md §2.6): start
     // notices and assigns again. A new VIP with the spare public IP, so that start must
     // assign it.
-    o.c.admin("POST", "/admin/oci/public-ips/fail-next", Some(json!({"count": 1})));
+    o.c.admin(
+        "POST",
+        "/admin/oci/public-ips/fail-next",
+        Some(json!({"count": 1})),
+    );
     o.c.clear_log();
-    o.agent(1, "start", &[("ip", "10.0.1.77"), ("public_ip", "ocid1.publicip.oc1.iad.aaaaaaaaspare")]).run().ok();
+    o.agent(
+        1,
+        "start",
+        &[
+            ("ip", "10.0.1.77"),
+            ("public_ip", "ocid1.publicip.oc1.iad.aaaaaaaaspare"),
+        ],
+    )
+    .run()
+    .ok();
     let pid = o.private_ip_id("10.0.1.77");
     let st = o.state();
-    let spare = st["publicIps"].as_array().unwrap().iter().find(|p| p["ipAddress"] == SPARE).unwrap().clone();
-    assert_eq!((spare["assignedEntityId"].as_str(), spare["lifecycleState"].as_str()), (Some(pid.as_str()), Some("ASSIGNED")));
-    let puts = o.c.log().iter().filter(|e| e["method"] == "PUT" && e["path"].as_str().unwrap_or("").contains("/publicIps/")).count();
+    let spare = st["publicIps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["ipAddress"] == SPARE)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            spare["assignedEntityId"].as_str(),
+            spare["lifecycleState"].as_str()
+        ),
+        (Some(pid.as_str()), Some("ASSIGNED"))
+    );
+    let puts =
+        o.c.log()
+            .iter()
+            .filter(|e| {
+                e["method"] == "PUT" && e["path"].as_str().unwrap_or("").contains("/publicIps/")
+            })
+            .count();
     assert_eq!(puts, 2, "the failed assignment was retried once");
 }
 
