@@ -22,3 +22,7 @@ mod cloudlab;
 mod gce;
 // The OCI backend against cloudvip-sim.
 mod oci;
+// Real Pacemaker clusters on emulated GCE and OCI, production configuration, seen from a client.
+mod cluster;
+// The admin CLI: status, diagnose, actions with --param/--config, against the emulator.
+mod admin;
