@@ -69,7 +69,11 @@ impl Cloud {
             "ip=10.66.0.100",
         ];
         match self {
-            Cloud::Gce => args.extend(["cloud=gce", "peer_label=cluster=ha1", "public_ip=vip-public"]),
+            Cloud::Gce => args.extend([
+                "cloud=gce",
+                "peer_label=cluster=ha1",
+                "public_ip=vip-public",
+            ]),
             Cloud::Oci => args.extend(["cloud=oci", "public_ip=203.0.113.10"]),
         }
         args.extend([
@@ -160,10 +164,14 @@ impl Cloud {
                 }
                 // n primaries + the VIP + the other one; nothing created, nothing lost.
                 if ips.len() != c.n + 2 {
-                    return Err(format!("{} private IPs (want {}): {ips:?}", ips.len(), c.n + 2));
+                    return Err(format!(
+                        "{} private IPs (want {}): {ips:?}",
+                        ips.len(),
+                        c.n + 2
+                    ));
                 }
                 for i in 1..=c.n {
-                    let p = by_ip(&format!("10.66.0.{i}")).ok_or("a primary IP is gone")?;
+                    let p = by_ip(&format!("10.66.0.1{i}")).ok_or("a primary IP is gone")?;
                     if p["vnicId"] != vnic(i).as_str() {
                         return Err(format!("primary of node{i} moved: {p}"));
                     }
@@ -247,8 +255,21 @@ vn.base_client.session.verify = "{d}/ca.pem"
 print(vn.delete_private_ip("{id}").status)
 "#
                 );
-                let out = sh(&["ip", "netns", "exec", &c.cloud_ns, "python3", "-c", &script]);
-                assert_eq!(out.trim(), "204", "DeletePrivateIp: {out}");
+                // requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+                let ca = format!("{d}/ca.pem");
+                let out = std::process::Command::new("ip")
+                    .args(["netns", "exec", &c.cloud_ns, "python3", "-c", &script])
+                    .env("REQUESTS_CA_BUNDLE", &ca)
+                    .env("CURL_CA_BUNDLE", &ca)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert_eq!(
+                    text.trim(),
+                    "204",
+                    "DeletePrivateIp: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
     }
@@ -343,7 +364,13 @@ mac = "{mac}"
 /// fingerprint and writes it to `console_fp`.
 fn console_key(d: &Path) -> String {
     let dd = d.display();
-    sh(&["openssl", "genrsa", "-out", &format!("{dd}/console.pem"), "2048"]);
+    sh(&[
+        "openssl",
+        "genrsa",
+        "-out",
+        &format!("{dd}/console.pem"),
+        "2048",
+    ]);
     sh(&["chmod", "600", &format!("{dd}/console.pem")]);
     sh(&[
         "openssl",
@@ -357,7 +384,9 @@ fn console_key(d: &Path) -> String {
     let out = sh(&[
         "sh",
         "-c",
-        &format!("openssl rsa -in {dd}/console.pem -pubout -outform DER 2>/dev/null | openssl md5 -c"),
+        &format!(
+            "openssl rsa -in {dd}/console.pem -pubout -outform DER 2>/dev/null | openssl md5 -c"
+        ),
     ]);
     let fp = out.rsplit(' ').next().unwrap().trim().to_owned();
     std::fs::write(d.join("console_fp"), &fp).unwrap();
@@ -401,6 +430,8 @@ public_key_file = "{dd}/console_public.pem"
 fingerprint = "{fp}"
 "#
     );
+    // OCI reserves a subnet's first two addresses, so the VNICs' primary IPs are not the
+    // nodes' kernel addresses (10.66.0.i); the agent matches its VNIC by MAC anyway.
     for i in 1..=n {
         w += &format!(
             r#"
@@ -413,7 +444,7 @@ access = "manage"
 id = "{vnic}"
 mac = "{mac}"
 subnet = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-private_ip = "10.66.0.{i}"
+private_ip = "10.66.0.1{i}"
 "#,
             vnic = vnic(i),
             mac = crate::netns::Lab::mac(i),

@@ -105,7 +105,8 @@ impl Cluster {
         };
         c.write_state();
         for i in 1..=n {
-            c.services.push(Service::start(c.lab.ns(i), &format!("node{i}")));
+            c.services
+                .push(Service::start(c.lab.ns(i), &format!("node{i}")));
         }
         for i in 1..=n {
             c.start_node(i);
@@ -206,7 +207,11 @@ impl Cluster {
             ] {
                 std::fs::create_dir_all(d.join(p)).unwrap();
             }
-            std::fs::copy(s.join("corosync.conf"), d.join("etc/corosync/corosync.conf")).unwrap();
+            std::fs::copy(
+                s.join("corosync.conf"),
+                d.join("etc/corosync/corosync.conf"),
+            )
+            .unwrap();
             let dd = d.display();
             sh(&[
                 "install",
@@ -244,7 +249,14 @@ impl Cluster {
         let script = self.state().join("node-init.sh");
         let child = Command::new("setsid")
             .args(["ip", "netns", "exec", &ns])
-            .args(["unshare", "--mount", "--uts", "--propagation", "private", "--"])
+            .args([
+                "unshare",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "--",
+            ])
             .args(["env", "-i", CLEAN_PATH, "/bin/bash"])
             .arg(&script)
             .arg(i.to_string())
@@ -534,10 +546,10 @@ impl Cluster {
             let lines: Vec<&str> = text
                 .lines()
                 .filter(|l| {
-                    l.contains("cloudvip")
-                        || l.contains("error")
-                        || l.contains("VIP_")
-                        || l.contains("fence")
+                    l.contains("cloudvip(")
+                        || l.contains("error:")
+                        || l.contains("warning:")
+                        || l.contains("Result of")
                 })
                 .collect();
             eprintln!("---- node{i}: last agent/error lines of pacemaker.log ----");

@@ -116,13 +116,19 @@ pub fn create_standby_move(cloud: Cloud) {
     assert_clean(&c, fences);
 
     let (b, o) = failover(cloud, &mut c, a, standby(a));
-    println!("{}: standby node{a} -> node{b}: client outage {o:?}", cloud.name());
+    println!(
+        "{}: standby node{a} -> node{b}: client outage {o:?}",
+        cloud.name()
+    );
     unstandby(&c, a);
     assert_active(cloud, &c, b);
 
     let (back, o) = failover(cloud, &mut c, b, move_away(b));
     assert_eq!(back, a);
-    println!("{}: move node{b} -> node{a}: client outage {o:?}", cloud.name());
+    println!(
+        "{}: move node{b} -> node{a}: client outage {o:?}",
+        cloud.name()
+    );
     clear(&c);
     assert_active(cloud, &c, a);
     assert_clean(&c, fences);
@@ -134,9 +140,14 @@ pub fn crash_recovers(cloud: Cloud) {
     let mut c = cloud.cluster(3, Latency::Zero);
     let a = create(cloud, &c);
     let (b, o) = failover(cloud, &mut c, a, crash(a));
-    println!("{}: crash of node{a} -> node{b}: client outage {o:?}", cloud.name());
+    println!(
+        "{}: crash of node{a} -> node{b}: client outage {o:?}",
+        cloud.name()
+    );
     assert!(
-        !c.crm_mon().contains(&format!("<node name=\"node{a}\" id=\"{a}\" online=\"true\"")),
+        !c.crm_mon().contains(&format!(
+            "<node name=\"node{a}\" id=\"{a}\" online=\"true\""
+        )),
         "node{a} still online after the crash"
     );
     c.restart(a);
@@ -154,14 +165,13 @@ pub fn removed_behind_back(cloud: Cloud) {
     let fences = c.fence_events();
     let a = create(cloud, &c);
     cloud.remove_vip_behind_back(&c, a);
-    assert!(cloud.check_state(&c, a).is_err(), "the console change did nothing");
+    assert!(
+        cloud.check_state(&c, a).is_err(),
+        "the console change did nothing"
+    );
     let end = Instant::now() + LONG;
     while !c.failures().iter().any(|f| f.contains("VIP_monitor")) {
-        assert!(
-            Instant::now() < end,
-            "no monitor noticed: {}",
-            c.crm_mon()
-        );
+        assert!(Instant::now() < end, "no monitor noticed: {}", c.crm_mon());
         std::thread::sleep(Duration::from_millis(200));
     }
     let now = c.wait_placed(LONG);
@@ -265,7 +275,10 @@ pub fn outage_windows(cloud: Cloud, latency: Latency, rounds: usize) {
     }
     let f = c.failures();
     assert!(f.is_empty(), "failed actions: {f:#?}");
-    println!("\nclient-observed outage, {} emulator latency {latency:?}:", cloud.name());
+    println!(
+        "\nclient-observed outage, {} emulator latency {latency:?}:",
+        cloud.name()
+    );
     println!("| cloud | latency | action | runs | median | min | max |");
     println!("|---|---|---|---|---|---|---|");
     for (action, mut v) in table {
