@@ -1,7 +1,9 @@
 //! cloudvip: a Pacemaker OCF resource agent that moves a virtual IP between nodes on GCE,
 //! OCI or a plain LAN. main only turns argv and the environment into an action and the
-//! action's outcome into an exit code and exit reason.
+//! action's outcome into an exit code and exit reason. The same binary is the admin CLI
+//! (`status`, `diagnose`, `--param`/`--config`), see `admin.rs`.
 
+mod admin;
 mod agent;
 mod cloud;
 mod deadline;
@@ -10,6 +12,7 @@ mod local;
 mod ocf;
 mod params;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -19,20 +22,60 @@ use ocf::env::OcfEnv;
 use ocf::log::{exit_reason, OcfLogger};
 use ocf::Status;
 
+const AFTER_HELP: &str = "\
+Pacemaker runs `cloudvip <action>` with the parameters in OCF_RESKEY_<name> variables.
+By hand, give them with --param or a file instead:
+
+  cloudvip diagnose --param ip=10.0.0.250 --param cloud=gce
+        what is missing (metadata, credentials, permissions, NIC, subnet) and how to fix it
+  cloudvip status --config /etc/cloudvip/vip.conf
+        who holds the VIP, on this node and in the cloud
+  cloudvip start --config /etc/cloudvip/vip.conf --timeout 60
+        move the VIP here (e.g. from a database failover callback or keepalived notify)
+
+A config file has one NAME=VALUE per line (# comments). `cloudvip meta-data` and
+`man ocf_rust_cloudvip` describe every parameter; `cloudvip usage` lists the exit codes.";
+
 #[derive(Parser)]
 #[command(
     name = "cloudvip",
     version,
-    about = "Pacemaker OCF resource agent: moves a virtual IP on GCE, OCI or a plain LAN",
-    after_help = "Parameters come from OCF_RESKEY_<name> variables; `cloudvip meta-data` lists them."
+    about = "Moves a virtual IP between cluster nodes on GCE, Oracle Cloud or a plain LAN \
+             (a Pacemaker OCF resource agent, and a tool to check and run it by hand)",
+    after_help = AFTER_HELP
 )]
 struct Cli {
+    /// Set a parameter, as Pacemaker's OCF_RESKEY_NAME would (repeat for more)
+    #[arg(
+        long = "param",
+        short = 'p',
+        value_name = "NAME=VALUE",
+        global = true,
+        action = clap::ArgAction::Append
+    )]
+    params: Vec<String>,
+    /// Read parameters from FILE (NAME=VALUE lines); --param wins over it
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Give up after this many seconds (Pacemaker passes its operation timeout; default 20)
+    #[arg(long, value_name = "SECONDS", global = true)]
+    timeout: Option<u64>,
     #[command(subcommand)]
-    action: ocf::Action,
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Action(ocf::Action),
+    /// Show who holds the VIP, on this node and in the cloud, in one table (not for Pacemaker)
+    Status,
+    /// Check metadata, credentials, permissions, NIC and subnet; say what to fix (not for Pacemaker)
+    Diagnose,
 }
 
 fn main() -> ExitCode {
-    let env = OcfEnv::from_process();
+    let mut env = OcfEnv::from_process();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -55,8 +98,43 @@ fn main() -> ExitCode {
             return ExitCode::from(code.code());
         }
     };
+    let admin_flags = !cli.params.is_empty() || cli.config.is_some() || cli.timeout.is_some();
+    // `status` was an action of the old OCF drafts; to a caller speaking OCF (Pacemaker
+    // and the OCF tools always set OCF_RESOURCE_INSTANCE) it stays unimplemented, as
+    // before. From a shell it is the admin table.
+    if matches!(cli.command, Command::Status) && env.instance.is_some() && !admin_flags {
+        exit_reason(
+            &env.exit_reason_prefix,
+            "unsupported action \"status\" (OCF callers use monitor; `cloudvip status` \
+             from a shell, without OCF_RESOURCE_INSTANCE, shows who holds the VIP)",
+        );
+        return ExitCode::from(Status::ErrUnimplemented.code());
+    }
+    if admin_flags {
+        if let Err(e) = admin::apply(&mut env, cli.config.as_deref(), &cli.params, cli.timeout) {
+            exit_reason(&env.exit_reason_prefix, &e.reason);
+            return ExitCode::from(e.status.code());
+        }
+    }
     OcfLogger::new(&env.log, env.instance.as_deref()).install(env.log.debug);
-    match agent::run(cli.action, &env) {
+    let action = match cli.command {
+        Command::Action(a) => a,
+        Command::Status | Command::Diagnose => {
+            let run = match cli.command {
+                Command::Status => admin::status(&env),
+                _ => admin::diagnose(&env),
+            };
+            return match run {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(err) => {
+                    eprintln!("cloudvip: {}", ocf::reason_of(&err));
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    match agent::run(action, &env) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
             let status = ocf::status_of(&err);

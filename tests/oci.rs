@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::cloudlab::CloudLab;
 use crate::util::{sh, Agent, Run};
 
-const VIP: &str = "10.0.1.100";
+pub const VIP: &str = "10.0.1.100";
 const VIP_ID: &str = "ocid1.privateip.oc1.iad.aaaaaaaavip";
 const OTHER_ID: &str = "ocid1.privateip.oc1.iad.aaaaaaaaother";
 const PUBLIC: &str = "203.0.113.10";
@@ -165,13 +165,13 @@ lifetime = "RESERVED"
     w
 }
 
-struct OciLab {
-    c: CloudLab,
-    api: String,
+pub struct OciLab {
+    pub c: CloudLab,
+    pub api: String,
 }
 
 impl OciLab {
-    fn new() -> OciLab {
+    pub fn new() -> OciLab {
         let c = CloudLab::start(world);
         let api = c.endpoints["oci"]["api"]
             .as_str()
@@ -180,7 +180,7 @@ impl OciLab {
         OciLab { c, api }
     }
 
-    fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
+    pub fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
         self.c
             .agent(i, action)
             .params(&[
@@ -197,7 +197,7 @@ impl OciLab {
     }
 
     /// (VNIC holding the private IP object `id`, its OCID unchanged)
-    fn holder(&self, ip: &str) -> String {
+    pub fn holder(&self, ip: &str) -> String {
         let st = self.state();
         let p = st["privateIps"]
             .as_array()

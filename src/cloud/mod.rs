@@ -75,6 +75,105 @@ pub trait Cloud {
     }
     /// Detach the VIP from this instance if attached; Ok when it was not.
     fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError>;
+    /// For `cloudvip status`: who holds the VIP (and its public IP) as the cloud sees it.
+    /// May cost a few read-only API calls; never called by Pacemaker.
+    fn holders(
+        &mut self,
+        _nic: Option<&Nic>,
+        _deadline: &Deadline,
+    ) -> Result<Vec<Holding>, CloudError> {
+        Ok(Vec::new())
+    }
+    /// For `cloudvip diagnose`: the checks, in order metadata, credentials, permissions,
+    /// NIC, subnet. Read-only: a permission to change something is probed with a request
+    /// the cloud refuses for its precondition (a stale fingerprint / etag) only after
+    /// checking IAM, so nothing changes whatever the answer.
+    fn diagnose(&mut self, _nic: Option<&Nic>, _deadline: &Deadline) -> Vec<Step> {
+        vec![Step::pass(
+            "cloud",
+            "cloud=none: nothing to check in a cloud",
+        )]
+    }
+}
+
+/// One row of `cloudvip status`: an object of the cloud and who has it.
+pub struct Holding {
+    /// e.g. "alias 10.0.0.250/32", "public 203.0.113.10"
+    pub what: String,
+    /// e.g. "node-a nic0 (us-central1-a)"; "-" when nobody holds it.
+    pub holder: String,
+    pub ours: bool,
+}
+
+/// One check of `cloudvip diagnose`.
+pub struct Step {
+    pub name: &'static str,
+    pub verdict: Verdict,
+}
+
+pub enum Verdict {
+    Pass(String),
+    /// What is wrong, and how to fix it (a command or a parameter when there is one).
+    Fail {
+        problem: String,
+        fix: String,
+    },
+    /// Not checked because an earlier step failed.
+    Skip(String),
+}
+
+impl Step {
+    pub fn pass(name: &'static str, what: impl Into<String>) -> Step {
+        Step {
+            name,
+            verdict: Verdict::Pass(what.into()),
+        }
+    }
+    pub fn fail(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Step {
+        Step {
+            name,
+            verdict: Verdict::Fail {
+                problem: problem.into(),
+                fix: fix.into(),
+            },
+        }
+    }
+    pub fn skip(name: &'static str) -> Step {
+        Step {
+            name,
+            verdict: Verdict::Skip("skipped: an earlier check failed".into()),
+        }
+    }
+}
+
+/// The permission a cloud's denial names: GCE writes `Required 'compute.x.y' permission`.
+pub fn named_permission(msg: &str) -> Option<String> {
+    let (_, rest) = msg.split_once("Required '")?;
+    let (perm, _) = rest.split_once('\'')?;
+    Some(perm.to_owned())
+}
+
+/// Is `ip` inside `net/prefix`?
+pub fn in_subnet(ip: std::net::IpAddr, net: std::net::IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) if prefix <= 32 => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(n)) if prefix <= 128 => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// `cloud=none`: the network is a plain L2 segment; holding the address is holding the VIP.
@@ -160,5 +259,22 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("chassis_asset_tag"), "OracleCloud.com\n").unwrap();
         assert_eq!(detect(d.path()), CloudKind::Oci);
+    }
+
+    #[test]
+    fn permission_names_and_subnets() {
+        assert_eq!(
+            named_permission(
+                "Required 'compute.instances.updateNetworkInterface' permission for 'x'"
+            )
+            .as_deref(),
+            Some("compute.instances.updateNetworkInterface")
+        );
+        assert_eq!(named_permission("forbidden"), None);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(in_subnet(ip("10.128.0.100"), ip("10.128.0.0"), 20));
+        assert!(!in_subnet(ip("10.129.0.100"), ip("10.128.0.0"), 20));
+        assert!(in_subnet(ip("fd00::5"), ip("fd00::"), 64));
+        assert!(!in_subnet(ip("fd00::5"), ip("10.0.0.0"), 8));
     }
 }

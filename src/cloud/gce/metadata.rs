@@ -47,6 +47,11 @@ pub struct Instance {
 #[serde(rename_all = "camelCase")]
 pub struct Nic {
     pub mac: String,
+    /// The NIC's primary address and its subnet's netmask (for `diagnose`).
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default)]
+    pub subnetmask: String,
     #[serde(default)]
     pub ip_aliases: Vec<String>,
     #[serde(default)]

@@ -7,6 +7,7 @@
 
 mod auth;
 mod compute;
+mod diagnose;
 mod metadata;
 
 use std::net::IpAddr;
@@ -388,6 +389,18 @@ impl Cloud for Gce {
                 other => return other,
             }
         }
+    }
+
+    fn holders(
+        &mut self,
+        _nic: Option<&Nic>,
+        deadline: &Deadline,
+    ) -> Result<Vec<super::Holding>, CloudError> {
+        self.holder_rows(deadline)
+    }
+
+    fn diagnose(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<super::Step> {
+        self.diagnose_steps(nic, deadline)
     }
 }
 

@@ -6,6 +6,7 @@
 //! Every request is signed (`sign.rs`) as an API key or an instance principal (`auth.rs`).
 
 mod auth;
+mod diagnose;
 mod sign;
 
 use std::net::IpAddr;
@@ -480,5 +481,17 @@ impl Cloud for Oci {
             self.ip
         );
         Ok(())
+    }
+
+    fn holders(
+        &mut self,
+        nic: Option<&Nic>,
+        deadline: &Deadline,
+    ) -> Result<Vec<super::Holding>, CloudError> {
+        self.holder_rows(nic, deadline)
+    }
+
+    fn diagnose(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<super::Step> {
+        self.diagnose_steps(nic, deadline)
     }
 }

@@ -1,0 +1,329 @@
+//! `cloudvip status` and `cloudvip diagnose` on GCE: who holds the alias and the external
+//! address, and the checks metadata → credentials → permissions → NIC → subnet with the
+//! fix for each failure. Read-only: the updateNetworkInterface permission is probed with a
+//! deliberately stale fingerprint, which GCE refuses (412) only after its IAM check (403).
+
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+use super::compute::{instance_ref, Api};
+use super::{nic_has, Gce};
+use crate::cloud::{format_mac, in_subnet, named_permission, CloudError, Holding, Nic, Step};
+use crate::deadline::Deadline;
+use crate::http::{encode, Method};
+
+/// Never a real fingerprint (GCE's are 8 random bytes; this one is all zeros).
+const PROBE_FINGERPRINT: &str = "AAAAAAAAAAA=";
+
+impl Gce {
+    pub(super) fn holder_rows(&mut self, deadline: &Deadline) -> Result<Vec<Holding>, CloudError> {
+        let id = self.with_identity(deadline)?;
+        let api = Api::new(self);
+        let mut rows = Vec::new();
+        for inst in api.candidates(id.region(), deadline)? {
+            let name = inst["name"].as_str().unwrap_or_default();
+            let zone = inst["zone"]
+                .as_str()
+                .and_then(|z| z.rsplit('/').next())
+                .unwrap_or_default();
+            for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
+                if nic_has(nic, self.ip) {
+                    rows.push(Holding {
+                        what: format!("alias {}", self.ip),
+                        holder: format!("{name} {} ({zone})", nic["name"].as_str().unwrap_or("?")),
+                        ours: name == id.name && zone == id.zone,
+                    });
+                }
+            }
+        }
+        if rows.is_empty() {
+            rows.push(Holding {
+                what: format!("alias {}", self.ip),
+                holder: "- (no instance in the region has it)".into(),
+                ours: false,
+            });
+        }
+        if let Some(want) = self.opts.public_ip.clone() {
+            let addr = api.address(id.region(), &want, deadline)?;
+            let nat = addr["address"].as_str().unwrap_or(&want).to_owned();
+            let users: Vec<(String, String)> = addr["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter_map(instance_ref)
+                .collect();
+            if users.is_empty() {
+                rows.push(Holding {
+                    what: format!("external {nat}"),
+                    holder: "- (reserved, not attached)".into(),
+                    ours: false,
+                });
+            }
+            for (zone, name) in users {
+                rows.push(Holding {
+                    what: format!("external {nat}"),
+                    ours: zone == id.zone && name == id.name,
+                    holder: format!("{name} ({zone})"),
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    pub(super) fn diagnose_steps(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<Step> {
+        let mut out = Vec::new();
+        let rest = |out: &mut Vec<Step>, from: usize| {
+            for name in &["metadata", "credentials", "permissions", "nic", "subnet"][from..] {
+                out.push(Step::skip(name));
+            }
+        };
+        // 1. The metadata server.
+        let id = match self.with_identity(deadline) {
+            Ok(id) => {
+                out.push(Step::pass(
+                    "metadata",
+                    format!(
+                        "{} answers: instance {} in {} (project {}), {} NIC(s)",
+                        self.md_base,
+                        id.name,
+                        id.zone,
+                        id.project,
+                        id.nics.len()
+                    ),
+                ));
+                id
+            }
+            Err(e) => {
+                out.push(Step::fail(
+                    "metadata",
+                    format!("the metadata server does not answer: {e}"),
+                    "run this on a GCE instance; make sure nothing (a firewall rule, \
+                     an HTTP_PROXY) intercepts 169.254.169.254 (metadata.google.internal); \
+                     set metadata_url only for an emulator",
+                ));
+                rest(&mut out, 1);
+                return out;
+            }
+        };
+        // 2. Credentials: a token for the API.
+        let who = match &self.opts.credentials {
+            Some(p) => format!("the service-account key {p}"),
+            None => {
+                let email = self
+                    .md_get("instance/service-accounts/default/email", deadline)
+                    .map(|r| r.text().trim().to_owned())
+                    .unwrap_or_default();
+                if email.is_empty() {
+                    "the instance's service account".to_owned()
+                } else {
+                    format!("the instance's service account {email}")
+                }
+            }
+        };
+        if let Err(e) = self.token(deadline, false) {
+            let fix = match &self.opts.credentials {
+                Some(_) => "credentials= must name a JSON key of a service account \
+                            (gcloud iam service-accounts keys create), readable by root, mode 0600"
+                    .to_owned(),
+                None => format!(
+                    "attach a service account with the cloud-platform scope: gcloud compute \
+                     instances set-service-account {} --zone {} --service-account SA_EMAIL \
+                     --scopes cloud-platform (the instance must be stopped), or set credentials=",
+                    id.name, id.zone
+                ),
+            };
+            out.push(Step::fail(
+                "credentials",
+                format!("no API token from {who}: {e}"),
+                fix,
+            ));
+            rest(&mut out, 2);
+            return out;
+        }
+        out.push(Step::pass(
+            "credentials",
+            format!("{who}: access token obtained"),
+        ));
+        // 3. Permissions: every call start makes, read ones for real, the mutation probed.
+        let api = Api::new(self);
+        let mut missing: Vec<String> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        let mut note = |perm: &str, r: Result<(), CloudError>| match r {
+            Ok(()) => {}
+            Err(CloudError::Denied(m)) => {
+                missing.push(named_permission(&m).unwrap_or_else(|| perm.to_owned()))
+            }
+            Err(e) => errors.push(format!("{perm}: {e}")),
+        };
+        let me = api.get_instance(&id.zone, &id.name, deadline);
+        note(
+            "compute.instances.get",
+            me.as_ref().map(|_| ()).map_err(clone_err),
+        );
+        note(
+            "compute.instances.list",
+            api.candidates(id.region(), deadline).map(|_| ()),
+        );
+        if let Ok(me) = &me {
+            let idx = nic
+                .and_then(|n| n.mac)
+                .and_then(|m| id.nic_index(&m))
+                .unwrap_or(0);
+            let gnic = &me["networkInterfaces"][idx];
+            let nic_name = gnic["name"].as_str().unwrap_or("nic0");
+            let body = json!({ "fingerprint": PROBE_FINGERPRINT, "aliasIpRanges": gnic["aliasIpRanges"].clone() });
+            let path = format!(
+                "projects/{}/zones/{}/instances/{}/updateNetworkInterface?networkInterface={}",
+                id.project,
+                id.zone,
+                id.name,
+                encode(nic_name)
+            );
+            // 412 (stale fingerprint) means IAM let the call through; it changed nothing.
+            let probe = match api.call(Method::Patch, &path, Some(&body), deadline) {
+                Ok(_) | Err(CloudError::Conflict(_)) => Ok(()),
+                Err(e) => Err(e),
+            };
+            note("compute.instances.updateNetworkInterface", probe);
+        }
+        if let Some(p) = self.opts.public_ip.clone() {
+            note(
+                "compute.addresses.get",
+                api.address(id.region(), &p, deadline).map(|_| ()),
+            );
+        }
+        if !missing.is_empty() {
+            let mut all = vec![
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.updateNetworkInterface",
+                "compute.zoneOperations.get",
+                "compute.subnetworks.use",
+            ];
+            if self.opts.public_ip.is_some() {
+                all.extend([
+                    "compute.addresses.get",
+                    "compute.addresses.list",
+                    "compute.addresses.use",
+                    "compute.instances.addAccessConfig",
+                    "compute.instances.deleteAccessConfig",
+                    "compute.subnetworks.useExternalIp",
+                    "compute.networks.useExternalIp",
+                ]);
+            }
+            out.push(Step::fail(
+                "permissions",
+                format!("{who} lacks {}", missing.join(", ")),
+                format!(
+                    "grant it a role with these permissions, e.g. a custom role: \
+                     gcloud iam roles create cloudvip --project {p} --permissions {} ; \
+                     gcloud projects add-iam-policy-binding {p} --member serviceAccount:SA_EMAIL \
+                     --role projects/{p}/roles/cloudvip (see pcs-examples/gce-iam.sh)",
+                    all.join(","),
+                    p = id.project
+                ),
+            ));
+        } else if !errors.is_empty() {
+            out.push(Step::fail(
+                "permissions",
+                format!("could not check: {}", errors.join("; ")),
+                "retry; if it persists, check that the Compute API is enabled \
+                 (gcloud services enable compute.googleapis.com) and reachable (proxy=, api_endpoint=)",
+            ));
+        } else {
+            out.push(Step::pass(
+                "permissions",
+                "instances.get, instances.list, updateNetworkInterface (probed, nothing changed)\
+                 , addresses.get with public_ip: allowed",
+            ));
+        }
+        // 4. The NIC: the local interface's MAC must be one of this instance's NICs.
+        let idx = match nic {
+            None => {
+                out.push(Step::skip("nic"));
+                out.push(Step::skip("subnet"));
+                return out;
+            }
+            Some(n) => match self.our_nic(&id, n) {
+                Ok(i) => {
+                    out.push(Step::pass(
+                        "nic",
+                        format!(
+                            "{} ({}) is nic{i} of {} ({})",
+                            n.name,
+                            n.mac.map(|m| format_mac(&m)).unwrap_or_default(),
+                            id.name,
+                            id.nics[i].ip
+                        ),
+                    ));
+                    i
+                }
+                Err(e) => {
+                    let theirs: Vec<String> = id
+                        .nics
+                        .iter()
+                        .enumerate()
+                        .map(|(i, g)| format!("nic{i} MAC {} ({})", g.mac, g.ip))
+                        .collect();
+                    out.push(Step::fail(
+                        "nic",
+                        e.to_string(),
+                        format!(
+                            "set nic= to the local interface whose MAC is one of: {} \
+                             (compare with `ip -br link`)",
+                            theirs.join(", ")
+                        ),
+                    ));
+                    out.push(Step::skip("subnet"));
+                    return out;
+                }
+            },
+        };
+        // 5. The subnet: an alias from the primary range must be inside the NIC's subnet.
+        let g = &id.nics[idx];
+        let net = g.ip.parse::<std::net::Ipv4Addr>().ok();
+        let prefix = g
+            .subnetmask
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(|m| u32::from(m).count_ones() as u8);
+        // The subnet's network address, from the NIC's address and netmask.
+        let net = net.zip(prefix).map(|(a, len)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(a) & mask))
+        });
+        match (&self.opts.alias_range_name, net, prefix) {
+            (Some(r), _, _) => out.push(Step::pass(
+                "subnet",
+                format!("alias_range_name={r}: the VIP must lie in that secondary range (GCE checks it at start)"),
+            )),
+            (None, Some(net), Some(len)) if in_subnet(self.ip, net, len) => out.push(Step::pass(
+                "subnet",
+                format!("{} is inside nic{idx}'s subnet ({net}/{len})", self.ip),
+            )),
+            (None, Some(net), Some(len)) => out.push(Step::fail(
+                "subnet",
+                format!("{} is outside nic{idx}'s subnet ({net}/{len})", self.ip),
+                "choose a VIP inside the subnet's primary range, or set alias_range_name to \
+                 the secondary range that contains it",
+            )),
+            _ => out.push(Step::pass(
+                "subnet",
+                "the metadata server gives no netmask for this NIC: not checked",
+            )),
+        }
+        out
+    }
+}
+
+fn clone_err(e: &CloudError) -> CloudError {
+    match e {
+        CloudError::Transient(m) => CloudError::Transient(m.clone()),
+        CloudError::Conflict(m) => CloudError::Conflict(m.clone()),
+        CloudError::Denied(m) => CloudError::Denied(m.clone()),
+        CloudError::NotFound(m) => CloudError::NotFound(m.clone()),
+        CloudError::Invalid(m) => CloudError::Invalid(m.clone()),
+    }
+}
