@@ -445,6 +445,17 @@ impl Cluster {
             "eth0",
         ]);
         sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        // The flush took the route to the metadata server with it.
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "route",
+            "replace",
+            "169.254.169.254/32",
+            "via",
+            "10.66.0.254",
+        ]);
         self.start_node(i);
     }
 
@@ -665,7 +676,7 @@ pub fn probe_in(ns: &str) -> Option<String> {
 
 fn probe() -> Option<String> {
     let addr: SocketAddr = format!("{VIP}:{PORT}").parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
