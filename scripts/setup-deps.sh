@@ -12,8 +12,11 @@ command -v cargo >/dev/null || {
 # Pacemaker/corosync/pcs for the OCF tools and the cluster tests; resource-agents for
 # ocf-tester and ra-api-1.dtd; libxml2-utils for xmllint; iproute2/iputils for the
 # namespace tests; time for the benchmark's peak RSS.
+# rpm, lintian, rpmlint, file, man-db for the packages and their install tests; musl-tools
+# for the static build (packaging/build.sh).
 PKGS=(pacemaker pacemaker-cli-utils corosync resource-agents pcs libxml2-utils
-      iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip)
+      iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip
+      rpm lintian rpmlint file man-db musl-tools binutils)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -42,4 +45,12 @@ if [ ${#pip_reqs[@]} -gt 0 ]; then
 fi
 
 command -v cargo-nextest >/dev/null || cargo install --locked -q cargo-nextest
+command -v cargo-deb >/dev/null || cargo install --locked -q cargo-deb
+command -v cargo-generate-rpm >/dev/null || cargo install --locked -q cargo-generate-rpm
+# The static build's target. Toolchain downloads may be unavailable: build.sh then falls
+# back to a glibc build and says so (see README "Install"), so a failure here is not fatal.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 \
+        || echo "setup-deps.sh: WARNING: cannot add the musl target; packages will be glibc builds" >&2
+fi
 echo "setup-deps.sh: ready"

@@ -26,3 +26,5 @@ mod oci;
 mod cluster;
 // The admin CLI: status, diagnose, actions with --param/--config, against the emulator.
 mod admin;
+// pcs-examples/: every script run with stand-in tools, its resources through crm_resource.
+mod examples;

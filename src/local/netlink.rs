@@ -307,8 +307,9 @@ impl Rtnl {
 
 fn set_rcvtimeo(sock: &Socket, d: Duration) -> io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
+        tv_sec: d.as_secs() as _,
+        // `as _`: the field types differ between glibc and musl (suseconds_t is deprecated there).
+        tv_usec: d.subsec_micros() as _,
     };
     // SAFETY: the pointer and length describe `tv`, which outlives the call.
     let r = unsafe {

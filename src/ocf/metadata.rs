@@ -135,6 +135,122 @@ fn parameter(w: &mut Writer<Vec<u8>>, p: &ParamDef) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Text for roff: backslashes and hyphens escaped, no line starting with a control
+/// character.
+#[cfg(test)]
+fn roff(text: &str) -> String {
+    let t = text.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with('.') || t.starts_with('\'') {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+/// The man page `ocf_rust_cloudvip(7)`, from the same `PARAMS`, `ACTIONS` and exit codes
+/// as the meta-data. Checked in as `packaging/ocf_rust_cloudvip.7` and kept current by a
+/// test (`UPDATE_README=1` rewrites it), so packaging needs no build step to make it.
+#[cfg(test)]
+pub fn man_page() -> String {
+    use std::fmt::Write as _;
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        ".\\\" Generated from the meta-data (src/ocf/metadata.rs, src/params.rs): do not edit.\n\
+         .TH OCF_RUST_CLOUDVIP 7 \"\" \"cloudvip {}\" \"OCF resource agents\"\n\
+         .SH NAME\nocf_rust_cloudvip \\- {}\n\
+         .SH SYNOPSIS\n\
+         .B pcs resource create\n\
+         .I name\n\
+         .B ocf:rust:cloudvip ip=\\fIaddress\\fP\n\
+         [\\fIparameter\\fP=\\fIvalue\\fP ...]\n\
+         .br\n\
+         .B cloudvip\n\
+         {{\\fBstatus\\fP|\\fBdiagnose\\fP|\\fIaction\\fP}}\n\
+         [\\fB\\-\\-param\\fP \\fIname\\fP=\\fIvalue\\fP ...] [\\fB\\-\\-config\\fP \\fIfile\\fP] [\\fB\\-\\-timeout\\fP \\fIseconds\\fP]\n\
+         .SH DESCRIPTION\n{}",
+        env!("CARGO_PKG_VERSION"),
+        roff(SHORTDESC),
+        roff(LONGDESC)
+    );
+    let _ = writeln!(
+        m,
+        ".PP\nThe agent is installed as /usr/lib/ocf/resource.d/rust/cloudvip; \
+         /usr/sbin/cloudvip is the same program for administrators."
+    );
+    m.push_str(".SH PARAMETERS\n");
+    for p in PARAMS {
+        let default = match (p.required, p.default) {
+            (true, _) => "required".to_owned(),
+            (false, Some(d)) => format!("default: {}", roff(d)),
+            (false, None) => "optional".to_owned(),
+        };
+        let _ = writeln!(
+            m,
+            ".TP\n\\fB{}\\fP ({}, {default})\n{}.\n{}",
+            roff(p.name),
+            p.content.as_str(),
+            roff(p.shortdesc),
+            roff(p.longdesc)
+        );
+    }
+    m.push_str(
+        ".SH ACTIONS\nPacemaker calls the agent with one of these actions (suggested timeouts):\n",
+    );
+    for act in ACTIONS {
+        let mut extra = String::new();
+        if let Some(i) = act.interval {
+            let _ = write!(extra, ", interval {i}");
+        }
+        if let Some(d) = act.depth {
+            let _ = write!(extra, ", depth {d}");
+        }
+        let _ = writeln!(
+            m,
+            ".TP\n\\fB{}\\fP\ntimeout {}{extra}",
+            roff(act.name),
+            act.timeout
+        );
+    }
+    m.push_str(
+        ".SH ADMINISTRATION\n\
+         The same program helps administrators; Pacemaker never calls these:\n\
+         .TP\n\\fBcloudvip status\\fP\n\
+         who holds the VIP, on this node and in the cloud, in one table (exit 0 when this node serves it).\n\
+         .TP\n\\fBcloudvip diagnose\\fP\n\
+         checks in order: parameters, metadata service, credentials, permissions (probed without \
+         changing anything), NIC, subnet; prints what is missing and how to fix it (exit 0 when all pass).\n\
+         .TP\n\\fBcloudvip\\fP \\fIaction\\fP \\fB\\-\\-config\\fP \\fIfile\\fP\n\
+         runs any action outside Pacemaker (a database failover callback, a keepalived notify \
+         script). Parameters come from \\fB\\-\\-param\\fP \\fIname\\fP=\\fIvalue\\fP (repeatable) and \
+         from \\fIfile\\fP (one \\fIname\\fP=\\fIvalue\\fP per line, # comments); \\fB\\-\\-param\\fP wins.\n",
+    );
+    m.push_str(".SH EXIT STATUS\nThe OCF actions exit with:\n");
+    for st in crate::ocf::Status::ALL {
+        let _ = writeln!(
+            m,
+            ".TP\n\\fB{}\\fP {}\n{}",
+            st.code(),
+            roff(st.name()),
+            roff(st.meaning())
+        );
+    }
+    m.push_str(
+        ".SH EXAMPLES\n\
+         .nf\n\
+         pcs resource create VIP ocf:rust:cloudvip ip=10.0.0.250 cloud=gce \\e\n\
+         \x20   peer_label=cluster=db1 op monitor interval=10s\n\
+         cloudvip diagnose \\-\\-param ip=10.0.0.250 \\-\\-param cloud=gce\n\
+         .fi\n\
+         .PP\n\
+         More in /usr/share/doc/cloudvip/examples (one script per setup, with the IAM roles or \
+         OCI policy each needs).\n\
+         .SH SEE ALSO\n\
+         \\fBpcs\\fP(8), \\fBcrm_resource\\fP(8), \\fBocf\\-tester\\fP(8)\n",
+    );
+    m
+}
+
 /// The parameter table in Markdown, for the README (kept in sync by a test).
 #[cfg(test)]
 pub fn markdown_params() -> String {
@@ -197,6 +313,27 @@ mod tests {
             ));
         }
         check_readme_section("exit codes", &want);
+    }
+
+    #[test]
+    fn man_page_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/ocf_rust_cloudvip.7");
+        let want = man_page();
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        if have != want {
+            if std::env::var_os("UPDATE_README").is_some() {
+                std::fs::write(path, &want).unwrap();
+            } else {
+                panic!("packaging/ocf_rust_cloudvip.7 is stale: run UPDATE_README=1 cargo test man_page");
+            }
+        }
+        for p in PARAMS {
+            assert!(
+                want.contains(&format!("\\fB{}\\fP", roff(p.name))),
+                "{}",
+                p.name
+            );
+        }
     }
 
     #[test]
