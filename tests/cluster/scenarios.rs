@@ -108,54 +108,76 @@ fn crash(a: usize) -> impl FnOnce(&mut Cluster) {
 }
 
 /// 1, 2, 3 and 7: create; standby moves it (and the public IP) and unstandby leaves it
-/// where it is; `crm_resource --move` moves it back and `--clear` keeps it there.
-pub fn create_standby_move(cloud: Cloud) {
+/// where it is; `crm_resource --move` moves it back and `--clear` keeps it there. `rounds`
+/// rounds, for the client-observed outage at emulator latency 0.
+pub fn create_standby_move(cloud: Cloud, rounds: usize) {
     let mut c = cloud.cluster(2, Latency::Zero);
     let fences = c.fence_events();
-    let a = create(cloud, &c);
+    let mut a = create(cloud, &c);
     assert_clean(&c, fences);
+    let mut table = vec![("standby", vec![]), ("move", vec![])];
+    for _ in 0..rounds {
+        let (b, o) = failover(cloud, &mut c, a, standby(a));
+        table[0].1.push(o);
+        unstandby(&c, a);
+        assert_active(cloud, &c, b);
 
-    let (b, o) = failover(cloud, &mut c, a, standby(a));
-    println!(
-        "{}: standby node{a} -> node{b}: client outage {o:?}",
-        cloud.name()
-    );
-    unstandby(&c, a);
-    assert_active(cloud, &c, b);
-
-    let (back, o) = failover(cloud, &mut c, b, move_away(b));
-    assert_eq!(back, a);
-    println!(
-        "{}: move node{b} -> node{a}: client outage {o:?}",
-        cloud.name()
-    );
-    clear(&c);
-    assert_active(cloud, &c, a);
+        let (back, o) = failover(cloud, &mut c, b, move_away(b));
+        assert_eq!(back, a);
+        table[1].1.push(o);
+        clear(&c);
+        assert_active(cloud, &c, a);
+        a = back;
+    }
     assert_clean(&c, fences);
+    print_table(cloud, Latency::Zero, 2, table);
 }
 
 /// 4: a hard crash of the active node of a 3-node cluster; the VIP recovers on another
-/// node; the crashed node reboots, rejoins and the VIP stays.
-pub fn crash_recovers(cloud: Cloud) {
+/// node; the crashed node reboots, rejoins and the VIP stays where it is. `rounds` rounds,
+/// for the client-observed outage at emulator latency 0.
+pub fn crash_recovers(cloud: Cloud, rounds: usize) {
     let mut c = cloud.cluster(3, Latency::Zero);
-    let a = create(cloud, &c);
-    let (b, o) = failover(cloud, &mut c, a, crash(a));
-    println!(
-        "{}: crash of node{a} -> node{b}: client outage {o:?}",
-        cloud.name()
-    );
-    assert!(
-        !c.crm_mon().contains(&format!(
-            "<node name=\"node{a}\" id=\"{a}\" online=\"true\""
-        )),
-        "node{a} still online after the crash"
-    );
-    c.restart(a);
-    c.wait_online(3, LONG);
-    c.settle();
-    assert_active(cloud, &c, b);
+    let mut a = create(cloud, &c);
+    let mut outages = vec![];
+    for _ in 0..rounds {
+        let (b, o) = failover(cloud, &mut c, a, crash(a));
+        outages.push(o);
+        assert!(
+            !c.crm_mon().contains(&format!(
+                "<node name=\"node{a}\" id=\"{a}\" online=\"true\""
+            )),
+            "node{a} still online after the crash"
+        );
+        c.restart(a);
+        c.wait_online(3, LONG);
+        c.settle();
+        assert_active(cloud, &c, b);
+        a = b;
+    }
     let f = c.failures();
     assert!(f.is_empty(), "failed actions: {f:#?}");
+    print_table(cloud, Latency::Zero, 3, vec![("crash", outages)]);
+}
+
+fn print_table(cloud: Cloud, latency: Latency, nodes: usize, table: Vec<(&str, Vec<Duration>)>) {
+    println!(
+        "\nclient-observed outage, {} emulator latency {latency:?}:",
+        cloud.name()
+    );
+    println!("| cloud | latency | nodes | action | runs | median | min | max |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (action, mut v) in table {
+        v.sort();
+        println!(
+            "| {} | {latency:?} | {nodes} | {action} | {} | {:.2} s | {:.2} s | {:.2} s |",
+            cloud.name(),
+            v.len(),
+            v[v.len() / 2].as_secs_f64(),
+            v[0].as_secs_f64(),
+            v[v.len() - 1].as_secs_f64()
+        );
+    }
 }
 
 /// 5: the VIP is taken away in the cloud behind Pacemaker's back; a monitor notices and
@@ -197,12 +219,12 @@ pub fn api_outage(cloud: Cloud) {
         json!({"kind": "hang", "ms": 4000}),
     ] {
         cloud.api_outage(&c, kind.clone());
-        std::thread::sleep(Duration::from_secs(7));
+        std::thread::sleep(Duration::from_secs(5));
         assert!(c.fault_hits() > 0, "no monitor met the outage {kind}");
         c.clear_faults();
     }
     // Let the monitors that met the outage finish.
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(4));
     let samples = p.finish();
     assert_eq!(c.locate(), vec![node(a)], "{}", c.crm_mon());
     assert_active(cloud, &c, a);
@@ -225,7 +247,7 @@ pub fn api_outage(cloud: Cloud) {
     let p = c.prober();
     let t0 = Instant::now();
     c.cli(&["pcs", "node", "standby", &node(a)]);
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(Duration::from_secs(5));
     assert!(c.fault_hits() > 0, "the failover did not meet the outage");
     let b = if a == 1 { 2 } else { 1 };
     assert!(
@@ -242,7 +264,7 @@ pub fn api_outage(cloud: Cloud) {
     assert_active(cloud, &c, b);
     assert_clean(&c, fences);
     println!(
-        "{}: standby during a 6 s API outage: VIP on node{b} {settled:?} after the API came back",
+        "{}: standby during a 5 s API outage: VIP on node{b} {settled:?} after the API came back",
         cloud.name()
     );
 }
@@ -275,21 +297,5 @@ pub fn outage_windows(cloud: Cloud, latency: Latency, rounds: usize) {
     }
     let f = c.failures();
     assert!(f.is_empty(), "failed actions: {f:#?}");
-    println!(
-        "\nclient-observed outage, {} emulator latency {latency:?}:",
-        cloud.name()
-    );
-    println!("| cloud | latency | action | runs | median | min | max |");
-    println!("|---|---|---|---|---|---|---|");
-    for (action, mut v) in table {
-        v.sort();
-        println!(
-            "| {} | {latency:?} | {action} | {} | {:.2} s | {:.2} s | {:.2} s |",
-            cloud.name(),
-            v.len(),
-            v[v.len() / 2].as_secs_f64(),
-            v[0].as_secs_f64(),
-            v[v.len() - 1].as_secs_f64()
-        );
-    }
+    print_table(cloud, latency, 2, table);
 }
