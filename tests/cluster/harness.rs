@@ -299,6 +299,44 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Node `i` is set up as production would be: none of its processes (Pacemaker's
+    /// daemons, whose environment the agent inherits) carries a trust-store or proxy
+    /// variable of the shell that started the test, its system trust store holds only the
+    /// emulator's test CA, and it resolves the clouds' names to the emulator.
+    pub fn assert_production_env(&self, i: usize) {
+        let me = std::process::id().to_string();
+        let pids = sh(&["ip", "netns", "pids", self.lab.ns(i)]);
+        let mut seen = 0;
+        for pid in pids.split_whitespace().filter(|p| *p != me) {
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            seen += 1;
+            for var in env.split(|b| *b == 0).map(String::from_utf8_lossy) {
+                let key = var.split('=').next().unwrap_or("").to_ascii_uppercase();
+                assert!(
+                    !(key.contains("SSL")
+                        || key.contains("CA_BUNDLE")
+                        || key.contains("CA_CERTS")
+                        || key.contains("PROXY")),
+                    "node{i}: {} (pid {pid}) has {var} from the test's shell",
+                    comm.trim()
+                );
+            }
+        }
+        assert!(seen >= 5, "node{i}: only {seen} processes");
+        let store = self.on(i, &["ls", "/etc/ssl/certs"]);
+        assert_eq!(store.trim(), "ca-certificates.crt", "node{i}'s trust store");
+        let ca = std::fs::read_to_string(self.state().join("ca.pem")).unwrap();
+        let theirs = self.on(i, &["cat", "/etc/ssl/certs/ca-certificates.crt"]);
+        assert_eq!(theirs, ca, "node{i}'s trust store is not the test CA");
+        for h in CLOUD_HOSTS {
+            let out = self.on(i, &["getent", "hosts", h]);
+            assert!(out.starts_with("10.66.0.254 "), "node{i}: {h} -> {out}");
+        }
+    }
+
     /// A node to run cluster CLIs on: the first that is running.
     fn cli_node(&self) -> usize {
         (1..=self.n)

@@ -113,6 +113,9 @@ fn crash(a: usize) -> impl FnOnce(&mut Cluster) {
 pub fn create_standby_move(cloud: Cloud, rounds: usize) {
     let mut c = cloud.cluster(2, Latency::Zero);
     let fences = c.fence_events();
+    for i in 1..=c.n {
+        c.assert_production_env(i);
+    }
     let mut a = create(cloud, &c);
     assert_clean(&c, fences);
     let mut table = vec![("standby", vec![]), ("move", vec![])];
