@@ -9,6 +9,7 @@
 # binary needs) in both packages and says so loudly: such an rpm is for EL9+ only.
 # packaging/out/BUILD-INFO records which one was built; the install tests check it.
 #
+# CLOUDVIP_PACKAGE_GNU=1 forces the glibc fallback.
 # Needs: cargo-deb, cargo-generate-rpm (cargo install --locked), gzip, objdump or readelf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
     rustup target add "$MUSL" >/dev/null 2>&1 || kind=gnu
 fi
 command -v musl-gcc >/dev/null || kind=gnu
+# CLOUDVIP_PACKAGE_GNU=1 takes the fallback on purpose (to test it).
+[ "${CLOUDVIP_PACKAGE_GNU:-0}" = 1 ] && kind=gnu
 
 # The rpm wants gzipped man pages (cargo-deb gzips by itself).
 gzip -9nc packaging/ocf_rust_cloudvip.7 > "$OUT/ocf_rust_cloudvip.7.gz"
