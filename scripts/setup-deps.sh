@@ -16,7 +16,8 @@ command -v cargo >/dev/null || {
 # for the static build (packaging/build.sh).
 PKGS=(pacemaker pacemaker-cli-utils corosync resource-agents pcs libxml2-utils
       iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip
-      rpm lintian rpmlint file man-db musl-tools binutils)
+      rpm lintian rpmlint file man-db musl-tools binutils
+      fence-agents)  # fence_dummy: the cluster tests fence for real (only a Recommends of pacemaker)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
