@@ -48,6 +48,32 @@ impl fmt::Display for CloudError {
 
 impl std::error::Error for CloudError {}
 
+/// The backends' one read-modify-write loop: run `attempt` (which re-reads the cloud state
+/// each time) until it succeeds, retrying a conflict (412, ETag, an address not yet
+/// released) or a transient failure (an operation that failed, a timeout) with a growing
+/// pause while the deadline allows. `what` names the step in the log.
+pub fn settle<T>(
+    what: &str,
+    deadline: &Deadline,
+    mut attempt: impl FnMut() -> Result<T, CloudError>,
+) -> Result<T, CloudError> {
+    let mut backoff = std::time::Duration::from_millis(200);
+    let mut round = 0u32;
+    loop {
+        round = round.saturating_add(1);
+        match attempt() {
+            Err(e @ (CloudError::Conflict(_) | CloudError::Transient(_))) => {
+                log::info!("{what}, round {round}: {e}; re-reading and retrying");
+                if deadline.sleep(backoff).is_err() {
+                    return Err(e);
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The local interface the VIP belongs to: its MAC tells which cloud NIC/VNIC is ours.
 pub struct Nic {
     pub name: String,

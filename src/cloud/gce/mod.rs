@@ -11,11 +11,10 @@ mod diagnose;
 mod metadata;
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{Claimed, Cloud, CloudError, Nic};
+use super::{settle, Claimed, Cloud, CloudError, Nic};
 use crate::deadline::Deadline;
 use crate::http::{Http, HttpConfig};
 use crate::params::Params;
@@ -109,6 +108,18 @@ impl Gce {
         e
     }
 
+    /// The NIC's alias list without the VIP, every other entry kept exactly as read.
+    fn without_vip(&self, nic: &Value) -> Vec<Value> {
+        nic_aliases(nic)
+            .into_iter()
+            .filter(|a| {
+                !a["ipCidrRange"]
+                    .as_str()
+                    .is_some_and(|r| alias_is(r, self.ip))
+            })
+            .collect()
+    }
+
     /// Remove the VIP from every other instance that holds it, then add it to our NIC.
     /// A conflict (stale fingerprint, alias not yet released) or a failed operation
     /// re-reads everything and tries again while the deadline allows.
@@ -119,22 +130,9 @@ impl Gce {
         idx: usize,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let mut backoff = Duration::from_millis(200);
-        let mut round = 0;
-        loop {
-            round += 1;
-            match self.move_alias_once(api, id, idx, deadline) {
-                Ok(()) => return Ok(()),
-                Err(e @ (CloudError::Conflict(_) | CloudError::Transient(_))) => {
-                    log::info!("alias move round {round}: {e}; re-reading and retrying");
-                    if deadline.sleep(backoff).is_err() {
-                        return Err(e);
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        settle("alias move", deadline, || {
+            self.move_alias_once(api, id, idx, deadline)
+        })
     }
 
     fn move_alias_once(
@@ -157,14 +155,7 @@ impl Gce {
                 if !nic_has(nic, self.ip) {
                     continue;
                 }
-                let keep: Vec<Value> = nic_aliases(nic)
-                    .into_iter()
-                    .filter(|a| {
-                        !a["ipCidrRange"]
-                            .as_str()
-                            .is_some_and(|r| alias_is(r, self.ip))
-                    })
-                    .collect();
+                let keep = self.without_vip(nic);
                 log::info!(
                     "removing {} from {name} ({zone}) {}",
                     self.ip,
@@ -204,19 +195,9 @@ impl Gce {
         want: &str,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.move_public_ip_once(api, id, idx, want, deadline) {
-                Err(CloudError::Conflict(why)) => {
-                    log::info!("public IP move: {why}; retrying");
-                    if deadline.sleep(backoff).is_err() {
-                        return Err(CloudError::Conflict(why));
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                other => return other,
-            }
-        }
+        settle("public IP move", deadline, || {
+            self.move_public_ip_once(api, id, idx, want, deadline)
+        })
     }
 
     fn move_public_ip_once(
@@ -362,33 +343,17 @@ impl Cloud for Gce {
             return Ok(());
         }
         let api = Api::new(self);
-        let mut backoff = Duration::from_millis(200);
-        loop {
+        settle("release", deadline, || {
             let me = api.get_instance(&id.zone, &id.name, deadline)?;
-            let result = ours.iter().try_for_each(|idx| {
+            ours.iter().try_for_each(|idx| {
                 let nic = &me["networkInterfaces"][*idx];
                 if !nic_has(nic, self.ip) {
                     return Ok(());
                 }
-                let keep: Vec<Value> = nic_aliases(nic)
-                    .into_iter()
-                    .filter(|a| {
-                        !a["ipCidrRange"]
-                            .as_str()
-                            .is_some_and(|r| alias_is(r, self.ip))
-                    })
-                    .collect();
                 log::info!("removing {} from {} nic{idx}", self.ip, id.name);
-                api.set_aliases(&id.zone, &id.name, nic, keep, deadline)
-            });
-            match result {
-                Err(CloudError::Conflict(why)) if deadline.sleep(backoff).is_ok() => {
-                    log::info!("release: {why}; retrying");
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                other => return other,
-            }
-        }
+                api.set_aliases(&id.zone, &id.name, nic, self.without_vip(nic), deadline)
+            })
+        })
     }
 
     fn holders(

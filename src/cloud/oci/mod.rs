@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{Claimed, Cloud, CloudError, Nic};
+use super::{settle, Claimed, Cloud, CloudError, Nic};
 use crate::deadline::Deadline;
 use crate::http::{encode, Http, HttpConfig, Method, Request, Response};
 use crate::params::{LocalMode, Params};
@@ -440,23 +440,9 @@ impl Cloud for Oci {
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
         self.load(deadline)?;
         let vnic = self.our_vnic(nic)?;
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.claim_once(&vnic, deadline) {
-                Ok(id) => {
-                    self.private_ip_id = Some(id);
-                    return Ok(Claimed(()));
-                }
-                Err(e @ (CloudError::Conflict(_) | CloudError::Transient(_))) => {
-                    log::info!("claim: {e}; re-reading and retrying");
-                    if deadline.sleep(backoff).is_err() {
-                        return Err(e);
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let id = settle("claim", deadline, || self.claim_once(&vnic, deadline))?;
+        self.private_ip_id = Some(id);
+        Ok(Claimed(()))
     }
 
     fn claim_extras(
