@@ -18,4 +18,4 @@ ip -n "$NS" link add eth0 type veth peer name eth0p
 ip -n "$NS" link set eth0p up
 ip -n "$NS" addr add 10.66.0.1/24 dev eth0
 ip -n "$NS" link set eth0 up
-exec ip netns exec "$NS" python3 bench/bench.py "$PWD/target/release/cloudvip" "${1:-50}"
+ip netns exec "$NS" python3 bench/bench.py "$PWD/target/release/cloudvip" "${1:-50}"
