@@ -1,6 +1,7 @@
 //! Secrets on disk and in memory: credential files read with care, private caches in
 //! HA_RSCTMP written atomically with mode 0600, and `Secret`, whose Debug prints
-//! `<redacted>`. Shared by the cloud backends; nothing here ever logs a secret.
+//! `<redacted>`, RSA private keys loaded from PEM and the one way they sign. Shared by the
+//! cloud backends; nothing here ever logs a secret.
 
 use std::fs;
 use std::io::Write as _;
@@ -88,4 +89,53 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// An RSA private key from PEM: PKCS#1, PKCS#8, or encrypted PKCS#8 with `pass`.
+pub fn load_rsa_key(pem: &[u8], pass: Option<&str>) -> Result<ring::signature::RsaKeyPair, String> {
+    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM file".to_owned())?;
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err("legacy OpenSSL-encrypted keys are not supported: convert with \
+                    `openssl pkcs8 -topk8 -v2 aes-256-cbc` (encrypted PKCS#8) or store it unencrypted with mode 0600"
+            .into());
+    }
+    if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+        let pass = pass.ok_or("the key is encrypted: set pass_phrase in the credentials file")?;
+        let (_, der) = pkcs8::der::pem::decode_vec(pem).map_err(|e| format!("bad PEM: {e}"))?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+            .map_err(|e| format!("bad encrypted key: {e}"))?;
+        let doc = info
+            .decrypt(pass)
+            .map_err(|_| "cannot decrypt the key: wrong pass_phrase?".to_owned())?;
+        return ring::signature::RsaKeyPair::from_pkcs8(doc.as_bytes())
+            .map_err(|e| format!("key rejected: {e}"));
+    }
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::PrivateKeyDer;
+    match PrivateKeyDer::from_pem_slice(pem).map_err(|_| "no private key in the PEM".to_owned())? {
+        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        _ => return Err("not an RSA key".into()),
+    }
+    .map_err(|e| format!("key rejected: {e}"))
+}
+
+/// Something that makes RSASSA-PKCS1-v1_5 SHA-256 signatures (ring in production).
+pub trait RsaSign {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+impl RsaSign for ring::signature::RsaKeyPair {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
+        let mut sig = vec![0; self.public().modulus_len()];
+        ring::signature::RsaKeyPair::sign(
+            self,
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            msg,
+            &mut sig,
+        )
+        .map_err(|_| "RSA signing failed".to_owned())?;
+        Ok(sig)
+    }
 }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{transient, Gce};
-use crate::cloud::secret::{self, unix_now as now, Secret};
+use crate::cloud::secret::{self, unix_now as now, RsaSign, Secret};
 use crate::cloud::CloudError;
 use crate::deadline::Deadline;
 use crate::http::{Method, Request};
@@ -160,25 +160,9 @@ fn read_key(path: &Path) -> Result<KeyFile, CloudError> {
 }
 
 fn sign_rs256(pem: &str, msg: &[u8]) -> Result<Vec<u8>, String> {
-    use rustls_pki_types::pem::PemObject as _;
-    use rustls_pki_types::PrivateKeyDer;
-    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
-        .map_err(|_| "private_key is not a PEM key".to_owned())?;
-    let pair = match der {
-        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
-        _ => return Err("private_key is not an RSA key".into()),
-    }
-    .map_err(|e| format!("private_key rejected: {e}"))?;
-    let mut sig = vec![0; pair.public().modulus_len()];
-    pair.sign(
-        &ring::signature::RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
-        msg,
-        &mut sig,
-    )
-    .map_err(|_| "signing failed".to_owned())?;
-    Ok(sig)
+    let key =
+        secret::load_rsa_key(pem.as_bytes(), None).map_err(|e| format!("private_key: {e}"))?;
+    RsaSign::sign(&key, msg)
 }
 
 fn read_cache(path: &Path, key: &str) -> Option<Secret> {

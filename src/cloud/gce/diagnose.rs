@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::compute::{instance_ref, Api};
-use super::{nic_has, Gce};
+use super::{name_and_zone, nic_has, Gce};
 use crate::cloud::{format_mac, in_subnet, named_permission, CloudError, Holding, Nic, Step};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
@@ -22,11 +22,7 @@ impl Gce {
         let api = Api::new(self);
         let mut rows = Vec::new();
         for inst in api.candidates(id.region(), deadline)? {
-            let name = inst["name"].as_str().unwrap_or_default();
-            let zone = inst["zone"]
-                .as_str()
-                .and_then(|z| z.rsplit('/').next())
-                .unwrap_or_default();
+            let (name, zone) = name_and_zone(&inst);
             for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
                 if nic_has(nic, self.ip) {
                     rows.push(Holding {

@@ -52,6 +52,16 @@ fn nic_aliases(nic: &Value) -> Vec<Value> {
     nic["aliasIpRanges"].as_array().cloned().unwrap_or_default()
 }
 
+/// An instance's name and zone (the last part of its zone URL).
+fn name_and_zone(inst: &Value) -> (&str, &str) {
+    let name = inst["name"].as_str().unwrap_or_default();
+    let zone = inst["zone"]
+        .as_str()
+        .and_then(|z| z.rsplit('/').next())
+        .unwrap_or_default();
+    (name, zone)
+}
+
 fn nic_has(nic: &Value, ip: IpAddr) -> bool {
     nic_aliases(nic)
         .iter()
@@ -143,11 +153,7 @@ impl Gce {
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
         for inst in api.candidates(id.region(), deadline)? {
-            let name = inst["name"].as_str().unwrap_or_default();
-            let zone = inst["zone"]
-                .as_str()
-                .and_then(|z| z.rsplit('/').next())
-                .unwrap_or_default();
+            let (name, zone) = name_and_zone(&inst);
             if name == id.name && zone == id.zone {
                 continue;
             }

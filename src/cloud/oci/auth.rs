@@ -13,9 +13,9 @@ use rsa::pkcs8::EncodePublicKey as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sign::{sign_headers, RsaSign};
+use super::sign::sign_headers;
 use super::{transient, Oci};
-use crate::cloud::secret::{self, unix_now};
+use crate::cloud::secret::{self, unix_now, RsaSign};
 use crate::cloud::CloudError;
 use crate::deadline::Deadline;
 use crate::http::{Method, Request};
@@ -77,38 +77,6 @@ pub fn parse_config(
         chosen.entry(k).or_insert(v);
     }
     Some(chosen)
-}
-
-/// An RSA private key from PEM: PKCS#1, PKCS#8, or encrypted PKCS#8 with `pass`.
-pub fn load_private_key(
-    pem: &[u8],
-    pass: Option<&str>,
-) -> Result<ring::signature::RsaKeyPair, String> {
-    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM file".to_owned())?;
-    if text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err("legacy OpenSSL-encrypted keys are not supported: convert with \
-                    `openssl pkcs8 -topk8 -v2 aes-256-cbc` (encrypted PKCS#8) or store it unencrypted with mode 0600"
-            .into());
-    }
-    if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-        let pass = pass.ok_or("the key is encrypted: set pass_phrase in the credentials file")?;
-        let (_, der) = pkcs8::der::pem::decode_vec(pem).map_err(|e| format!("bad PEM: {e}"))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-            .map_err(|e| format!("bad encrypted key: {e}"))?;
-        let doc = info
-            .decrypt(pass)
-            .map_err(|_| "cannot decrypt the key: wrong pass_phrase?".to_owned())?;
-        return ring::signature::RsaKeyPair::from_pkcs8(doc.as_bytes())
-            .map_err(|e| format!("key rejected: {e}"));
-    }
-    use rustls_pki_types::pem::PemObject as _;
-    use rustls_pki_types::PrivateKeyDer;
-    match PrivateKeyDer::from_pem_slice(pem).map_err(|_| "no private key in the PEM".to_owned())? {
-        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
-        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-        _ => return Err("not an RSA key".into()),
-    }
-    .map_err(|e| format!("key rejected: {e}"))
 }
 
 /// The tenancy OCID from the instance certificate's subject (`OU=opc-tenant:<ocid>`; the
@@ -190,7 +158,7 @@ impl Oci {
         let pem = secret::read_credential_file(&key_path)
             .map_err(|e| bad(format!("key_file {}: {e}", key_path.display())))?;
         let pass = cfg.get("pass_phrase").or_else(|| cfg.get("passphrase"));
-        let key = load_private_key(&pem, pass.map(String::as_str))
+        let key = secret::load_rsa_key(&pem, pass.map(String::as_str))
             .map_err(|e| bad(format!("key_file {}: {e}", key_path.display())))?;
         Ok(Credentials {
             key_id: format!("{tenancy}/{user}/{fingerprint}"),
@@ -234,7 +202,7 @@ impl Oci {
         let inter =
             pem_der(&inter_pem).ok_or_else(|| bad("intermediate.pem is not a certificate"))?;
         let leaf_key =
-            load_private_key(&key_pem, None).map_err(|e| bad(&format!("key.pem: {e}")))?;
+            secret::load_rsa_key(&key_pem, None).map_err(|e| bad(&format!("key.pem: {e}")))?;
         let tenancy =
             tenancy_of(&cert).ok_or_else(|| bad("no opc-tenant in the certificate subject"))?;
 

@@ -1,31 +1,12 @@
 //! OCI request signing (draft-cavage-http-signatures-08, rsa-sha256, oci-api.md §3): the
 //! signing string from `date`, `(request-target)`, `host` and, for POST/PUT, the body
 //! headers; the `Authorization: Signature ...` header. The private key never leaves the
-//! `RsaSign` implementation, and nothing here logs.
+//! `RsaSign` implementation (`cloud/secret.rs`), and nothing here logs.
 
 use base64::Engine as _;
 
+use crate::cloud::secret::RsaSign;
 use crate::http::Method;
-
-/// Something that makes RSASSA-PKCS1-v1_5 SHA-256 signatures (ring in production).
-pub trait RsaSign {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String>;
-}
-
-impl RsaSign for ring::signature::RsaKeyPair {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
-        let mut sig = vec![0; self.public().modulus_len()];
-        ring::signature::RsaKeyPair::sign(
-            self,
-            &ring::signature::RSA_PKCS1_SHA256,
-            &ring::rand::SystemRandom::new(),
-            msg,
-            &mut sig,
-        )
-        .map_err(|_| "RSA signing failed".to_owned())?;
-        Ok(sig)
-    }
-}
 
 /// The host (with a non-default port) and the request target of a URL, exactly as ureq
 /// puts them on the wire: the signature covers what the server receives.
