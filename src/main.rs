@@ -3,14 +3,7 @@
 //! action's outcome into an exit code and exit reason. The same binary is the admin CLI
 //! (`status`, `diagnose`, `--param`/`--config`), see `admin.rs`.
 
-mod admin;
-mod agent;
-mod cloud;
-mod deadline;
-mod http;
-mod local;
-mod ocf;
-mod params;
+use cloudvip::{admin, agent, ocf};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
