@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install what building and testing cloudvip needs on Debian 12 (idempotent, quick when
-# everything is there). Needs root. The Rust toolchain itself (>= 1.88, via rustup) must
+# everything is there). Needs root. The Rust toolchain itself (>= 1.89, via rustup) must
 # already be installed: Debian 12's own rustc is too old.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "setup-deps.sh: run as root (apt-get, network namespaces)" >&2; exit 1; }
 command -v cargo >/dev/null || {
-    echo "setup-deps.sh: cargo not found: install Rust >= 1.88 with rustup first" >&2; exit 1; }
+    echo "setup-deps.sh: cargo not found: install Rust >= 1.89 with rustup first" >&2; exit 1; }
 
 # Pacemaker/corosync/pcs for the OCF tools and the cluster tests; resource-agents for
 # ocf-tester and ra-api-1.dtd; libxml2-utils for xmllint; iproute2/iputils for the

@@ -9,3 +9,4 @@ pub mod http;
 pub mod local;
 pub mod ocf;
 pub mod params;
+pub mod state;
