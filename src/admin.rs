@@ -4,6 +4,7 @@
 //! VIP, locally and in the cloud) and `diagnose` (what is missing and how to fix it).
 //! `status` and `diagnose` are not OCF actions: their exit codes are 0 (all good) and 1.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -16,11 +17,31 @@ use crate::ocf::env::OcfEnv;
 use crate::ocf::Exit;
 use crate::params::{LocalMode, Params};
 
+/// One `NAME=VALUE` from a file or `--param`: a parameter that is not UTF-8 is kept as
+/// bytes so that `Params::parse` can refuse it by name (and stop can skip it).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Setting {
+    Text(String, String),
+    Unreadable(String, String),
+}
+
 /// Parameters from a file: `NAME=VALUE` lines (also `OCF_RESKEY_NAME=VALUE`, so an
-/// environment file works), `#` comments, optional quotes around the value.
-pub fn parse_config(text: &str, origin: &str) -> Result<Vec<(String, String)>, Exit> {
+/// environment file works), `#` comments, optional quotes around the value. Read as bytes:
+/// a line that is not UTF-8 is reported as that parameter's problem, not the file's.
+pub fn parse_config(text: &[u8], origin: &str) -> Result<Vec<Setting>, Exit> {
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, raw) in text.split(|b| *b == b'\n').enumerate() {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            let lossy = String::from_utf8_lossy(raw);
+            let (k, v) = lossy.split_once('=').ok_or_else(|| {
+                Exit::configured(format!(
+                    "{origin} line {}: expected NAME=VALUE (and the line is not UTF-8)",
+                    n + 1
+                ))
+            })?;
+            out.push(Setting::Unreadable(name_of(k), v.trim().to_owned()));
+            continue;
+        };
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -38,13 +59,14 @@ pub fn parse_config(text: &str, origin: &str) -> Result<Vec<(String, String)>, E
             .and_then(|v| v.strip_suffix('"'))
             .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
             .unwrap_or(v);
-        let k = k.trim();
-        out.push((
-            k.strip_prefix("OCF_RESKEY_").unwrap_or(k).to_owned(),
-            v.to_owned(),
-        ));
+        out.push(Setting::Text(name_of(k), v.to_owned()));
     }
     Ok(out)
+}
+
+fn name_of(k: &str) -> String {
+    let k = k.trim();
+    k.strip_prefix("OCF_RESKEY_").unwrap_or(k).to_owned()
 }
 
 /// Apply `--config FILE`, then `--param`s (which win), then `--timeout` to the environment.
@@ -52,37 +74,50 @@ pub fn parse_config(text: &str, origin: &str) -> Result<Vec<(String, String)>, E
 pub fn apply(
     env: &mut OcfEnv,
     config: Option<&Path>,
-    params: &[String],
+    params: &[OsString],
     timeout_secs: Option<u64>,
 ) -> Result<(), Exit> {
-    let mut pairs = Vec::new();
+    let mut settings = Vec::new();
     if let Some(path) = config {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = std::fs::read(path).map_err(|e| {
             Exit::configured(format!("cannot read --config {}: {e}", path.display()))
         })?;
-        pairs.extend(parse_config(&text, &path.display().to_string())?);
+        settings.extend(parse_config(&text, &path.display().to_string())?);
     }
     for p in params {
-        let (k, v) = p.split_once('=').ok_or_else(|| {
+        let lossy = p.to_string_lossy();
+        let (k, v) = lossy.split_once('=').ok_or_else(|| {
             Exit::configured(format!(
-                "--param {p:?}: expected NAME=VALUE, e.g. ip=10.0.0.250"
+                "--param {lossy:?}: expected NAME=VALUE, e.g. ip=10.0.0.250"
             ))
         })?;
-        pairs.push((k.trim().to_owned(), v.to_owned()));
+        settings.push(match p.to_str() {
+            Some(_) => Setting::Text(k.trim().to_owned(), v.to_owned()),
+            None => Setting::Unreadable(k.trim().to_owned(), v.to_owned()),
+        });
     }
-    for (k, v) in pairs {
-        if k == "OCF_CHECK_LEVEL" {
-            env.check_level = v.trim().parse().map_err(|_| {
-                Exit::configured(format!(
-                    "OCF_CHECK_LEVEL={v:?}: expected a number (0 or 10)"
-                ))
-            })?;
-        } else {
-            env.params.insert(k, v);
+    for s in settings {
+        match s {
+            Setting::Text(k, v) if k == "OCF_CHECK_LEVEL" => {
+                env.check_level = v.trim().parse().map_err(|_| {
+                    Exit::configured(format!(
+                        "OCF_CHECK_LEVEL={v:?}: expected a number (0 or 10)"
+                    ))
+                })?;
+            }
+            Setting::Text(k, v) => {
+                env.unreadable.remove(&k);
+                env.params.insert(k, v);
+            }
+            Setting::Unreadable(k, v) => {
+                env.params.remove(&k);
+                env.unreadable.insert(k, v);
+            }
         }
     }
     if let Some(t) = timeout_secs {
-        env.meta.insert("timeout".into(), (t * 1000).to_string());
+        env.meta
+            .insert("timeout".into(), t.saturating_mul(1000).to_string());
     }
     if env.instance.is_none() {
         env.instance = Some("cli".into());
@@ -310,19 +345,21 @@ mod tests {
     #[test]
     fn config_files() {
         let got = parse_config(
-            "# a VIP\nip=10.0.0.250\nOCF_RESKEY_cloud=\"gce\"\nexport nic='eth0'\n\n",
+            b"# a VIP\nip=10.0.0.250\nOCF_RESKEY_cloud=\"gce\"\nexport nic='eth0'\n\nlabel=v\xff\n",
             "f",
         )
         .unwrap();
+        let t = |k: &str, v: &str| Setting::Text(k.into(), v.into());
         assert_eq!(
             got,
             vec![
-                ("ip".into(), "10.0.0.250".into()),
-                ("cloud".into(), "gce".into()),
-                ("nic".into(), "eth0".into())
+                t("ip", "10.0.0.250"),
+                t("cloud", "gce"),
+                t("nic", "eth0"),
+                Setting::Unreadable("label".into(), "v\u{fffd}".into()),
             ]
         );
-        let e = parse_config("ip 10.0.0.1\n", "f").unwrap_err();
+        let e = parse_config(b"ip 10.0.0.1\n", "f").unwrap_err();
         assert!(e.reason.contains("f line 1"), "{}", e.reason);
     }
 
@@ -338,5 +375,14 @@ mod tests {
         assert_eq!(env.check_level, 10);
         assert_eq!(env.timeout(), Some(std::time::Duration::from_secs(30)));
         assert!(apply(&mut env, None, &["ip".into()], None).is_err());
+        use std::os::unix::ffi::OsStringExt as _;
+        let bad = OsString::from_vec(b"nic=eth\xff".to_vec());
+        apply(&mut env, None, &[bad], Some(u64::MAX)).unwrap();
+        assert_eq!(env.param("nic"), None);
+        assert!(env.unreadable.contains_key("nic"));
+        assert!(Params::parse(&env)
+            .unwrap_err()
+            .reason
+            .contains("nic is not valid UTF-8"));
     }
 }

@@ -136,7 +136,7 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 /// answer will have the VIP taken away by the next start elsewhere. Only a local address
 /// that cannot be removed is a real failure.
 fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    let params = match Params::parse(env) {
+    let params = match Params::parse_lenient(env) {
         Ok(p) => p,
         Err(e) => {
             log::warn!(

@@ -5,6 +5,7 @@
 
 use cloudvip::{admin, agent, ocf};
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,7 +47,7 @@ struct Cli {
         global = true,
         action = clap::ArgAction::Append
     )]
-    params: Vec<String>,
+    params: Vec<OsString>,
     /// Read parameters from FILE (NAME=VALUE lines); --param wins over it
     #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
@@ -82,8 +83,9 @@ fn main() -> ExitCode {
             };
             let _ = e.print();
             if code != Status::Success {
-                let reason = match std::env::args().nth(1) {
-                    Some(arg) => format!("unsupported action {arg:?}"),
+                // args_os: argv may hold any bytes, and args() would panic on them.
+                let reason = match std::env::args_os().nth(1) {
+                    Some(arg) => format!("unsupported action {:?}", arg.to_string_lossy()),
                     None => "no action given".to_owned(),
                 };
                 exit_reason(&env.exit_reason_prefix, &reason);
@@ -110,6 +112,9 @@ fn main() -> ExitCode {
         }
     }
     OcfLogger::new(&env.log, env.instance.as_deref()).install(env.log.debug);
+    for var in &env.ignored {
+        log::warn!("ignoring {var}: its value is not valid UTF-8");
+    }
     let action = match cli.command {
         Command::Action(a) => a,
         Command::Status | Command::Diagnose => {

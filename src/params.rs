@@ -340,7 +340,31 @@ fn invalid(name: &str, value: &str, allowed: impl std::fmt::Display) -> Exit {
 
 impl Params {
     pub fn parse(env: &OcfEnv) -> Result<Params, Exit> {
+        check_unreadable(env)?;
         check_unknown(env)?;
+        Self::parse_known(env)
+    }
+
+    /// For stop, which must not fail on parameters it does not need: unknown parameters
+    /// and parameters that are not UTF-8 are left out (with a warning) and the rest is
+    /// parsed as usual. Stop then removes only what this agent added, so a parameter
+    /// taken at its default cannot make it remove something else.
+    pub fn parse_lenient(env: &OcfEnv) -> Result<Params, Exit> {
+        for (name, v) in &env.unreadable {
+            log::warn!("stop: ignoring parameter {name}={v:?}, which is not valid UTF-8");
+        }
+        let mut known = env.clone();
+        known.params.retain(|name, _| {
+            let ours = PARAMS.iter().any(|p| p.name == name);
+            if !ours && !FOREIGN_PARAMS.contains(&name.as_str()) {
+                log::warn!("stop: ignoring unknown parameter {name:?}");
+            }
+            ours
+        });
+        Self::parse_known(&known)
+    }
+
+    fn parse_known(env: &OcfEnv) -> Result<Params, Exit> {
         // An empty value means "not set", as in shell agents.
         let get = |name: &str| env.param(name).map(str::trim).filter(|v| !v.is_empty());
 
@@ -637,6 +661,21 @@ pub fn no_cloud_route_v6(ip: IpAddr, mode: LocalMode) -> Result<(), Exit> {
         ));
     }
     Ok(())
+}
+
+/// A parameter of ours that is not UTF-8 cannot be what the admin meant: say which one.
+/// Foreign ones (trace_ra, ...) are not our business.
+fn check_unreadable(env: &OcfEnv) -> Result<(), Exit> {
+    match env
+        .unreadable
+        .iter()
+        .find(|(name, _)| !FOREIGN_PARAMS.contains(&name.as_str()))
+    {
+        Some((name, v)) => Err(Exit::configured(format!(
+            "parameter {name} is not valid UTF-8 (it reads {v:?})"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn check_unknown(env: &OcfEnv) -> Result<(), Exit> {

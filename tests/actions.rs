@@ -76,6 +76,28 @@ fn failover(ip: &str, params: &[(&str, &str)]) {
 }
 
 #[test]
+fn stop_with_a_non_utf8_parameter_still_removes_the_vip() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    let lab = Lab::new(1);
+    let p = [("ip", VIP), ("nic", "eth0"), ("label", "vip")];
+    agent(&lab, 1, "start", &p).run().ok();
+    assert!(lab.addrs(1).contains("eth0:vip"), "{}", lab.addrs(1));
+    let bad = OsStr::from_bytes(b"v\xff");
+    // A failed stop gets the node fenced: it removes what it can and succeeds.
+    agent(&lab, 1, "stop", &p)
+        .env_os(OsStr::new("OCF_RESKEY_label"), bad)
+        .env_os(
+            OsStr::from_bytes(b"OCF_RESKEY_arp_c\xffunt"),
+            OsStr::new("3"),
+        )
+        .env_os(OsStr::new("JUNK"), bad)
+        .run()
+        .ok();
+    assert!(!lab.addrs(1).contains(VIP), "{}", lab.addrs(1));
+}
+
+#[test]
 fn failover_ipv4() {
     failover(VIP, &[]);
 }

@@ -2,6 +2,9 @@
 //! an admin reads in `pcs status`. Syntax errors are found by validate-all at depth 0
 //! (no host access, as pcs runs it); host errors by start and validate-all at depth 10.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+
 use crate::netns::Lab;
 use crate::util::Agent;
 
@@ -206,6 +209,56 @@ fn stop_with_bad_parameters_succeeds() {
     for (params, _, _) in SYNTAX {
         Agent::new("stop").params(params).run().ok();
     }
+}
+
+#[test]
+fn non_utf8_input_is_a_clear_error_never_a_panic() {
+    let bad = OsStr::from_bytes(b"eth\xff0");
+    let ok = [("ip", VIP), ("cloud", "none")];
+    // Variables we do not use are none of our business, whatever their bytes.
+    let r = Agent::new("validate-all")
+        .params(&ok)
+        .env_os(OsStr::new("JUNK"), bad)
+        .env_os(bad, OsStr::new("x"))
+        .env_os(OsStr::new("HA_LOGFILE"), bad)
+        .run();
+    r.ok();
+    Agent::new("meta-data")
+        .env_os(OsStr::new("OCF_RESKEY_nic"), bad)
+        .run()
+        .ok();
+    // A parameter of ours: a configuration error that names it.
+    for action in ["validate-all", "start", "monitor"] {
+        Agent::new(action)
+            .params(&ok)
+            .env_os(OsStr::new("OCF_RESKEY_nic"), bad)
+            .run()
+            .expect(6, Some("parameter nic is not valid UTF-8"));
+    }
+    Agent::new("validate-all")
+        .params(&ok)
+        .env_os(OsStr::from_bytes(b"OCF_RESKEY_l\xffbel"), OsStr::new("vip"))
+        .run()
+        .expect(6, Some("is not valid UTF-8"));
+    // The same from --param and --config.
+    Agent::new("validate-all")
+        .arg("--param")
+        .arg(OsStr::from_bytes(b"ip=10.66.0.\xff"))
+        .run()
+        .expect(6, Some("parameter ip is not valid UTF-8"));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("vip.conf");
+    std::fs::write(&conf, b"ip=10.66.0.100\ncloud=none\nlabel=v\xff\n").unwrap();
+    Agent::new("validate-all")
+        .arg("--config")
+        .arg(&conf)
+        .run()
+        .expect(6, Some("parameter label is not valid UTF-8"));
+    // An action name that is not UTF-8 is just an unknown action.
+    Agent::new("start")
+        .action_os(OsStr::from_bytes(b"st\xffrt"))
+        .run()
+        .expect(3, Some("unsupported action"));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! (optionally inside a network namespace) and asserts on the exit code and exit reason,
 //! printing everything useful when an assertion fails.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,8 +12,9 @@ pub const INSTALLED: &str = "/usr/lib/ocf/resource.d/rust/cloudvip";
 
 #[derive(Clone)]
 pub struct Agent {
-    action: String,
-    env: Vec<(String, String)>,
+    action: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     netns: Option<String>,
 }
 
@@ -26,10 +28,23 @@ pub struct Run {
 impl Agent {
     pub fn new(action: &str) -> Self {
         Agent {
-            action: action.to_owned(),
+            action: action.into(),
+            args: Vec::new(),
             env: vec![("OCF_RESOURCE_INSTANCE".into(), "VIP".into())],
             netns: None,
         }
+    }
+
+    /// The action as raw bytes (argv may hold anything).
+    pub fn action_os(mut self, action: &OsStr) -> Self {
+        self.action = action.to_owned();
+        self
+    }
+
+    /// An argument after the action, e.g. `--param`.
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_owned());
+        self
     }
 
     pub fn param(self, k: &str, v: &str) -> Self {
@@ -43,7 +58,12 @@ impl Agent {
         self
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub fn env(self, k: &str, v: &str) -> Self {
+        self.env_os(OsStr::new(k), OsStr::new(v))
+    }
+
+    /// A variable with any bytes in its name or value.
+    pub fn env_os(mut self, k: &OsStr, v: &OsStr) -> Self {
         self.env.retain(|(ek, _)| ek != k);
         self.env.push((k.to_owned(), v.to_owned()));
         self
@@ -63,11 +83,12 @@ impl Agent {
             }
             None => Command::new(BIN),
         };
-        cmd.arg(&self.action);
+        cmd.arg(&self.action).args(&self.args);
         // A clean slate: the test process's HA_*/OCF_* must not leak in.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OCF_") || k.starts_with("HA_") {
-                cmd.env_remove(k);
+        for (k, _) in std::env::vars_os() {
+            let name = k.to_string_lossy();
+            if name.starts_with("OCF_") || name.starts_with("HA_") {
+                cmd.env_remove(&k);
             }
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -76,13 +97,19 @@ impl Agent {
     }
 
     fn describe(&self) -> String {
-        let env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect();
+        let args: Vec<_> = self.args.iter().map(|a| a.to_string_lossy()).collect();
         format!(
-            "{}cloudvip {} with {}",
+            "{}cloudvip {} {} with {}",
             self.netns
                 .as_ref()
                 .map_or(String::new(), |n| format!("[netns {n}] ")),
-            self.action,
+            self.action.to_string_lossy(),
+            args.join(" "),
             env.join(" ")
         )
     }

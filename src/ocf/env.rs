@@ -1,8 +1,14 @@
 //! The environment Pacemaker (or ocf-tester, crm_resource, an admin) gives an agent:
 //! `OCF_RESKEY_*` parameters, `OCF_RESKEY_CRM_meta_*` operation attributes, logging
 //! variables. Built from any key/value iterator so that tests need no process.
+//!
+//! The environment is read as bytes (`vars_os`): `std::env::vars` panics on the first
+//! variable that is not UTF-8, which would abort every action, stop included. A variable
+//! we do not use is ignored whatever its bytes; a parameter that is not UTF-8 is kept
+//! aside in `unreadable`, for `Params::parse` to refuse (and stop to skip).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Default)]
@@ -17,8 +23,15 @@ pub struct OcfEnv {
     pub check_level: u32,
     pub exit_reason_prefix: String,
     pub log: LogEnv,
-    /// `HA_RSCTMP`: per-boot scratch directory for caches (tokens in later issues).
+    /// `HA_RSCTMP`: the per-boot state directory (`state::dir` falls back to
+    /// /run/resource-agents, as Pacemaker passes none).
     pub rsctmp: Option<String>,
+    /// Parameters whose name or value is not UTF-8, by name (lossily decoded) with the
+    /// value as far as it can be shown.
+    pub unreadable: BTreeMap<String, String>,
+    /// Variables we would have used but could not read (not UTF-8), for a warning once
+    /// logging is set up.
+    pub ignored: Vec<String>,
 }
 
 /// The logging variables `ocf_log` reads (resource-agents `ocf-shellfuncs`).
@@ -32,14 +45,14 @@ pub struct LogEnv {
 
 impl OcfEnv {
     pub fn from_process() -> Self {
-        Self::from_vars(std::env::vars())
+        Self::from_vars(std::env::vars_os())
     }
 
     pub fn from_vars<I, K, V>(vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: Into<String>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
     {
         let mut env = OcfEnv {
             exit_reason_prefix: "ocf-exit-reason:".into(),
@@ -47,7 +60,14 @@ impl OcfEnv {
         };
         let mut check_level_param = None;
         for (k, v) in vars {
-            let (k, v) = (k.as_ref(), v.into());
+            let (k, v) = (k.as_ref(), v.as_ref());
+            let (k, v) = match (k.to_str(), v.to_str()) {
+                (Some(k), Some(v)) => (k, v.to_owned()),
+                _ => {
+                    env.unreadable_var(k, v);
+                    continue;
+                }
+            };
             if let Some(name) = k.strip_prefix("OCF_RESKEY_CRM_meta_") {
                 env.meta.insert(name.to_owned(), v);
             } else if k == "OCF_RESKEY_OCF_CHECK_LEVEL" {
@@ -77,6 +97,22 @@ impl OcfEnv {
             }
         }
         env
+    }
+
+    /// A variable whose name or value is not UTF-8: a parameter is remembered (it may be
+    /// one we need), a variable we read is noted, anything else is none of our business.
+    fn unreadable_var(&mut self, k: &OsStr, v: &OsStr) {
+        let key = k.to_string_lossy();
+        if let Some(name) = key.strip_prefix("OCF_RESKEY_") {
+            if !name.starts_with("CRM_meta_") && name != "OCF_CHECK_LEVEL" {
+                self.unreadable
+                    .insert(name.to_owned(), v.to_string_lossy().into_owned());
+                return;
+            }
+        }
+        if key.starts_with("OCF_") || key.starts_with("HA_") {
+            self.ignored.push(key.into_owned());
+        }
     }
 
     /// The operation timeout Pacemaker will enforce (`CRM_meta_timeout`, milliseconds).
@@ -124,5 +160,26 @@ mod tests {
         assert_eq!(env.check_level, 10);
         assert!(env.log.debug);
         assert_eq!(env.exit_reason_prefix, "ocf-exit-reason:");
+    }
+
+    #[test]
+    fn non_utf8_is_kept_aside_never_a_panic() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let bad = OsStr::from_bytes(b"eth\xff0");
+        let env = OcfEnv::from_vars([
+            (OsStr::new("OCF_RESKEY_ip"), OsStr::new("10.0.0.5")),
+            (OsStr::new("OCF_RESKEY_nic"), bad),
+            (OsStr::new("JUNK"), bad),
+            (bad, OsStr::new("x")),
+            (OsStr::new("HA_LOGFILE"), bad),
+            (OsStr::new("OCF_RESKEY_CRM_meta_timeout"), bad),
+        ]);
+        assert_eq!(env.param("ip"), Some("10.0.0.5"));
+        assert_eq!(env.param("nic"), None);
+        assert_eq!(env.unreadable["nic"], "eth\u{fffd}0");
+        assert_eq!(env.unreadable.len(), 1);
+        assert_eq!(env.log.logfile, None);
+        assert_eq!(env.ignored, ["HA_LOGFILE", "OCF_RESKEY_CRM_meta_timeout"]);
+        assert_eq!(env.timeout(), None);
     }
 }
