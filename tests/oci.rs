@@ -21,7 +21,7 @@ const SPARE: &str = "203.0.113.11";
 const USER: &str = "ocid1.user.oc1..aaaaaaaasimuser";
 const TENANCY: &str = "ocid1.tenancy.oc1..aaaaaaaasimtenancy";
 
-fn vnic(i: usize) -> String {
+pub fn vnic(i: usize) -> String {
     format!("ocid1.vnic.oc1.iad.aaaaaaaanode{i}")
 }
 
@@ -237,7 +237,7 @@ impl OciLab {
         )
     }
 
-    fn auth_calls(&self) -> usize {
+    pub fn auth_calls(&self) -> usize {
         self.c
             .log()
             .iter()

@@ -22,6 +22,8 @@ mod cloudlab;
 mod gce;
 // The OCI backend against cloudvip-sim.
 mod oci;
+// One token refresh shared by parallel actions, both clouds, Pacemaker's environment.
+mod tokens;
 // Real Pacemaker clusters on emulated GCE and OCI, production configuration, seen from a client.
 mod cluster;
 // The admin CLI: status, diagnose, actions with --param/--config, against the emulator.

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cloudvip");
+/// The state directory an agent uses without HA_RSCTMP (ocf-directories' default).
+pub const RUN_DIR: &str = "/run/resource-agents";
 /// Where Pacemaker, ocf-tester and crm_resource look for `ocf:rust:cloudvip`.
 pub const INSTALLED: &str = "/usr/lib/ocf/resource.d/rust/cloudvip";
 
@@ -16,6 +18,7 @@ pub struct Agent {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     netns: Option<String>,
+    run_dir: Option<PathBuf>,
 }
 
 pub struct Run {
@@ -32,6 +35,7 @@ impl Agent {
             args: Vec::new(),
             env: vec![("OCF_RESOURCE_INSTANCE".into(), "VIP".into())],
             netns: None,
+            run_dir: None,
         }
     }
 
@@ -69,20 +73,44 @@ impl Agent {
         self
     }
 
+    /// Leave a variable out (e.g. HA_RSCTMP, which Pacemaker never passes).
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.env.retain(|(ek, _)| ek != OsStr::new(k));
+        self
+    }
+
+    /// Run as on a node of its own: `dir` is mounted over /run/resource-agents in a private
+    /// mount namespace, so agents of one test node share it (as on a real node) and never
+    /// see another test's caches and locks. With `env_remove("HA_RSCTMP")` this is
+    /// exactly what Pacemaker gives an agent.
+    pub fn node_run_dir(mut self, dir: &Path) -> Self {
+        self.run_dir = Some(dir.to_owned());
+        self
+    }
+
     pub fn netns(mut self, ns: &str) -> Self {
         self.netns = Some(ns.to_owned());
         self
     }
 
     pub fn run(&self) -> Run {
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, BIN]);
-                c
-            }
-            None => Command::new(BIN),
-        };
+        let mut argv: Vec<OsString> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns].map(OsString::from));
+        }
+        if let Some(dir) = &self.run_dir {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::create_dir_all(RUN_DIR).unwrap();
+            argv.extend(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c"].map(OsString::from),
+            );
+            argv.push(format!("mount --bind \"$1\" {RUN_DIR} && shift && exec \"$@\"").into());
+            argv.push("sh".into());
+            argv.push(dir.into());
+        }
+        argv.push(BIN.into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd.arg(&self.action).args(&self.args);
         // A clean slate: the test process's HA_*/OCF_* must not leak in.
         for (k, _) in std::env::vars_os() {
@@ -104,10 +132,14 @@ impl Agent {
             .collect();
         let args: Vec<_> = self.args.iter().map(|a| a.to_string_lossy()).collect();
         format!(
-            "{}cloudvip {} {} with {}",
+            "{}{}cloudvip {} {} with {}",
             self.netns
                 .as_ref()
                 .map_or(String::new(), |n| format!("[netns {n}] ")),
+            self.run_dir.as_ref().map_or(String::new(), |d| format!(
+                "[{} on {RUN_DIR}] ",
+                d.display()
+            )),
             self.action.to_string_lossy(),
             args.join(" "),
             env.join(" ")

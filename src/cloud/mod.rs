@@ -255,18 +255,25 @@ pub fn resolve_kind(kind: CloudKind) -> CloudKind {
 }
 
 /// The backend for the configured (and, for `auto`, detected) cloud. Builds clients only:
-/// no network round trip happens here.
+/// no network round trip happens here. `rsctmp` is `HA_RSCTMP` as given (Pacemaker gives
+/// none): the backends keep their token caches and locks in `state::dir` of it.
 pub fn backend(params: &Params, rsctmp: Option<&str>) -> Result<Box<dyn Cloud>, Exit> {
-    match resolve_kind(params.cloud) {
+    let kind = resolve_kind(params.cloud);
+    let state = match kind {
+        CloudKind::Gce | CloudKind::Oci => crate::state::dir(rsctmp),
+        CloudKind::None | CloudKind::Auto => None,
+    };
+    let state_str = state.as_deref().and_then(Path::to_str).map(str::to_owned);
+    match kind {
         CloudKind::None | CloudKind::Auto => {
             crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
             Ok(Box::new(NoCloud))
         }
-        CloudKind::Gce => gce::Gce::new(params, rsctmp.map(str::to_owned))
+        CloudKind::Gce => gce::Gce::new(params, state_str)
             .map(|g| Box::new(g) as Box<dyn Cloud>)
             // e.g. an unreadable ca_bundle: a problem of this node's installation
             .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
-        CloudKind::Oci => oci::Oci::new(params, rsctmp.map(str::to_owned))
+        CloudKind::Oci => oci::Oci::new(params, state)
             .map(|o| Box::new(o) as Box<dyn Cloud>)
             .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
     }

@@ -1,5 +1,5 @@
-//! Secrets on disk and in memory: credential files read with care, private caches in
-//! HA_RSCTMP written atomically with mode 0600, and `Secret`, whose Debug prints
+//! Secrets on disk and in memory: credential files read with care, private caches in the
+//! state directory written atomically with mode 0600 (refreshed under a lock), and `Secret`, whose Debug prints
 //! `<redacted>`, RSA private keys loaded from PEM and the one way they sign. Shared by the
 //! cloud backends; nothing here ever logs a secret.
 
@@ -50,11 +50,25 @@ pub fn read_credential_file(path: &Path) -> Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| e.to_string())
 }
 
-/// The cache file for `key` in HA_RSCTMP, named by a digest so the name reveals nothing.
-pub fn cache_path(rsctmp: Option<&str>, prefix: &str, key: &str) -> Option<PathBuf> {
+/// The cache file for `key` in the state directory (`state::dir`), named by a digest so
+/// the name reveals nothing.
+pub fn cache_path(state: Option<&Path>, prefix: &str, key: &str) -> Option<PathBuf> {
     let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
     let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Some(Path::new(rsctmp?).join(format!("{prefix}-{hex}.json")))
+    Some(state?.join(format!("{prefix}-{hex}.json")))
+}
+
+/// The lock that serialises refreshing the cache at `cache`: one refresh for all the
+/// actions that find it stale at once, the others wait for it and read its result.
+pub fn refresh_lock(
+    cache: &Path,
+    deadline: &crate::deadline::Deadline,
+) -> std::io::Result<crate::state::Lock> {
+    // A dot file beside the cache (`.cloudvip-oci-token-….lock`): not mistaken for a cache.
+    let name = cache
+        .file_stem()
+        .map_or_else(Default::default, |s| s.to_string_lossy());
+    crate::state::lock(&cache.with_file_name(format!(".{name}.lock")), deadline)
 }
 
 /// A cache file's content, only if we own it and nobody else can read it.

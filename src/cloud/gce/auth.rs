@@ -1,7 +1,8 @@
 //! Access tokens for the Compute API: the instance's service account through the metadata
 //! server (used as is, the metadata server caches it), or a service-account JSON key
-//! (RS256 JWT assertion, gce-api.md §6) whose tokens are cached in HA_RSCTMP so that a
-//! failover does not pay a token round trip. Tokens live in `Secret`, whose Debug and
+//! (RS256 JWT assertion, gce-api.md §6) whose tokens are cached in the state directory so
+//! that a failover does not pay a token round trip, and refreshed once under a lock when
+//! parallel actions find them stale together. Tokens live in `Secret`, whose Debug and
 //! Display print `<redacted>`: nothing here is ever logged.
 
 use std::path::{Path, PathBuf};
@@ -74,9 +75,26 @@ impl Gce {
         let key = read_key(path)?;
         let cache_key = format!("{}/{}", key.client_email, key.private_key_id);
         let cache = self.cache_path(&cache_key);
+        let cached = || cache.as_deref().and_then(|c| read_cache(c, &cache_key));
+        // After a 401 the token we sent is most likely the cached one: only a different
+        // token (another action's refresh) is worth trying.
+        let before = cached();
         if !fresh {
-            if let Some(t) = cache.as_deref().and_then(|c| read_cache(c, &cache_key)) {
+            if let Some(t) = before.clone() {
                 log::debug!("using the cached access token of {}", key.client_email);
+                return Ok(t);
+            }
+        }
+        // One refresh for all the actions that found the cache stale at once.
+        let _lock = match &cache {
+            Some(c) => Some(secret::refresh_lock(c, deadline).map_err(|e| {
+                transient(format!("waiting for another action's token refresh: {e}"))
+            })?),
+            None => None,
+        };
+        if let Some(t) = cached() {
+            if !fresh || before.as_ref().map(Secret::expose) != Some(t.expose()) {
+                log::debug!("using the access token another action just fetched");
                 return Ok(t);
             }
         }
@@ -141,7 +159,11 @@ impl Gce {
     }
 
     fn cache_path(&self, cache_key: &str) -> Option<PathBuf> {
-        secret::cache_path(self.rsctmp.as_deref(), "cloudvip-gce-token", cache_key)
+        secret::cache_path(
+            self.rsctmp.as_deref().map(Path::new),
+            "cloudvip-gce-token",
+            cache_key,
+        )
     }
 }
 

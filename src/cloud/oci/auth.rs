@@ -105,6 +105,24 @@ pub fn tenancy_of(cert_der: &[u8]) -> Option<String> {
     None
 }
 
+/// A cached token of `instance` with more than the refresh margin left, unless it is the
+/// one the service just refused.
+fn read_token(path: &Path, instance: &str, rejected: Option<&str>) -> Option<Credentials> {
+    let t: CachedToken = serde_json::from_slice(&secret::read_private(path)?).ok()?;
+    let key_id = format!("ST${}", t.token);
+    if t.instance != instance
+        || t.exp <= unix_now() + REFRESH_MARGIN_SECS
+        || rejected == Some(key_id.as_str())
+    {
+        return None;
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&t.key)
+        .ok()?;
+    let key = ring::signature::RsaKeyPair::from_der(&der).ok()?;
+    Some(Credentials { key_id, key })
+}
+
 fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
     use rustls_pki_types::pem::PemObject as _;
     rustls_pki_types::CertificateDer::from_pem_slice(pem)
@@ -122,17 +140,18 @@ fn jwt_exp(token: &str) -> Option<u64> {
 }
 
 impl Oci {
+    /// Who signs. `rejected` is the key id the service just refused (401): a cached
+    /// token equal to it is not used again.
     pub(super) fn credentials(
         &self,
         deadline: &Deadline,
-        fresh: bool,
+        rejected: Option<&str>,
     ) -> Result<Credentials, CloudError> {
         match &self.opts.credentials {
             Some(path) => self.api_key(Path::new(path)),
-            None => self.instance_principal(deadline, fresh),
+            None => self.instance_principal(deadline, rejected),
         }
     }
-
     fn api_key(&self, path: &Path) -> Result<Credentials, CloudError> {
         let bad = |m: String| invalid(format!("credentials {}: {m}", path.display()));
         let text = secret::read_credential_file(path).map_err(bad)?;
@@ -166,33 +185,46 @@ impl Oci {
         })
     }
 
+    /// The cached session token when it is good for a while yet, else a new one. Parallel
+    /// actions (Pacemaker starts independent resources at once) refresh once: the first
+    /// takes the lock and federates, the others wait for the lock and find its token.
     fn instance_principal(
         &self,
         deadline: &Deadline,
-        fresh: bool,
+        rejected: Option<&str>,
     ) -> Result<Credentials, CloudError> {
         let instance = self.instance_id()?.to_owned();
-        let cache = secret::cache_path(self.rsctmp.as_deref(), "cloudvip-oci-token", &instance);
-        if !fresh {
-            if let Some(c) = cache.as_deref().and_then(secret::read_private) {
-                if let Ok(t) = serde_json::from_slice::<CachedToken>(&c) {
-                    let key = base64::engine::general_purpose::STANDARD
-                        .decode(&t.key)
-                        .ok();
-                    let pair = key.and_then(|k| ring::signature::RsaKeyPair::from_der(&k).ok());
-                    if let (true, Some(key)) = (
-                        t.instance == instance && t.exp > unix_now() + REFRESH_MARGIN_SECS,
-                        pair,
-                    ) {
-                        log::debug!("using the cached instance-principal token");
-                        return Ok(Credentials {
-                            key_id: format!("ST${}", t.token),
-                            key,
-                        });
-                    }
-                }
-            }
+        let cache = secret::cache_path(self.state.as_deref(), "cloudvip-oci-token", &instance);
+        let cached = || {
+            cache
+                .as_deref()
+                .and_then(|c| read_token(c, &instance, rejected))
+        };
+        if let Some(c) = cached() {
+            log::debug!("using the cached instance-principal token");
+            return Ok(c);
         }
+        let _lock = match &cache {
+            Some(c) => Some(secret::refresh_lock(c, deadline).map_err(|e| {
+                transient(format!("waiting for another action's token refresh: {e}"))
+            })?),
+            None => None,
+        };
+        if let Some(c) = cached() {
+            log::debug!("using the instance-principal token another action just fetched");
+            return Ok(c);
+        }
+        self.federate(&instance, cache.as_deref(), deadline)
+    }
+
+    /// Instance principals' token exchange (oci-api.md §4.1), cached in `cache` for the
+    /// actions that follow.
+    fn federate(
+        &self,
+        instance: &str,
+        cache: Option<&Path>,
+        deadline: &Deadline,
+    ) -> Result<Credentials, CloudError> {
         // The identity material, fresh each time: it is rotated automatically.
         let cert_pem = self.imds("identity/cert.pem", deadline)?.body;
         let key_pem = self.imds("identity/key.pem", deadline)?.body;
@@ -273,9 +305,9 @@ impl Oci {
         let token =
             token.ok_or_else(|| transient("federation endpoint: no token in the answer".into()))?;
         let exp = jwt_exp(&token).unwrap_or_else(|| unix_now() + 600);
-        if let Some(c) = &cache {
+        if let Some(c) = cache {
             let entry = CachedToken {
-                instance,
+                instance: instance.to_owned(),
                 token: token.clone(),
                 key: b64.encode(&session_der),
                 exp,

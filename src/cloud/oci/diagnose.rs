@@ -126,7 +126,7 @@ impl Oci {
             Some(p) => format!("the API key of {p}"),
             None => "the instance principal".to_owned(),
         };
-        match self.credentials(deadline, false) {
+        match self.credentials(deadline, None) {
             Ok(c) => {
                 self.creds = Some(c);
                 out.push(Step::pass(

@@ -10,6 +10,7 @@ mod diagnose;
 mod sign;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -28,7 +29,8 @@ pub struct Oci {
     opts: crate::params::CloudOpts,
     local_mode: LocalMode,
     md_base: String,
-    rsctmp: Option<String>,
+    /// The state directory for the token cache and its lock.
+    state: Option<PathBuf>,
     instance: Option<Instance>,
     creds: Option<Credentials>,
     /// Set by `claim`, used by `claim_extras`.
@@ -63,7 +65,7 @@ fn retry_token() -> String {
 }
 
 impl Oci {
-    pub fn new(params: &Params, rsctmp: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(params: &Params, state: Option<PathBuf>) -> anyhow::Result<Self> {
         let o = &params.cloud_opts;
         let http = Http::new(&HttpConfig {
             proxy: o.proxy.clone(),
@@ -78,7 +80,7 @@ impl Oci {
                 .metadata_url
                 .clone()
                 .unwrap_or_else(|| DEFAULT_METADATA.to_owned()),
-            rsctmp,
+            state,
             instance: None,
             creds: None,
             private_ip_id: None,
@@ -192,10 +194,10 @@ impl Oci {
             self.base(&self.opts.api_endpoint, "iaas")?
         );
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let mut refreshed = false;
+        let mut rejected: Option<String> = None;
         loop {
             if self.creds.is_none() {
-                self.creds = Some(self.credentials(deadline, refreshed)?);
+                self.creds = Some(self.credentials(deadline, rejected.as_deref())?);
             }
             let Some(creds) = &self.creds else { continue };
             let date = httpdate::fmt_http_date(std::time::SystemTime::now());
@@ -228,9 +230,8 @@ impl Oci {
                 error_text(&r)
             );
             return Err(match r.status {
-                401 if !refreshed => {
-                    refreshed = true;
-                    self.creds = None;
+                401 if rejected.is_none() => {
+                    rejected = self.creds.take().map(|c| c.key_id);
                     continue;
                 }
                 401 | 403 => CloudError::Denied(what),
