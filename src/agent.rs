@@ -81,6 +81,8 @@ fn cloud_exit(e: CloudError) -> Exit {
         // Our own NIC or instance is unknown to the cloud: this node's problem.
         CloudError::NotFound(_) => Status::ErrArgs,
         CloudError::Invalid(_) => Status::ErrConfigured,
+        // A credentials file, a CA: another node may be set up right (banned here only).
+        CloudError::Local(_) => Status::ErrInstalled,
     };
     Exit::new(status, e.to_string())
 }
@@ -241,6 +243,7 @@ mod tests {
             (CloudError::Denied("403".into()), Status::ErrPerm),
             (CloudError::NotFound("nic".into()), Status::ErrArgs),
             (CloudError::Invalid("range".into()), Status::ErrConfigured),
+            (CloudError::Local("key file".into()), Status::ErrInstalled),
         ];
         for (e, want) in table {
             assert_eq!(cloud_exit(e).status, want);

@@ -117,20 +117,31 @@ impl Response {
     }
 }
 
+/// Why no response came back. Only `Transport` is worth retrying: the other two fail the
+/// same way every time, so they end the action at once with their reason.
 #[derive(Debug)]
 pub enum HttpError {
-    /// No usable answer: connection refused or reset, DNS, TLS, timeouts. When the deadline
-    /// stopped the retries, the last such error.
+    /// No usable answer yet: connection refused or reset, DNS, timeouts, a truncated
+    /// answer. When the deadline stopped the retries, the last such error.
     Transport(String),
-    /// The request could not even be built (bad URL).
+    /// The request cannot be built: a malformed or over-long URL, a bad header or proxy.
     Invalid(String),
+    /// The server's certificate is not trusted here (unknown CA, wrong name, expired) or
+    /// TLS cannot be set up: the trust store, `ca_bundle` or a TLS-inspecting proxy.
+    Tls(String),
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HttpError::Transport(m) | HttpError::Invalid(m) => f.write_str(m),
+            HttpError::Transport(m) | HttpError::Invalid(m) | HttpError::Tls(m) => f.write_str(m),
         }
+    }
+}
+
+impl HttpError {
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, HttpError::Transport(_))
     }
 }
 
@@ -165,8 +176,9 @@ impl Http {
         };
         let mut api = base_config().tls_config(TlsConfig::builder().root_certs(roots).build());
         if let Some(p) = &cfg.proxy {
-            let proxy =
-                ureq::Proxy::new(p).map_err(|e| anyhow::anyhow!("invalid proxy {p:?}: {e}"))?;
+            // A proxy URL ureq refuses is the parameter's fault on every node.
+            let proxy = ureq::Proxy::new(p)
+                .map_err(|e| crate::ocf::Exit::configured(format!("invalid proxy={p:?}: {e}")))?;
             api = api.proxy(Some(proxy));
         }
         // Metadata servers are link-local: a proxy cannot reach them (and must not see
@@ -248,14 +260,13 @@ fn send(
                 );
                 retryable_status(r.status) || retry_also(r)
             }
-            Err(HttpError::Invalid(_)) => return outcome,
             Err(e) => {
                 log::debug!(
                     "{} {} failed after {ms} ms: {e}",
                     req.method.as_str(),
                     redact(&req.url)
                 );
-                true
+                !e.is_permanent()
             }
         };
         if !retry {
@@ -295,19 +306,7 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
         .run();
     let mut resp = match result {
         Ok(r) => r,
-        Err(ureq::Error::BadUri(m)) => {
-            return Err(HttpError::Invalid(format!(
-                "invalid URL {}: {m}",
-                redact(&req.url)
-            )))
-        }
-        Err(e) => {
-            return Err(HttpError::Transport(format!(
-                "{} {}: {e}",
-                req.method.as_str(),
-                redact(&req.url)
-            )))
-        }
+        Err(e) => return Err(classify(req, e)),
     };
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
@@ -328,6 +327,54 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
         headers,
         body,
     })
+}
+
+/// Which ureq errors are permanent. TLS failures arrive as an I/O error wrapping the
+/// rustls error; certificate and configuration problems repeat on every attempt, while an
+/// alert or a decode error mid-handshake may be a flaky middlebox and stays retryable.
+fn classify(req: &Request, e: ureq::Error) -> HttpError {
+    let what = format!("{} {}", req.method.as_str(), redact(&req.url));
+    match e {
+        ureq::Error::BadUri(m) => {
+            HttpError::Invalid(format!("invalid URL {}: {m}", redact(&req.url)))
+        }
+        ureq::Error::Http(m) => {
+            HttpError::Invalid(format!("{what}: cannot build the request: {m}"))
+        }
+        ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::TlsRequired => HttpError::Invalid(format!("{what}: {e}")),
+        ureq::Error::Io(io) if tls_is_permanent(&io) => HttpError::Tls(format!(
+            "{what}: TLS: {}",
+            io.get_ref()
+                .map_or_else(|| io.to_string(), |i| i.to_string())
+        )),
+        ureq::Error::Rustls(r) if rustls_is_permanent(&r) => {
+            HttpError::Tls(format!("{what}: TLS: {r}"))
+        }
+        ureq::Error::Pem(p) => HttpError::Tls(format!("{what}: {p}")),
+        e => HttpError::Transport(format!("{what}: {e}")),
+    }
+}
+
+fn tls_is_permanent(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+        .is_some_and(rustls_is_permanent)
+}
+
+fn rustls_is_permanent(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::InvalidCertRevocationList(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType
+            | rustls::Error::General(_)
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::InconsistentKeys(_)
+            | rustls::Error::NoApplicationProtocol
+    )
 }
 
 fn jitter(max: Duration) -> Duration {

@@ -643,6 +643,20 @@ fn parse_endpoint(name: &str, v: &str) -> Result<String, Exit> {
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         return Err(invalid(name, v, "expected an https:// URL with a host"));
     }
+    // What the HTTP client will parse; a port it cannot read would silently become 443.
+    let authority = match v.parse::<ureq::http::Uri>() {
+        Ok(u) => u
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
+        Err(e) => return Err(invalid(name, v, format!("not a URL ({e})"))),
+    };
+    let host_end = authority.rfind(']').unwrap_or(0);
+    if let Some((_, port)) = authority[host_end..].rsplit_once(':') {
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(invalid(name, v, "the port must be 1-65535"));
+        }
+    }
     let mut url = v.to_owned();
     if !url.ends_with('/') {
         url.push('/');
@@ -985,6 +999,10 @@ mod tests {
         assert!(e("http://10.0.0.1/compute/v1/").is_err());
         assert!(e("ftp://x/").is_err());
         assert!(e("https:///x").is_err());
+        assert!(e("https://10.0.0.1:99999/").is_err());
+        assert!(e("https://10.0.0.1:0/").is_err());
+        assert!(e("https://[::1/").is_err());
+        assert!(e("https://c.example:8443/v1").is_ok());
     }
 
     #[test]

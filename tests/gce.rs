@@ -364,7 +364,7 @@ fn service_account_key_tokens_are_cached_privately() {
     let p = [("credentials", key_path.to_str().unwrap())];
     g.agent(2, "start", &p)
         .run()
-        .expect(6, Some("lets others write it"));
+        .expect(5, Some("lets others write it"));
     chmod(0o600);
     g.clear_log();
     g.agent(2, "start", &p).run().ok();

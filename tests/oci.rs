@@ -245,7 +245,7 @@ impl OciLab {
             .count()
     }
 
-    fn credentials_file(&self, key: &str, pass: Option<&str>) -> String {
+    pub fn credentials_file(&self, key: &str, pass: Option<&str>) -> String {
         let d = self.c.dir.path();
         let fp = ring_md5(
             &Command::new("openssl")
@@ -361,7 +361,7 @@ fn api_key_auth_including_an_encrypted_key() {
         &[("credentials", &wrong), ("oci_profile", "cloudvip")],
     )
     .run()
-    .expect(6, Some("wrong pass_phrase"));
+    .expect(5, Some("wrong pass_phrase"));
     assert_eq!(o.holder(VIP), vnic(2));
 }
 

@@ -187,6 +187,15 @@ const SYNTAX: &[(Params, i32, &str)] = &[
         6,
         "an http:// or https:// URL",
     ),
+    (
+        &[
+            ("ip", VIP),
+            ("cloud", "oci"),
+            ("api_endpoint", "https://10.0.0.1:99999/"),
+        ],
+        6,
+        "the port must be 1-65535",
+    ),
 ];
 
 #[test]

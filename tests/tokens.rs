@@ -1,12 +1,139 @@
-//! One token refresh for parallel actions, in the environment Pacemaker gives agents (no
-//! HA_RSCTMP: the state directory is the node's /run/resource-agents, mounted privately per
-//! test node). Pacemaker starts independent resources at once; with a cold or expired cache
-//! they must not each fetch a token (OCI: federate and generate an RSA key).
+//! Credentials and tokens. One token refresh for parallel actions, in the environment
+//! Pacemaker gives agents (no HA_RSCTMP: the state directory is the node's
+//! /run/resource-agents, mounted privately per test node): Pacemaker starts independent
+//! resources at once, and with a cold or expired cache they must not each fetch a token
+//! (OCI: federate and generate an RSA key). And exit codes by where the fault lies: a
+//! problem of this node's credentials or trust store is 5 (banned here only), and a
+//! permanent error fails at once instead of being retried until the deadline.
 
 use std::time::Instant;
 
+use serde_json::json;
+
 use crate::gce::GceLab;
-use crate::oci::{vnic, OciLab};
+use crate::oci::{vnic, OciLab, VIP};
+use crate::util::{sh, Run};
+
+/// Attempts the http layer made, from its debug lines.
+fn attempts(r: &Run) -> usize {
+    r.stderr.matches(" failed after ").count()
+}
+
+fn write_mode(path: &std::path::Path, body: &[u8], mode: &str) -> String {
+    std::fs::write(path, body).unwrap();
+    sh(&["chmod", mode, path.to_str().unwrap()]);
+    path.display().to_string()
+}
+
+#[test]
+fn oci_node_local_credential_problems_are_exit_5() {
+    let o = OciLab::new();
+    let d = o.c.dir.path();
+    let good = o.credentials_file("api.pem", None);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let open = write_mode(&d.join("open_config"), text.as_bytes(), "666");
+    let empty = write_mode(&d.join("empty_config"), b"", "600");
+    let junk = write_mode(&d.join("junk_config"), b"\x00{not an ini file", "600");
+    let no_key = write_mode(
+        &d.join("nokey_config"),
+        text.replace("api.pem", "missing.pem").as_bytes(),
+        "600",
+    );
+    let wrong_pass = o.credentials_file("api_enc.pem", Some("wrong"));
+    let cases: [(&str, &str); 7] = [
+        ("/nonexistent/oci_config", "No such file"),
+        (d.to_str().unwrap(), "not a regular file"),
+        (&empty, "no profile [cloudvip]"),
+        (&junk, "no profile [cloudvip]"),
+        (&open, "lets others write it"),
+        (&no_key, "missing.pem"),
+        (&wrong_pass, "wrong pass_phrase"),
+    ];
+    for (cfg, why) in cases {
+        o.agent(
+            2,
+            "start",
+            &[("credentials", cfg), ("oci_profile", "cloudvip")],
+        )
+        .run()
+        .expect(5, Some(why));
+        assert_eq!(o.holder(VIP), vnic(1), "{cfg}: the holder was touched");
+    }
+}
+
+#[test]
+fn oci_permanent_errors_fail_at_once() {
+    let o = OciLab::new();
+    // A server certificate this node does not trust: its trust store, not the cloud.
+    let r = o
+        .agent(2, "start", &[("ca_bundle", "")])
+        .env("HA_debug", "1")
+        .run();
+    r.expect(5, Some("certificate"));
+    assert_eq!(
+        attempts(&r),
+        1,
+        "retried a certificate error:\n{}",
+        r.stderr
+    );
+    // No federation service at that URL: 6, after one request.
+    o.c.fault(json!({"kind": "error", "status": 404, "cloud": "oci", "service": "auth"}));
+    o.c.admin("POST", "/admin/oci/tokens/revoke", None);
+    let r = o.agent(2, "start", &[]).run();
+    r.expect(6, Some("HTTP 404"));
+    let hits = o.c.admin("GET", "/admin/faults", None)["faults"][0]["hits"].clone();
+    assert_eq!(hits, 1, "the 404 was retried");
+    o.c.clear_faults();
+    // A URL that cannot be sent (longer than the HTTP client takes): 6, no retry.
+    let long = format!("{}{}/", o.api, "x".repeat(70_000));
+    let r = o
+        .agent(2, "start", &[("api_endpoint", &long)])
+        .env("HA_debug", "1")
+        .run();
+    r.expect(6, None);
+    assert!(attempts(&r) <= 1, "retried:\n{}", r.stderr);
+    assert_eq!(o.holder(VIP), vnic(1));
+}
+
+#[test]
+fn gce_key_file_problems_are_node_local_and_a_404_token_uri_fails_at_once() {
+    let g = GceLab::new();
+    let d = g.c.dir.path();
+    let key = g.c.admin(
+        "POST",
+        "/admin/gce/service-accounts/cloudvip@my-project.iam.gserviceaccount.com/keys",
+        None,
+    );
+    let text = key.to_string();
+    let good = write_mode(&d.join("sa.json"), text.as_bytes(), "600");
+    let open = write_mode(&d.join("open.json"), text.as_bytes(), "666");
+    let empty = write_mode(&d.join("empty.json"), b"", "600");
+    let junk = write_mode(&d.join("junk.json"), b"{\"type\": ", "600");
+    let user = write_mode(
+        &d.join("user.json"),
+        text.replace("service_account", "authorized_user")
+            .as_bytes(),
+        "600",
+    );
+    for (cfg, why) in [
+        ("/nonexistent/sa.json", "No such file"),
+        (d.to_str().unwrap(), "not a regular file"),
+        (empty.as_str(), "not a service-account JSON key"),
+        (&junk, "not a service-account JSON key"),
+        (&user, "expected \"service_account\""),
+        (&open, "lets others write it"),
+    ] {
+        g.agent(2, "start", &[("credentials", cfg)])
+            .run()
+            .expect(5, Some(why));
+    }
+    g.c.fault(json!({"kind": "error", "status": 404, "api": "oauth2.token"}));
+    g.agent(2, "start", &[("credentials", &good)])
+        .run()
+        .expect(5, Some("HTTP 404"));
+    let hits = g.c.admin("GET", "/admin/faults", None)["faults"][0]["hits"].clone();
+    assert_eq!(hits, 1, "the 404 was retried");
+}
 
 /// What Pacemaker does with independent VIP resources: starts them all at once, with no
 /// HA_RSCTMP. One federation serves them all (the others wait for its token), and every

@@ -18,7 +18,7 @@ use crate::params::{CloudKind, Params};
 /// it: a gratuitous ARP for an address the cloud sends elsewhere is a black hole.
 pub struct Claimed(());
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum CloudError {
     /// Timeouts, resets, 5xx, rate limits, metadata server hiccups: may succeed later.
     Transient(String),
@@ -30,8 +30,31 @@ pub enum CloudError {
     /// A configured cloud object (NIC, subnet, address) does not exist.
     NotFound(String),
     /// The cloud rejected the request as malformed or the configuration as invalid
-    /// (e.g. an unknown secondary range, an unusable credentials file).
+    /// (e.g. an unknown secondary range, a malformed endpoint URL): wrong everywhere.
     Invalid(String),
+    /// This node's own setup is at fault and another node may do better: a credentials
+    /// file missing, unreadable, malformed or writable by others, a wrong pass phrase, a
+    /// token URI that does not exist, a server certificate this node does not trust.
+    Local(String),
+}
+
+impl CloudError {
+    /// Worth retrying within the deadline: the same request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CloudError::Transient(_) | CloudError::Conflict(_))
+    }
+}
+
+/// A failed HTTP exchange with `what` (e.g. "Compute API"): transport errors are
+/// transient; a request that cannot be built is a configuration error; an untrusted
+/// certificate is this node's trust store (or its proxy), and fails at once.
+pub fn http_error(what: &str, e: crate::http::HttpError) -> CloudError {
+    use crate::http::HttpError;
+    match e {
+        HttpError::Transport(m) => CloudError::Transient(format!("{what}: {m}")),
+        HttpError::Invalid(m) => CloudError::Invalid(format!("{what}: {m}")),
+        HttpError::Tls(m) => CloudError::Local(format!("{what}: {m} (check ca_bundle)")),
+    }
 }
 
 impl fmt::Display for CloudError {
@@ -42,6 +65,7 @@ impl fmt::Display for CloudError {
             CloudError::Denied(m) => write!(f, "permission denied by the cloud: {m}"),
             CloudError::NotFound(m) => write!(f, "not found in the cloud: {m}"),
             CloudError::Invalid(m) => write!(f, "rejected by the cloud: {m}"),
+            CloudError::Local(m) => write!(f, "this node's setup: {m}"),
         }
     }
 }
@@ -271,12 +295,21 @@ pub fn backend(params: &Params, rsctmp: Option<&str>) -> Result<Box<dyn Cloud>, 
         }
         CloudKind::Gce => gce::Gce::new(params, state_str)
             .map(|g| Box::new(g) as Box<dyn Cloud>)
-            // e.g. an unreadable ca_bundle: a problem of this node's installation
-            .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
+            .map_err(setup_exit),
         CloudKind::Oci => oci::Oci::new(params, state)
             .map(|o| Box::new(o) as Box<dyn Cloud>)
-            .map_err(|e| Exit::new(Status::ErrInstalled, format!("{e:#}"))),
+            .map_err(setup_exit),
     }
+}
+
+/// A client that cannot be built: the status it says (a bad proxy is the configuration's
+/// fault), else this node's installation (e.g. an unreadable ca_bundle).
+fn setup_exit(e: anyhow::Error) -> Exit {
+    let status = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<Exit>())
+        .map_or(Status::ErrInstalled, |x| x.status);
+    Exit::new(status, format!("{e:#}"))
 }
 
 #[cfg(test)]

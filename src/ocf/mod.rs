@@ -71,10 +71,13 @@ impl Status {
                 "missing privilege: changing addresses needs CAP_NET_ADMIN; a cloud permission missing"
             }
             Status::ErrInstalled => {
-                "a component is missing on this node (e.g. the ca_bundle file cannot be read here)"
+                "this node's own setup is at fault (a credentials file missing, malformed or \
+                 writable by others, a wrong pass phrase, an unreadable ca_bundle, a server \
+                 certificate not trusted here): banned on this node only"
             }
             Status::ErrConfigured => {
-                "the configuration is wrong everywhere (bad or missing parameter): banned cluster-wide"
+                "the configuration is wrong everywhere (a bad or missing parameter, a request \
+                 the cloud refuses whoever sends it): banned cluster-wide"
             }
             Status::NotRunning => {
                 "monitor only: the VIP is positively not on this node (never returned by stop)"

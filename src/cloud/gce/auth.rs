@@ -114,7 +114,7 @@ impl Gce {
             b64.encode(claims.to_string())
         );
         let signature = sign_rs256(&key.private_key, signing_input.as_bytes())
-            .map_err(|e| CloudError::Invalid(format!("credentials {}: {e}", path.display())))?;
+            .map_err(|e| CloudError::Local(format!("credentials {}: {e}", path.display())))?;
         let assertion = format!("{signing_input}.{}", b64.encode(signature));
         let req = Request::new(Method::Post, &token_uri).form(&[
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -123,7 +123,7 @@ impl Gce {
         let r = self
             .http
             .api(&req, deadline, &|_| false)
-            .map_err(|e| transient(format!("token endpoint: {e}")))?;
+            .map_err(|e| crate::cloud::http_error("token endpoint", e))?;
         if !r.ok() {
             // The OAuth error body ({"error","error_description"}) names no secret.
             let why = serde_json::from_slice::<serde_json::Value>(&r.body)
@@ -135,11 +135,17 @@ impl Gce {
                 })
                 .unwrap_or_default();
             return Err(match r.status {
+                // The key is deleted or disabled, or the account lacks the right.
                 400 | 401 | 403 => denied(format!(
                     "token endpoint refused {}: HTTP {} {why}",
                     key.client_email, r.status
                 )),
-                s => transient(format!("token endpoint: HTTP {s} {why}")),
+                429 | 500..=599 => transient(format!("token endpoint: HTTP {} {why}", r.status)),
+                // e.g. 404: the key file's token_uri is wrong; retrying will not help.
+                s => CloudError::Local(format!(
+                    "token endpoint {token_uri} (token_uri of {}): HTTP {s} {why}",
+                    path.display()
+                )),
             });
         }
         let t: TokenResponse = serde_json::from_slice(&r.body)
@@ -167,8 +173,10 @@ impl Gce {
     }
 }
 
+/// The key file is this node's own: whatever is wrong with it is OCF_ERR_INSTALLED (5),
+/// so Pacemaker bans this node and tries another.
 fn read_key(path: &Path) -> Result<KeyFile, CloudError> {
-    let invalid = |m: String| CloudError::Invalid(format!("credentials {}: {m}", path.display()));
+    let invalid = |m: String| CloudError::Local(format!("credentials {}: {m}", path.display()));
     let text = secret::read_credential_file(path).map_err(invalid)?;
     let key: KeyFile = serde_json::from_slice(&text)
         .map_err(|_| invalid("not a service-account JSON key".into()))?;

@@ -126,7 +126,7 @@ impl<'a> Api<'a> {
                 .gce
                 .http
                 .api(&req, deadline, &retry_also)
-                .map_err(|e| transient(format!("Compute API: {e}")))?;
+                .map_err(|e| crate::cloud::http_error("Compute API", e))?;
             if r.ok() {
                 return r
                     .json()

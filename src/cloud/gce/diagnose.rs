@@ -321,5 +321,6 @@ fn clone_err(e: &CloudError) -> CloudError {
         CloudError::Denied(m) => CloudError::Denied(m.clone()),
         CloudError::NotFound(m) => CloudError::NotFound(m.clone()),
         CloudError::Invalid(m) => CloudError::Invalid(m.clone()),
+        CloudError::Local(m) => CloudError::Local(m.clone()),
     }
 }

@@ -110,7 +110,7 @@ impl Gce {
         let r = self
             .http
             .metadata(&req, deadline)
-            .map_err(|e| transient(format!("metadata server: {e}")))?;
+            .map_err(|e| crate::cloud::http_error("metadata server", e))?;
         if !r.ok() {
             // 404 for a documented path, 403, 5xx: the metadata server is not answering
             // as it should; nothing here says the VIP is elsewhere.

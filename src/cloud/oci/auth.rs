@@ -37,8 +37,10 @@ struct CachedToken {
     exp: u64,
 }
 
-fn invalid(m: String) -> CloudError {
-    CloudError::Invalid(m)
+/// The credentials file is this node's own: whatever is wrong with it is OCF_ERR_INSTALLED
+/// (5), so Pacemaker bans this node and tries another.
+fn local(m: String) -> CloudError {
+    CloudError::Local(m)
 }
 
 /// `key=value` lines under `[profile]`; `[DEFAULT]` fills what the profile lacks.
@@ -153,7 +155,7 @@ impl Oci {
         }
     }
     fn api_key(&self, path: &Path) -> Result<Credentials, CloudError> {
-        let bad = |m: String| invalid(format!("credentials {}: {m}", path.display()));
+        let bad = |m: String| local(format!("credentials {}: {m}", path.display()));
         let text = secret::read_credential_file(path).map_err(bad)?;
         let cfg = parse_config(&String::from_utf8_lossy(&text), &self.opts.oci_profile)
             .ok_or_else(|| bad(format!("no profile [{}]", self.opts.oci_profile)))?;
@@ -285,7 +287,7 @@ impl Oci {
         let r = self
             .http
             .api(&req, deadline, &|_| false)
-            .map_err(|e| transient(format!("federation endpoint: {e}")))?;
+            .map_err(|e| crate::cloud::http_error("federation endpoint", e))?;
         if !r.ok() {
             let what = format!(
                 "federation endpoint refused the instance certificate: HTTP {} {}",
@@ -294,8 +296,10 @@ impl Oci {
             );
             return Err(match r.status {
                 // A certificate the service does not accept: policy or dynamic-group setup.
-                400 | 401 | 403 | 404 => CloudError::Denied(what),
-                _ => transient(what),
+                400 | 401 | 403 => CloudError::Denied(what),
+                429 | 500..=599 => transient(what),
+                // No federation service at that URL (auth_endpoint, or the realm's default).
+                _ => CloudError::Invalid(what),
             });
         }
         let token = r

@@ -94,7 +94,7 @@ impl Oci {
         let r = self
             .http
             .metadata(&req, deadline)
-            .map_err(|e| transient(format!("instance metadata service: {e}")))?;
+            .map_err(|e| super::http_error("instance metadata service", e))?;
         if !r.ok() {
             return Err(transient(format!(
                 "instance metadata service answered HTTP {} for {path}",
@@ -218,7 +218,7 @@ impl Oci {
             let r = self
                 .http
                 .api(&req, deadline, &incorrect_state)
-                .map_err(|e| transient(format!("Networking API: {e}")))?;
+                .map_err(|e| super::http_error("Networking API", e))?;
             if r.ok() {
                 return Ok(r);
             }
@@ -238,8 +238,10 @@ impl Oci {
                 // OCI answers 404 NotAuthorizedOrNotFound for a missing permission too.
                 404 => CloudError::NotFound(what),
                 409 | 412 => CloudError::Conflict(what),
-                400 => CloudError::Invalid(what),
-                _ => transient(what),
+                // The http layer already retried these until the deadline.
+                429 | 500..=599 => transient(what),
+                // Any other refusal (400, 405, 414 URI too long, ...) repeats on every try.
+                _ => CloudError::Invalid(what),
             });
         }
     }
