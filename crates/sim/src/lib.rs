@@ -13,7 +13,8 @@
 //! - `tls.rs`: server TLS config and the test-CA generator; `clock.rs`: timestamps, ids.
 //!
 //! A cloud (see `gce/`) provides:
-//! 1. a `world` schema, added as an optional field of [`world::World`] (`[gce]`, `[oci]`);
+//! 1. a `world` schema, added as an optional field of [`world::World`] (`[gce]`, `[oci]`,
+//!    `[aws]`);
 //! 2. a `start(core, &world_part, tls) -> Result<Started, String>` that binds its listeners
 //!    with [`server::spawn_listener`], each with a [`server::Service`] implementation
 //!    (`classify` for the log and fault selectors, `handle`, `fault_response` in the cloud's
@@ -24,6 +25,7 @@
 //! Every loop polls [`server::Core::stop`]; dropping the [`SimHandle`] stops everything.
 
 pub mod admin;
+pub mod aws;
 pub mod clock;
 pub mod faults;
 pub mod gce;
@@ -62,6 +64,7 @@ impl Sim {
         let mut threads = Vec::new();
         let mut gce = None;
         let mut oci = None;
+        let mut aws = None;
         let result = (|| {
             if let Some(part) = &world.gce {
                 let (cloud, started) = gce::start(core.clone(), part, tls.clone())?;
@@ -72,6 +75,12 @@ impl Sim {
             if let Some(part) = &world.oci {
                 let (cloud, started) = oci::cloud::start(core.clone(), part, tls.clone())?;
                 oci = Some(cloud);
+                clouds.push(started.cloud);
+                threads.extend(started.threads);
+            }
+            if let Some(part) = &world.aws {
+                let (cloud, started) = aws::start(core.clone(), part, tls.clone())?;
+                aws = Some(cloud);
                 clouds.push(started.cloud);
                 threads.extend(started.threads);
             }
@@ -99,6 +108,7 @@ impl Sim {
                 admin,
                 gce,
                 oci,
+                aws,
                 threads,
             }),
             Err(e) => {
@@ -118,6 +128,7 @@ pub struct SimHandle {
     admin: Arc<admin::Admin>,
     gce: Option<Arc<gce::GceCloud>>,
     oci: Option<Arc<oci::cloud::OciCloud>>,
+    aws: Option<Arc<aws::AwsCloud>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -139,6 +150,11 @@ impl SimHandle {
     /// Direct access to the OCI cloud (state, admin actions) for in-process tests.
     pub fn oci(&self) -> Option<&Arc<oci::cloud::OciCloud>> {
         self.oci.as_ref()
+    }
+
+    /// Direct access to the AWS cloud (state, admin actions) for in-process tests.
+    pub fn aws(&self) -> Option<&Arc<aws::AwsCloud>> {
+        self.aws.as_ref()
     }
 
     pub fn core(&self) -> &Arc<server::Core> {

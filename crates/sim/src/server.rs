@@ -22,6 +22,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Granularity of stop-flag polling.
 const POLL: Duration = Duration::from_millis(50);
+/// How long a request whose answer would be lost (see [`Service::respond`]) is held open.
+const UNANSWERED_HOLD: Duration = Duration::from_secs(30);
 
 /// State shared by every listener and the admin API.
 pub struct Core {
@@ -109,6 +111,11 @@ pub trait Service: Send + Sync + 'static {
     }
     /// Handles a request; `effects` are the effect faults that matched (mutations only).
     fn handle(&self, req: &Request, call: &Call, effects: &[Fault]) -> Response;
+    /// Like `handle`, but `None` when the answer would never reach the client (AWS IMDS
+    /// hop limit): nothing is sent and the connection is held open, then closed.
+    fn respond(&self, req: &Request, call: &Call, effects: &[Fault]) -> Option<Response> {
+        Some(self.handle(req, call, effects))
+    }
     /// The response for an `error` or `rate_limit` fault, in this cloud's error format.
     fn fault_response(&self, call: &Call, fault: &Fault) -> Response;
     /// Whether requests go to the request log (the admin API's own do not).
@@ -303,7 +310,14 @@ fn serve<S: Read + Write>(
                 None
             }
             Some(f) => Some(svc.fault_response(&call, f)),
-            None => Some(svc.handle(&req, &call, &decision.effects)),
+            None => {
+                let r = svc.respond(&req, &call, &decision.effects);
+                if r.is_none() {
+                    core.sleep(UNANSWERED_HOLD);
+                    close = true;
+                }
+                r
+            }
         };
         if let Some(resp) = &outcome {
             status = Some(resp.status);

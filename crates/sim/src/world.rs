@@ -18,6 +18,9 @@ pub struct World {
     /// Oracle Cloud Infrastructure; absent: no OCI listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<crate::oci::world::OciWorldConfig>,
+    /// Amazon Web Services (EC2, STS, IMDSv2); absent: no AWS listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<crate::aws::AwsWorld>,
 }
 
 /// Listener settings shared by every cloud.
@@ -93,6 +96,9 @@ impl World {
         }
         if let Some(o) = &self.oci {
             o.validate().map_err(|e| format!("[oci]: {e}"))?;
+        }
+        if let Some(a) = &self.aws {
+            a.validate().map_err(|e| format!("[aws]: {e}"))?;
         }
         Ok(())
     }
