@@ -35,7 +35,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
-mkdir -p /usr/lib/ocf/resource.d/rust
 
 # Python clients the emulator's conformance tests drive (Google's and Oracle's SDKs).
 pip_reqs=()

@@ -5,12 +5,21 @@
 # Needs root. Set CLOUDVIP_SKIP_SETUP=1 to skip the dependency check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (network namespaces, /usr/lib/ocf)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (network and mount namespaces, dpkg -i)" >&2; exit 1; }
 [ "${CLOUDVIP_SKIP_SETUP:-0}" = 1 ] || scripts/setup-deps.sh
 # The packages: built, linted and installed on this machine (dpkg -i) and into a scratch
-# rpm root, then ocf-tester / crm_resource / pcs against the installed agent. Before the
-# test binary, which re-installs its own build of the agent for the OCF tool tests.
+# rpm root, then ocf-tester / crm_resource / pcs against the installed agent. The test
+# binary then runs its own build from a private OCF root (tests/ocf_root.rs) and must
+# leave the installed package's files alone: dpkg -V after it.
 packaging/build.sh
 packaging/install-test.sh
 cargo build --workspace --all-targets --quiet
-exec cargo nextest run --workspace --no-fail-fast --failure-output final "$@"
+rc=0
+cargo nextest run --workspace --no-fail-fast --failure-output final "$@" || rc=$?
+if dpkg-query -W -f '${Status}' cloudvip 2>/dev/null | grep -q 'install ok installed'; then
+    changed=$(dpkg -V cloudvip)
+    [ -z "$changed" ] || { echo "test.sh: FAIL: the tests changed the installed package:" >&2
+                           echo "$changed" >&2; rc=1; }
+    echo "test.sh: dpkg -V cloudvip: ${changed:-clean}"
+fi
+exit $rc

@@ -1,12 +1,13 @@
 //! Every script in `pcs-examples/` runs with stand-ins for `pcs`, `gcloud` and `oci` first
 //! in PATH that record their arguments; each recorded `pcs resource create ...
 //! ocf:rust:cloudvip` then goes through `crm_resource --validate` (what pcs itself runs)
-//! against the installed agent, constraints must name resources the script created, and
+//! against the built agent in a private OCF root, constraints must name resources the script created, and
 //! the IAM/policy scripts must grant what the README and `diagnose` say is needed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::ocf_root::OcfRoot;
 use crate::util::{install_agent, Run};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcs-examples");
@@ -74,8 +75,8 @@ fn create_params(cmd: &[String]) -> Option<(String, Vec<String>)> {
     Some((cmd[3].clone(), params))
 }
 
-fn crm_validate(params: &[String]) -> Run {
-    let mut cmd = Command::new("crm_resource");
+fn crm_validate(root: &OcfRoot, params: &[String]) -> Run {
+    let mut cmd = root.command("crm_resource");
     cmd.args([
         "--validate",
         "--class",
@@ -96,7 +97,7 @@ fn crm_validate(params: &[String]) -> Run {
 
 #[test]
 fn every_resource_example_validates_with_crm_resource() {
-    install_agent();
+    let root = install_agent();
     let mut creates = 0;
     for s in scripts() {
         let name = s.file_name().unwrap().to_string_lossy().into_owned();
@@ -112,7 +113,7 @@ fn every_resource_example_validates_with_crm_resource() {
                     params.iter().any(|p| p.starts_with("ip=")),
                     "{name}: {params:?}"
                 );
-                let r = crm_validate(&params);
+                let r = crm_validate(&root, &params);
                 assert_eq!(r.code, 0, "{name}: {}\n{}\n{}", r.what, r.stdout, r.stderr);
                 created.push(res);
                 creates += 1;
@@ -151,12 +152,15 @@ fn every_resource_example_validates_with_crm_resource() {
 #[test]
 fn a_broken_example_would_fail_validation() {
     // The check above can fail: a typo in a parameter name is refused by the agent.
-    install_agent();
-    let r = crm_validate(&[
-        "ip=10.0.0.5".into(),
-        "cloud=gce".into(),
-        "peer_lable=cluster=db1".into(),
-    ]);
+    let root = install_agent();
+    let r = crm_validate(
+        &root,
+        &[
+            "ip=10.0.0.5".into(),
+            "cloud=gce".into(),
+            "peer_lable=cluster=db1".into(),
+        ],
+    );
     assert_eq!(r.code, 6, "{}\n{}", r.stdout, r.stderr);
 }
 

@@ -1,5 +1,6 @@
 //! The meta-data is a contract with Pacemaker, pcs and ocf-tester: it must stay valid
-//! against resource-agents' DTD and RNG, and change only on purpose (golden file).
+//! against resource-agents' DTD (what ocf-tester checks) and pcs's OCF 1.1 schema (what pcs
+//! checks before it reads an agent), and change only on purpose (golden file).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -59,9 +60,30 @@ fn valid_against_ra_api_1_dtd() {
 }
 
 #[test]
-fn valid_against_resource_agents_rng() {
-    let (ok, err) = xmllint(&["--noout", "--relaxng", "metadata.rng", "-"], &meta_data());
-    assert!(ok, "RNG validation failed:\n{err}");
+fn valid_against_pcs_ocf_1_1_rng() {
+    // pcs validates meta-data claiming <version>1.1</version> against this schema and
+    // calls an agent failing it "not installed or does not provide valid metadata".
+    // (resource-agents' own metadata.rng is its lint for its OCF 1.0-style agents: it
+    // has no unique-group, so it no longer applies.)
+    let (ok, err) = xmllint(
+        &[
+            "--noout",
+            "--relaxng",
+            "/usr/share/pcs/data/ocf-1.1.rng",
+            "-",
+        ],
+        &meta_data(),
+    );
+    assert!(ok, "pcs OCF 1.1 RNG validation failed:\n{err}");
+}
+
+#[test]
+fn the_dtd_check_can_fail() {
+    // The internal DTD subset declares unique-group and nothing else: an undeclared OCF
+    // 1.1 attribute still fails, so the DTD test above means something.
+    let xml = meta_data().replacen("required=\"1\"", "required=\"1\" reloadable=\"1\"", 1);
+    let (ok, err) = xmllint(&["--noout", "--valid", "-"], &xml);
+    assert!(!ok && err.contains("reloadable"), "{err}");
 }
 
 #[test]
@@ -73,8 +95,9 @@ fn meta_data_needs_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // unique-group for OCF 1.1 readers (pcs 0.11 reads only that), unique for 1.0 ones.
     assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("<parameter name=\"ip\" unique=\"1\" required=\"1\">"));
+        .contains("<parameter name=\"ip\" unique-group=\"ip\" unique=\"1\" required=\"1\">"));
 }
 
 #[test]

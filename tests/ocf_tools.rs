@@ -1,20 +1,22 @@
-//! The tools admins and Pacemaker use on an agent, against the installed binary:
-//! ocf-tester (inside a namespace, so its start/stop cycle runs on a real interface) and
-//! crm_resource --validate (what pcs runs on `pcs resource create`).
+//! The tools admins and Pacemaker use on an agent, against the built binary in a private
+//! OCF root (tests/ocf_root.rs; /usr/lib/ocf is never written): ocf-tester (inside a
+//! namespace, so its start/stop cycle runs on a real interface), crm_resource --validate
+//! (what pcs runs on `pcs resource create --agent-validation`) and pcs itself on a CIB file.
 
 use std::process::Command;
 
 use crate::netns::Lab;
+use crate::ocf_root::OcfRoot;
 use crate::util::{install_agent, Run};
 
 fn ocf_tester(lab: &Lab, params: &[&str]) -> Run {
-    let agent = install_agent();
+    let root = install_agent();
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", lab.ns(1), "ocf-tester", "-n", "cvtest"]);
     for p in params {
         cmd.args(["-o", p]);
     }
-    cmd.arg(&agent);
+    cmd.arg(root.agent());
     Run::from(
         format!("ocf-tester {params:?}"),
         cmd.output()
@@ -60,8 +62,8 @@ fn ocf_tester_passes_ipv6_and_route_mode() {
 }
 
 fn crm_validate(options: &[&str]) -> Run {
-    install_agent();
-    let mut cmd = Command::new("crm_resource");
+    let root = install_agent();
+    let mut cmd = root.command("crm_resource");
     cmd.args([
         "--validate",
         "--class",
@@ -94,4 +96,95 @@ fn crm_resource_validate() {
     );
     let good = crm_validate(&["ip=10.0.0.250", "cloud=none"]);
     assert_eq!(good.code, 0, "{}\n{}", good.stdout, good.stderr);
+}
+
+/// `pcs -f <cib> resource create NAME ocf:rust:cloudvip ...`: pcs against a CIB file, no
+/// cluster needed, finding the agent through the private root.
+fn pcs_create(
+    root: &OcfRoot,
+    cib: &std::path::Path,
+    name: &str,
+    agent: &str,
+    opts: &[&str],
+) -> Run {
+    let mut cmd = root.command("pcs");
+    cmd.arg("-f")
+        .arg(cib)
+        .args(["resource", "create", name, agent])
+        .args(opts);
+    Run::from(
+        format!("pcs resource create {name} {agent} {opts:?}"),
+        cmd.output().expect("pcs missing: apt-get install pcs"),
+    )
+}
+
+#[test]
+fn pcs_refuses_a_duplicate_ip_as_for_ipaddr2() {
+    let root = install_agent();
+    let tmp = tempfile::tempdir().unwrap();
+    let cib = tmp.path().join("cib.xml");
+    std::fs::write(&cib, crate::util::sh(&["cibadmin", "--empty"])).unwrap();
+    let vip = ["ip=10.0.0.5", "cloud=none", "--disabled"];
+    let first = pcs_create(&root, &cib, "VIP1", "ocf:rust:cloudvip", &vip);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let dup = pcs_create(&root, &cib, "DUP", "ocf:rust:cloudvip", &vip);
+    assert_ne!(dup.code, 0, "pcs accepted a duplicate ip: {}", dup.stdout);
+    assert!(
+        dup.stderr
+            .contains("Value '10.0.0.5' of option 'ip' is not unique")
+            && dup.stderr.contains("'VIP1'"),
+        "{}",
+        dup.stderr
+    );
+    // Another address is fine, and the refusal is pcs's usual one, as for IPaddr2.
+    let other = pcs_create(
+        &root,
+        &cib,
+        "VIP2",
+        "ocf:rust:cloudvip",
+        &["ip=10.0.0.6", "cloud=none", "--disabled"],
+    );
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let h = ["ip=10.0.0.9", "--disabled"];
+    assert_eq!(
+        pcs_create(&root, &cib, "H1", "ocf:heartbeat:IPaddr2", &h).code,
+        0
+    );
+    let hdup = pcs_create(&root, &cib, "H2", "ocf:heartbeat:IPaddr2", &h);
+    assert_ne!(hdup.code, 0);
+    assert!(hdup.stderr.contains("is not unique"), "{}", hdup.stderr);
+    let resources = std::fs::read_to_string(&cib).unwrap();
+    assert!(!resources.contains("id=\"DUP\""), "DUP reached the CIB");
+}
+
+#[test]
+fn pcs_agent_validation_runs_validate_all() {
+    // pcs 0.11 runs the agent's validate-all at create only with --agent-validation
+    // (README Quick start): a bad address is then refused with the agent's own message.
+    let root = install_agent();
+    let tmp = tempfile::tempdir().unwrap();
+    let cib = tmp.path().join("cib.xml");
+    std::fs::write(&cib, crate::util::sh(&["cibadmin", "--empty"])).unwrap();
+    let bad = ["ip=10.0.0.300", "cloud=none", "--disabled"];
+    let plain = pcs_create(&root, &cib, "NOVAL", "ocf:rust:cloudvip", &bad);
+    assert_eq!(
+        plain.code, 0,
+        "without the flag pcs does not ask the agent: {}",
+        plain.stderr
+    );
+    // (another address: the first one is taken now, and pcs would refuse it for that)
+    let with = [
+        "ip=10.0.0.301",
+        "cloud=none",
+        "--disabled",
+        "--agent-validation",
+    ];
+    let r = pcs_create(&root, &cib, "VAL", "ocf:rust:cloudvip", &with);
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("not an IPv4 or IPv6 address"),
+        "exit {}: {}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
 }

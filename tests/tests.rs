@@ -4,6 +4,8 @@
 
 // Runs the agent and checks exit codes and exit reasons.
 mod util;
+// A private OCF root for the agent under test (never /usr/lib/ocf).
+mod ocf_root;
 // Network namespaces with a bridge: nodes A, B and client C, removed on drop.
 mod netns;
 // The table of bad inputs: exit code and exit-reason text for each.

@@ -9,8 +9,6 @@ use std::process::{Command, Output};
 pub const BIN: &str = env!("CARGO_BIN_EXE_cloudvip");
 /// The state directory an agent uses without HA_RSCTMP (ocf-directories' default).
 pub const RUN_DIR: &str = "/run/resource-agents";
-/// Where Pacemaker, ocf-tester and crm_resource look for `ocf:rust:cloudvip`.
-pub const INSTALLED: &str = "/usr/lib/ocf/resource.d/rust/cloudvip";
 
 #[derive(Clone)]
 pub struct Agent {
@@ -193,18 +191,10 @@ impl Run {
     }
 }
 
-/// Install the built agent where the OCF tools look for it (atomic rename, so parallel
-/// tests never see a half-written file).
-pub fn install_agent() -> PathBuf {
-    require_root();
-    let dest = Path::new(INSTALLED);
-    let dir = dest.parent().unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let tmp = dir.join(format!(".cloudvip.{}", std::process::id()));
-    std::fs::copy(BIN, &tmp).unwrap();
-    sh(&["chmod", "0755", tmp.to_str().unwrap()]);
-    std::fs::rename(&tmp, dest).unwrap();
-    dest.to_owned()
+/// The built agent in a private OCF root (tests/ocf_root.rs), never over /usr/lib/ocf's
+/// files; keep the value alive while the agent is used (`cmd.arg(&root)` passes its path).
+pub fn install_agent() -> crate::ocf_root::OcfRoot {
+    crate::ocf_root::OcfRoot::new()
 }
 
 pub fn require_root() {
@@ -212,7 +202,7 @@ pub fn require_root() {
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
         euid, 0,
-        "this test needs root (network namespaces, /usr/lib/ocf); CI runs as root"
+        "this test needs root (network and mount namespaces); CI runs as root"
     );
 }
 

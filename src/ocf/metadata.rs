@@ -1,7 +1,13 @@
 //! The meta-data XML, generated from `params::PARAMS` and `ACTIONS` so that the XML, the
-//! README table and the man page cannot drift apart. Only constructs of `ra-api-1.dtd` are
-//! used (no `reload-agent`, `reloadable`, `unique-group`, `select`): ocf-tester validates
-//! against that DTD, and Pacemaker needs nothing more.
+//! README table and the man page cannot drift apart.
+//!
+//! Two readers with two schemas: ocf-tester validates against resource-agents'
+//! `ra-api-1.dtd` (OCF 1.0: no `unique-group`), while pcs 0.11 reads an OCF 1.1 agent's
+//! uniqueness only from `unique-group` and ignores the deprecated `unique`
+//! (pcs/lib/resource_agent/xml.py, types.py: "OCF 1.1 defines "unique" as well, but it is
+//! deprecated and we ignore it"). So a unique parameter carries both, and the DOCTYPE's
+//! internal subset declares the OCF 1.1 attribute on top of the external DTD (XML merges
+//! attribute-list declarations), which keeps the document valid for `xmllint --valid`.
 
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -58,6 +64,10 @@ one federation call when the cached instance-principal token is near expiry). \
 A transient cloud or network error is never reported as 'not running', and stop never \
 fails because a cloud API is slow: every action finishes within its timeout.";
 
+/// ra-api-1.dtd plus the OCF 1.1 attributes this agent uses.
+const DOCTYPE: &str = "resource-agent SYSTEM \"ra-api-1.dtd\" [\n\
+  <!ATTLIST parameter unique-group CDATA #IMPLIED>\n]";
+
 pub fn xml() -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     // Writing into a Vec cannot fail; the Result type is quick-xml's I/O plumbing.
@@ -69,9 +79,7 @@ pub fn xml() -> String {
 
 fn write(w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
     w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
-    w.write_event(Event::DocType(BytesText::from_escaped(
-        r#"resource-agent SYSTEM "ra-api-1.dtd""#,
-    )))?;
+    w.write_event(Event::DocType(BytesText::from_escaped(DOCTYPE)))?;
     w.create_element("resource-agent")
         .with_attributes([("name", "cloudvip"), ("version", env!("CARGO_PKG_VERSION"))])
         .write_inner_content(|w| {
@@ -114,12 +122,17 @@ fn desc(w: &mut Writer<Vec<u8>>, tag: &str, text: &str) -> std::io::Result<()> {
 }
 
 fn parameter(w: &mut Writer<Vec<u8>>, p: &ParamDef) -> std::io::Result<()> {
+    let mut attrs = vec![("name", p.name)];
+    // OCF 1.1 (pcs 0.11, crm_resource): resources of this agent may not share a value of
+    // the parameters in one group; a group of one parameter is a unique parameter.
+    if p.unique {
+        attrs.push(("unique-group", p.name));
+    }
+    // OCF 1.0 (ocf-tester's DTD, crmsh, pcs for 1.0 agents).
+    attrs.push(("unique", if p.unique { "1" } else { "0" }));
+    attrs.push(("required", if p.required { "1" } else { "0" }));
     w.create_element("parameter")
-        .with_attributes([
-            ("name", p.name),
-            ("unique", if p.unique { "1" } else { "0" }),
-            ("required", if p.required { "1" } else { "0" }),
-        ])
+        .with_attributes(attrs)
         .write_inner_content(|w| {
             desc(w, "longdesc", p.longdesc)?;
             desc(w, "shortdesc", p.shortdesc)?;

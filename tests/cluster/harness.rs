@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::netns::Lab;
-use crate::util::{install_agent, sh};
+use crate::ocf_root::OcfRoot;
+use crate::util::sh;
 
 pub const VIP: &str = "10.66.0.100";
 /// Port of the tiny TCP service every node runs (answers its node name).
@@ -40,6 +41,8 @@ const NODE_INIT: &str = r#"#!/bin/bash
 set -eu
 i=$1; S=$2; D=$S/node$i
 mount --make-rprivate /
+# The agent under test over the system's agents, never written to /usr/lib/ocf.
+mount -t overlay cloudvip-ocf -o lowerdir=$S/ocf/resource.d:/usr/lib/ocf/resource.d /usr/lib/ocf/resource.d
 mount -t tmpfs -o mode=0755 lab-run /run
 mkdir -p /run/resource-agents /run/crm /run/lock
 chmod 1755 /run/resource-agents
@@ -79,11 +82,12 @@ impl Cluster {
     /// `n` nodes, a client (host n+1), the emulator with the world `world(dir)` (the
     /// directory holds the emulator's `server.pem`/`server.key` and `ca.pem`).
     pub fn start(n: usize, world: impl FnOnce(&Path) -> String) -> Cluster {
-        install_agent();
         let mut lab = Lab::new(n + 1);
         let cloud_ns = lab.add_cloud();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        // The agent under test, seen by the nodes through an overlay (NODE_INIT).
+        OcfRoot::at(&d.join("ocf"));
         let mut names: Vec<String> = CLOUD_HOSTS.iter().map(|s| s.to_string()).collect();
         names.push("metadata.google.internal".into());
         names.push("10.66.0.254".into());
