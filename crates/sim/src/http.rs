@@ -213,18 +213,15 @@ pub fn read_request<R: BufRead>(
     let connection = get("connection").unwrap_or_default().to_ascii_lowercase();
     let close =
         version == "HTTP/1.0" && !connection.contains("keep-alive") || connection.contains("close");
-    // Absolute-form targets (proxies) are reduced to their path.
-    let target = match target.find("://") {
-        Some(i) => match target[i + 3..].find('/') {
-            Some(j) => &target[i + 3 + j..],
-            None => "/",
-        },
-        None => target,
-    };
+    // Absolute-form targets (`http://host/path`, sent to proxies) are reduced to their
+    // path. Only a target that does not start with `/` can be one: a `://` inside the query
+    // of an origin-form target (`?scopes=https://...`, as google-auth sends) is data.
+    let target = absolute_form_path(target);
     let (path, raw_query) = match target.split_once('?') {
         Some((p, q)) => (p, q),
         None => (target, ""),
     };
+    let path = if path.is_empty() { "/" } else { path };
     Ok(Request {
         method: method.to_string(),
         path: path.to_string(),
@@ -237,6 +234,23 @@ pub fn read_request<R: BufRead>(
         tls,
         close,
     })
+}
+
+/// The path-and-query of a request target: origin-form as is, absolute-form
+/// (`scheme://authority[/path][?query]`, RFC 9112 §3.2.2) without scheme and authority
+/// (an empty path stays empty; the caller reads it as `/`).
+fn absolute_form_path(target: &str) -> &str {
+    if target.starts_with('/') {
+        return target;
+    }
+    let Some(i) = target.find("://") else {
+        return target;
+    };
+    let rest = &target[i + 3..];
+    match rest.find(['/', '?']) {
+        Some(j) => &rest[j..],
+        None => "",
+    }
 }
 
 fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, ReadError> {
@@ -375,6 +389,36 @@ mod tests {
         assert_eq!(req.query("y"), Some("a+b c"));
         assert_eq!(req.body, b"abcde");
         assert!(!req.close);
+    }
+
+    fn target(line: &str) -> (String, String) {
+        let raw = format!("{line}\r\nHost: h\r\n\r\n");
+        let mut r = BufReader::new(raw.as_bytes());
+        let req = read_request(&mut r, addr(), addr(), false).unwrap();
+        (req.path, req.raw_query)
+    }
+
+    #[test]
+    fn url_in_query_is_not_an_absolute_target() {
+        // google-auth's metadata token request (issue 10, fix 2).
+        let (p, q) = target(
+            "GET /computeMetadata/v1/instance/service-accounts/default/token?scopes=https://www.googleapis.com/auth/compute HTTP/1.1",
+        );
+        assert_eq!(
+            p,
+            "/computeMetadata/v1/instance/service-accounts/default/token"
+        );
+        assert_eq!(q, "scopes=https://www.googleapis.com/auth/compute");
+        // Absolute-form still reduces to path and query.
+        assert_eq!(
+            target("GET http://metadata.google.internal/a/b?x=http://y/z HTTP/1.1"),
+            ("/a/b".into(), "x=http://y/z".into())
+        );
+        assert_eq!(
+            target("GET http://h?x=1 HTTP/1.1"),
+            ("/".into(), "x=1".into())
+        );
+        assert_eq!(target("GET http://h HTTP/1.1"), ("/".into(), "".into()));
     }
 
     #[test]

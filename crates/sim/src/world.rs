@@ -73,6 +73,11 @@ impl World {
                 *p = base.join(&*p);
             }
         }
+        if let Some(p) = w.gce.as_mut().and_then(|g| g.discovery_document.as_mut()) {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
         if let Some(o) = &mut w.oci {
             for p in o
                 .api_keys

@@ -968,3 +968,136 @@ fn tls_with_generated_ca() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"name\": \"node-a\""));
 }
+
+// ---- issue 10: what clients we did not write need -------------------------------------
+
+#[test]
+fn metadata_token_with_a_url_in_the_query_is_plain_json() {
+    let sim = start(fast);
+    let g = Gce { sim: &sim };
+    // google-auth asks for scopes as a URL in the query (fix 2) and, before 2.23, compares
+    // the Content-Type for equality (fix 1a).
+    let r = g.md_get(
+        "node-a",
+        "instance/service-accounts/default/token?scopes=https://www.googleapis.com/auth/compute",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let tok = r.json()["access_token"].as_str().unwrap().to_string();
+    let r = request(
+        "GET",
+        &g.compute("zones/us-central1-a/instances/node-a"),
+        &[("Authorization", &format!("Bearer {tok}"))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let log = g.log();
+    assert!(log.iter().any(|e| e["api"] == "metadata.token"
+        && e["path"] == "/computeMetadata/v1/instance/service-accounts/default/token"
+        && e["query"] == "scopes=https://www.googleapis.com/auth/compute"));
+}
+
+#[test]
+fn discovery_document_at_both_googleapiclient_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("compute.v1.json");
+    let text = r#"{"kind":"discovery#restDescription","name":"compute","version":"v1","rootUrl":"https://compute.googleapis.com/","servicePath":"compute/v1/"}"#;
+    std::fs::write(&doc, text).unwrap();
+    let d = doc.clone();
+    let sim = start(move |w| w.gce.as_mut().unwrap().discovery_document = Some(d.clone()));
+    let g = Gce { sim: &sim };
+    // Public, as Google's: no Authorization header.
+    for path in [
+        "/discovery/v1/apis/compute/v1/rest",
+        "/$discovery/rest?version=v1",
+        "/%24discovery/rest?version=v1",
+    ] {
+        let r = request("GET", &format!("{}{path}", g.api()), &[], None);
+        assert_eq!((r.status, r.body.as_str()), (200, text), "{path}");
+        assert!(r
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("application/json"));
+    }
+    for path in [
+        "/$discovery/rest?version=v2",
+        "/discovery/v1/apis/storage/v1/rest",
+    ] {
+        let r = request("GET", &format!("{}{path}", g.api()), &[], None);
+        assert_eq!(r.status, 404, "{path}");
+    }
+    let log = g.log();
+    assert!(log
+        .iter()
+        .filter(|e| e["service"] == "discovery")
+        .all(|e| e["api_call"] == false && e["api"] == "discovery.apis.getRest"));
+    assert_eq!(
+        log.iter().filter(|e| e["service"] == "discovery").count(),
+        3
+    );
+    drop(sim);
+    // Without a document both answer 404; a wrong document stops the start.
+    let sim = start(fast);
+    let g = Gce { sim: &sim };
+    let r = request(
+        "GET",
+        &format!("{}/discovery/v1/apis/compute/v1/rest", g.api()),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 404);
+    std::fs::write(&doc, r#"{"name":"storage","version":"v1"}"#).unwrap();
+    let mut w = example_world();
+    w.gce.as_mut().unwrap().discovery_document = Some(doc);
+    let e = cloudvip_sim::Sim::start(w).err().unwrap();
+    assert!(e.contains("not the compute v1 discovery document"), "{e}");
+}
+
+#[test]
+fn unknown_routes_are_not_counted_as_api_calls() {
+    let sim = start(fast);
+    let g = Gce { sim: &sim };
+    assert_eq!(
+        g.get("zones/us-central1-a/instances/node-a/nothing").status,
+        404
+    );
+    let r = request("GET", &format!("{}/auth/compute", g.api()), &[], None);
+    assert_eq!(r.status, 404);
+    assert_eq!(g.get("zones/us-central1-a/instances/node-a").status, 200);
+    let log = g.log();
+    assert_eq!(log.len(), 3);
+    let calls: Vec<&Value> = log.iter().filter(|e| e["api_call"] == true).collect();
+    assert_eq!(calls.len(), 1, "{log:?}");
+    assert_eq!(calls[0]["api"], "compute.instances.get");
+}
+
+#[test]
+fn instance_label_and_metadata_fingerprints_are_distinct() {
+    let sim = start(|w| {
+        fast(w);
+        let i = &mut w.gce.as_mut().unwrap().instances;
+        i[2].labels.clear();
+        i[1].labels.insert("tier".into(), "db".into());
+    });
+    let g = Gce { sim: &sim };
+    let a = g.instance("us-central1-a", "node-a");
+    let b = g.instance("us-central1-b", "node-b");
+    let c = g.instance("us-central1-c", "node-c");
+    assert_ne!(a["fingerprint"], a["metadata"]["fingerprint"]);
+    // labelFingerprint follows the labels: the unlabelled value GCE shows, and one value
+    // per label set.
+    assert_eq!(c["labelFingerprint"], "42WmSpB8rSM=");
+    assert_ne!(a["labelFingerprint"], c["labelFingerprint"]);
+    assert_ne!(a["labelFingerprint"], b["labelFingerprint"]);
+    let sim2 = start(fast);
+    let a2 = Gce { sim: &sim2 }.instance("us-central1-a", "node-a");
+    assert_eq!(a["labelFingerprint"], a2["labelFingerprint"]);
+    // A change to the instance rolls its fingerprint, not its metadata's.
+    let r = g.patch_aliases("us-central1-a", "node-a", &["10.128.0.100/32"], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(g.wait(&r.json()).get("error").is_none());
+    let a3 = g.instance("us-central1-a", "node-a");
+    assert_ne!(a3["fingerprint"], a["fingerprint"]);
+    assert_eq!(a3["metadata"]["fingerprint"], a["metadata"]["fingerprint"]);
+    assert_eq!(a3["labelFingerprint"], a["labelFingerprint"]);
+}

@@ -30,6 +30,8 @@ const SCOPE_COMPUTE_RO: &str = "https://www.googleapis.com/auth/compute.readonly
 #[derive(Debug, Clone, PartialEq)]
 enum Route {
     Token,
+    /// The discovery document (`discovery.apis.getRest`), public like Google's.
+    Discovery,
     InstanceGet(String, String),
     InstanceList(String),
     Aggregated,
@@ -50,6 +52,7 @@ impl Route {
     fn api(&self) -> Option<&'static str> {
         Some(match self {
             Route::Token => "oauth2.token",
+            Route::Discovery => "discovery.apis.getRest",
             Route::InstanceGet(..) => "compute.instances.get",
             Route::InstanceList(..) => "compute.instances.list",
             Route::Aggregated => "compute.instances.aggregatedList",
@@ -81,7 +84,7 @@ impl Route {
             Route::OperationList(..) => "compute.zoneOperations.list",
             Route::ZoneGet(..) => "compute.zones.get",
             Route::RegionGet(..) => "compute.regions.get",
-            Route::Token | Route::NotFound => "",
+            Route::Token | Route::Discovery | Route::NotFound => "",
         }
     }
 
@@ -119,6 +122,23 @@ fn route(req: &Request) -> (Route, Option<String>) {
         return (
             if m == "POST" {
                 Route::Token
+            } else {
+                Route::NotFound
+            },
+            None,
+        );
+    }
+    // googleapiclient 1.x asks www.googleapis.com first, then compute.googleapis.com's
+    // `$discovery` URL (issue 10, fix 1b).
+    let discovery = match s.as_slice() {
+        ["discovery", "v1", "apis", "compute", "v1", "rest"] => true,
+        ["$discovery", "rest"] => req.query("version") == Some("v1"),
+        _ => false,
+    };
+    if discovery {
+        return (
+            if m == "GET" {
+                Route::Discovery
             } else {
                 Route::NotFound
             },
@@ -167,17 +187,16 @@ pub struct ComputeService {
 impl Service for ComputeService {
     fn classify(&self, req: &Request) -> Call {
         let (r, _) = route(req);
-        let mut c = Call::new(
-            "gce",
-            if r == Route::Token {
-                "oauth"
-            } else {
-                "compute"
-            },
-        );
+        let service = match r {
+            Route::Token => "oauth",
+            Route::Discovery => "discovery",
+            _ => "compute",
+        };
+        let mut c = Call::new("gce", service);
         c.api = r.api().map(str::to_string);
         c.instance = r.instance();
-        c.api_call = r != Route::Token;
+        // Unknown routes are no Compute call (the agent's call count must not grow by them).
+        c.api_call = !matches!(r, Route::Token | Route::Discovery | Route::NotFound);
         c.mutation = r.mutation();
         c
     }
@@ -187,7 +206,12 @@ impl Service for ComputeService {
         if r == Route::Token {
             return self.token(req);
         }
-        if r == Route::NotFound {
+        if r == Route::Discovery {
+            if let Some(doc) = &self.cloud.discovery {
+                return Response::text(200, "application/json; charset=UTF-8", doc.clone());
+            }
+        }
+        if r == Route::NotFound || r == Route::Discovery {
             return error(
                 404,
                 "notFound",
@@ -247,7 +271,7 @@ impl Service for ComputeService {
             Route::OperationList(z) => self.operation_list(&z),
             Route::ZoneGet(z) => self.zone_get(&z),
             Route::RegionGet(reg) => self.region_get(&reg),
-            Route::Token | Route::NotFound => not_found(&req.path),
+            Route::Token | Route::Discovery | Route::NotFound => not_found(&req.path),
         }
     }
 

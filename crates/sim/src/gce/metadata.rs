@@ -412,9 +412,13 @@ impl MetadataService {
             .get(&token)
             .map(|t| oauth::expires_in(t, now))
             .unwrap_or(0);
-        md_headers(Response::json(
+        // Exactly `application/json`, as GCE sends: google-auth before 2.23 compares the
+        // type for equality and fails on `; charset=UTF-8` (issue 10, fix 1a).
+        let body = json!({"access_token": token, "expires_in": left, "token_type": "Bearer"});
+        md_headers(Response::text(
             200,
-            &json!({"access_token": token, "expires_in": left, "token_type": "Bearer"}),
+            "application/json",
+            serde_json::to_vec(&body).unwrap_or_default(),
         ))
     }
 }

@@ -38,6 +38,8 @@ pub struct GceEndpoints {
 pub struct GceCloud {
     pub world: world::GceWorld,
     pub core: Arc<Core>,
+    /// The Compute discovery document's bytes (`world.discovery_document`), as read at start.
+    pub discovery: Option<Vec<u8>>,
     state: Mutex<GceState>,
     changed: Condvar,
     endpoints: OnceLock<GceEndpoints>,
@@ -45,9 +47,14 @@ pub struct GceCloud {
 
 impl GceCloud {
     pub fn new(core: Arc<Core>, w: &world::GceWorld) -> Result<GceCloud, String> {
+        let discovery = match &w.discovery_document {
+            None => None,
+            Some(p) => Some(load_discovery(p)?),
+        };
         Ok(GceCloud {
             world: w.clone(),
             core,
+            discovery,
             state: Mutex::new(GceState::new(w)?),
             changed: Condvar::new(),
             endpoints: OnceLock::new(),
@@ -343,12 +350,28 @@ impl GceCloud {
             n.access_configs = a;
         }
         n.fingerprint = state::new_fingerprint();
+        g.instances[ii].fingerprint = state::new_fingerprint();
         let v = state::nic_json(&self.links(), &g.instances[ii].nics[ni]);
         g.changed();
         drop(g);
         self.notify();
         admin::ok(v)
     }
+}
+
+/// Reads the discovery document and checks that it describes Compute v1, so a wrong path
+/// fails at start rather than as a client's puzzling error.
+fn load_discovery(p: &std::path::Path) -> Result<Vec<u8>, String> {
+    let what = || format!("gce.discovery_document {}", p.display());
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", what()))?;
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", what()))?;
+    if doc.get("name").and_then(Value::as_str) != Some("compute")
+        || doc.get("version").and_then(Value::as_str) != Some("v1")
+    {
+        return Err(format!("{}: not the compute v1 discovery document", what()));
+    }
+    Ok(bytes)
 }
 
 impl Cloud for GceCloud {

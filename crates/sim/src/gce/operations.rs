@@ -262,6 +262,9 @@ fn execute(st: &mut GceState, w: &GceWorld, i: usize) -> Result<(), (String, Str
             let n = &mut st.instances[ii].nics[nic];
             n.aliases = aliases;
             n.fingerprint = new_fingerprint();
+            // The instance's own fingerprint "changes after every request to modify or
+            // update the instance" (Compute API reference, Instance.fingerprint).
+            st.instances[ii].fingerprint = new_fingerprint();
         }
         Action::AddAccessConfig {
             nic,
@@ -293,6 +296,7 @@ fn execute(st: &mut GceState, w: &GceWorld, i: usize) -> Result<(), (String, Str
                 network_tier,
             });
             n.fingerprint = new_fingerprint();
+            st.instances[ii].fingerprint = new_fingerprint();
         }
         Action::DeleteAccessConfig { nic, name } => {
             let n = &mut st.instances[ii].nics[nic];
@@ -301,6 +305,7 @@ fn execute(st: &mut GceState, w: &GceWorld, i: usize) -> Result<(), (String, Str
             n.access_configs.retain(|a| a.name != name);
             if n.access_configs.len() != before {
                 n.fingerprint = new_fingerprint();
+                st.instances[ii].fingerprint = new_fingerprint();
             }
         }
     }

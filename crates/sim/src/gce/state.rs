@@ -55,7 +55,10 @@ pub struct Instance {
     pub scopes: Vec<String>,
     pub metadata_source: Option<IpAddr>,
     pub nics: Vec<Nic>,
+    /// `fingerprint` of the instance itself; rolls on every change to it.
     pub fingerprint: String,
+    /// `metadata.fingerprint`: a separate value (metadata never changes here).
+    pub metadata_fingerprint: String,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +78,21 @@ pub struct Address {
 pub fn new_fingerprint() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(clock::random_bytes(8))
+}
+
+/// `labelFingerprint`: a digest of the labels, so it changes exactly when they do. With no
+/// labels it is `42WmSpB8rSM=`, the value GCE shows for every unlabelled resource.
+pub fn label_fingerprint(labels: &BTreeMap<String, String>) -> String {
+    use base64::Engine;
+    if labels.is_empty() {
+        return "42WmSpB8rSM=".into();
+    }
+    let mut canon = String::new();
+    for (k, v) in labels {
+        canon.push_str(&format!("{}:{k}={}:{v};", k.len(), v.len()));
+    }
+    let d = ring::digest::digest(&ring::digest::SHA256, canon.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&d.as_ref()[..8])
 }
 
 /// Stable numeric id from a name (FNV-1a), 19 digits like GCE's.
@@ -173,6 +191,7 @@ impl GceState {
                 metadata_source: spec.metadata_source,
                 nics,
                 fingerprint: new_fingerprint(),
+                metadata_fingerprint: new_fingerprint(),
             });
         }
         let addresses = w
@@ -378,7 +397,7 @@ pub fn instance_json(l: &Links, region: &str, inst: &Instance) -> Value {
     );
     let mut md = Map::new();
     md.insert("kind".into(), json!("compute#metadata"));
-    md.insert("fingerprint".into(), json!(inst.fingerprint));
+    md.insert("fingerprint".into(), json!(inst.metadata_fingerprint));
     if !inst.metadata.is_empty() {
         let items: Vec<Value> = inst
             .metadata
@@ -403,7 +422,10 @@ pub fn instance_json(l: &Links, region: &str, inst: &Instance) -> Value {
     if !inst.labels.is_empty() {
         m.insert("labels".into(), json!(inst.labels));
     }
-    m.insert("labelFingerprint".into(), json!("42WmSpB8rSM="));
+    m.insert(
+        "labelFingerprint".into(),
+        json!(label_fingerprint(&inst.labels)),
+    );
     m.insert("startRestricted".into(), json!(false));
     m.insert("deletionProtection".into(), json!(false));
     m.insert("fingerprint".into(), json!(inst.fingerprint));

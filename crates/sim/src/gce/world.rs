@@ -96,6 +96,13 @@ pub struct GceWorld {
     /// Access tokens valid from the start (handy for gcloud `--access-token-file`).
     #[serde(default)]
     pub access_tokens: Vec<StaticToken>,
+    /// The Compute API's discovery document, served (read at start) on the API listener at
+    /// both URLs googleapiclient uses: `/discovery/v1/apis/compute/v1/rest` and
+    /// `/$discovery/rest?version=v1`. google-api-python-client ships it as
+    /// `googleapiclient/discovery_cache/documents/compute.v1.json`; name that file here.
+    /// Absent: both answer 404. Relative paths: against the world file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_document: Option<std::path::PathBuf>,
 }
 
 /// What happens when a mutation targets an instance that still has an operation in flight.

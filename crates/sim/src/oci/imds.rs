@@ -11,10 +11,8 @@ use super::{OciState, Request, Response};
 pub fn instance_document(st: &OciState, instance: &str) -> Option<Value> {
     let inst = st.instances.get(instance)?;
     let c = &st.config;
-    let ad = c
-        .availability_domain
-        .clone()
-        .unwrap_or_else(|| format!("Sim:{}-AD-1", st.region_key));
+    // The same AD GetVnic reports for the instance's VNICs.
+    let ad = st.net.availability_domain.clone();
     let ad_name = ad
         .split_once(':')
         .map(|(_, a)| a)

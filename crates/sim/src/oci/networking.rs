@@ -121,7 +121,8 @@ impl Reply {
 
 pub struct Network {
     pub compartment: String,
-    pub availability_domain: Option<String>,
+    /// The one AD every instance (and so every VNIC) is in; IMDS reports the same.
+    pub availability_domain: String,
     realm_key: String,
     region_key_lower: String,
     pub subnets: BTreeMap<String, Subnet>,
@@ -188,14 +189,20 @@ struct CreatePrivateIpDetails {
     freeform_tags: Option<Value>,
 }
 
+/// UpdatePrivateIpDetails as the SDK models it (PY-models `update_private_ip_details.py`).
+/// Unknown fields are refused (400 CannotParseRequest): the stricter of the two plausible
+/// answers, since no source shows which one OCI gives (DEVIATIONS.md). `lifetime` and
+/// `routeTableId` are real fields this emulator does not model: refused when sent.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UpdatePrivateIpDetails {
     vnic_id: Option<String>,
     display_name: Option<String>,
     hostname_label: Option<String>,
     defined_tags: Option<Value>,
     freeform_tags: Option<Value>,
+    lifetime: Option<Value>,
+    route_table_id: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,7 +295,10 @@ impl Network {
             .unwrap_or_else(|| cfg.region.clone());
         let mut net = Network {
             compartment: cfg.compartment.clone(),
-            availability_domain: cfg.availability_domain.clone(),
+            availability_domain: cfg
+                .availability_domain
+                .clone()
+                .unwrap_or_else(|| format!("Sim:{region_key}-AD-1")),
             realm_key: cfg.realm_key.clone(),
             region_key_lower: region_key.to_ascii_lowercase(),
             subnets: BTreeMap::new(),
@@ -552,8 +562,12 @@ impl Network {
     }
 
     pub fn private_ip_json(&self, p: &PrivateIp) -> Value {
+        // "A secondary private IP assigned to a VNIC in a regional subnet has a null
+        // availability domain attribute" (oci-api.md §2.6, DOC-net); every subnet here is
+        // regional. A primary IP carries its VNIC's AD.
+        let ad = p.is_primary.then_some(self.availability_domain.as_str());
         let mut m = object(json!({
-            "availabilityDomain": self.availability_domain,
+            "availabilityDomain": ad,
             "compartmentId": self.compartment,
             "definedTags": p.defined_tags,
             "displayName": p.display_name,
@@ -659,9 +673,13 @@ impl Network {
         let vnic_id = get("vnicId");
         let vlan_id = get("vlanId");
         if subnet_id.is_none() && vnic_id.is_none() && vlan_id.is_none() {
-            return Err(OciError::missing(
-                "This request is missing one of the following arguments: subnetId, vnicId, vlanId.",
-            ));
+            // Its own text (not CreatePrivateIp's): ipAddress alone identifies nothing,
+            // because addresses are unique only within a subnet (§2.2).
+            return Err(OciError::missing(if ip_address.is_some() {
+                "ipAddress must be used together with subnetId: an address is unique only within its subnet."
+            } else {
+                "ListPrivateIps needs one of the following query parameters: subnetId, vnicId, vlanId."
+            }));
         }
         if let Some(v) = vlan_id {
             return Err(OciError::not_found("VLAN", v));
@@ -913,6 +931,11 @@ impl Network {
         let i = self.private_ip_index(id)?;
         check_if_match(if_match, &self.private_ips[i].etag)?;
         let d: UpdatePrivateIpDetails = parse_body(body)?;
+        if d.lifetime.is_some() || d.route_table_id.is_some() {
+            return Err(OciError::invalid(
+                "cloudvip-sim does not model lifetime or routeTableId on private IPs",
+            ));
+        }
         check_display_name(&d.display_name)?;
         check_hostname_label(&d.hostname_label)?;
         let cur = self.private_ips[i].clone();

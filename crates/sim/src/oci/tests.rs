@@ -825,3 +825,82 @@ fn read_only_instance_principal_can_read_but_not_move() {
         (404, Some("NotAuthorizedOrNotFound"))
     );
 }
+
+#[test]
+fn vnic_carries_the_availability_domain_imds_reports() {
+    // Issue 10, fix 3: real VNICs always carry their AD, and IMDS names the same one.
+    let f = fixture();
+    let (_, v) = f.call("GET", "/20160918/vnics/ocid1.vnic.oc1.iad.node1", "");
+    assert_eq!(v["availabilityDomain"], "Sim:US-ASHBURN-AD-1");
+    let r = f.imds("127.0.0.11", "/opc/v2/instance/", true);
+    let doc: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["availabilityDomain"], v["availabilityDomain"]);
+    // A secondary IP in a regional subnet has a null AD (DOC-net), the primary its VNIC's.
+    let (_, p) = f.call(
+        "GET",
+        "/20160918/privateIps/ocid1.privateip.oc1.iad.vip",
+        "",
+    );
+    assert_eq!(p["availabilityDomain"], Value::Null);
+    // Without a configured AD both still agree.
+    let uk = pki::generate_rsa_2048().unwrap();
+    let pem = uk
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let toml =
+        world_toml(&pem, &pem).replace("availability_domain = \"Sim:US-ASHBURN-AD-1\"\n", "");
+    let oci = Oci::from_toml(&toml).unwrap();
+    let st = oci.state.lock().unwrap();
+    let vnic = st.net.vnics.get("ocid1.vnic.oc1.iad.node1").unwrap();
+    let ad = st.net.vnic_json(vnic)["availabilityDomain"].clone();
+    assert_eq!(ad, "Sim:IAD-AD-1");
+    assert_eq!(
+        crate::oci::imds::instance_document(&st, "ocid1.instance.oc1.iad.node1").unwrap()
+            ["availabilityDomain"],
+        ad
+    );
+}
+
+#[test]
+fn update_private_ip_refuses_unknown_fields() {
+    // Issue 10, fix 4: the stricter answer (DEVIATIONS.md), nothing changed.
+    let f = fixture();
+    let vip = "/20160918/privateIps/ocid1.privateip.oc1.iad.vip";
+    let (r, _) = f.call("GET", vip, "");
+    let etag = r.header("etag").unwrap().to_owned();
+    let (r, v) = f.call(
+        "PUT",
+        vip,
+        r#"{"vnicId":"ocid1.vnic.oc1.iad.node2","vnicID":"typo"}"#,
+    );
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (400, Some("CannotParseRequest")),
+        "{v}"
+    );
+    let (r, v) = f.call("GET", vip, "");
+    assert_eq!(v["vnicId"], "ocid1.vnic.oc1.iad.node1");
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    // Known fields still work.
+    let (r, v) = f.call("PUT", vip, r#"{"displayName":"renamed"}"#);
+    assert_eq!(r.status, 200, "{v}");
+}
+
+#[test]
+fn list_private_ips_by_address_alone_has_its_own_message() {
+    let f = fixture();
+    let (r, v) = f.call("GET", "/20160918/privateIps?ipAddress=10.0.1.100", "");
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (400, Some("MissingParameter"))
+    );
+    let m = v["message"].as_str().unwrap();
+    assert!(m.contains("subnetId") && m.contains("ipAddress"), "{m}");
+    let (_, none) = f.call("GET", "/20160918/privateIps", "");
+    assert_ne!(none["message"], v["message"]);
+    // Neither reuses CreatePrivateIp's text.
+    let (_, c) = f.call("POST", "/20160918/privateIps", "{}");
+    assert_ne!(c["message"], v["message"]);
+    assert_ne!(c["message"], none["message"]);
+}
