@@ -1,7 +1,8 @@
 //! The time budget of one action. Pacemaker kills an agent that overruns
 //! `CRM_meta_timeout`, and a killed stop means fencing, so every blocking step (netlink,
-//! HTTP, sleeps, retries) asks the one `Deadline` how long it may take. The clock is
-//! injectable so tests can prove a retry schedule never overruns without sleeping.
+//! HTTP, sleeps, retries) asks the one `Deadline` how long it may take, and every retry
+//! loop pauses by the one `Backoff` schedule. The clock is injectable so tests can prove
+//! the retry loops never overrun without sleeping.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +80,51 @@ impl Deadline {
     }
 }
 
+/// The one retry schedule: pauses start at `first` and double up to `max`. With `jitter`
+/// each pause is drawn from [half, all] of its step, so that nodes (or parallel actions)
+/// retrying the same thing spread out instead of colliding again. `wait` asks the deadline
+/// like every other blocking step: a pause that would cross it is not taken.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+    pub jitter: bool,
+    step: Duration,
+}
+
+impl Backoff {
+    pub const fn new(first: Duration, max: Duration, jitter: bool) -> Self {
+        Backoff {
+            first,
+            max,
+            jitter,
+            step: first,
+        }
+    }
+
+    /// The next pause; the schedule moves on.
+    pub fn next_pause(&mut self) -> Duration {
+        let step = self.step.min(self.max);
+        self.step = (step * 2).min(self.max);
+        if self.jitter {
+            step / 2 + random_up_to(step / 2)
+        } else {
+            step
+        }
+    }
+
+    /// Sleep the next pause, or `Err(Expired)` at once when the deadline would pass first.
+    pub fn wait(&mut self, deadline: &Deadline) -> Result<(), Expired> {
+        deadline.sleep(self.next_pause())
+    }
+}
+
+fn random_up_to(max: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    max.mul_f64(f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX))
+}
+
 #[cfg(test)]
 pub mod testing {
     //! A clock that only moves when something sleeps.
@@ -139,6 +185,19 @@ mod tests {
         assert!(tiny.remaining() <= Duration::from_millis(300));
         let default = Deadline::for_timeout(None);
         assert!(default.remaining() > Duration::from_secs(17));
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_jitters_within_half() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(200), ms(1000), false);
+        let steps: Vec<_> = (0..5).map(|_| b.next_pause()).collect();
+        assert_eq!(steps, [ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        let mut j = Backoff::new(ms(200), ms(3000), true);
+        for want in [200, 400, 800, 1600, 3000, 3000] {
+            let p = j.next_pause();
+            assert!(p >= ms(want / 2) && p <= ms(want), "{p:?} for {want}");
+        }
     }
 
     #[test]

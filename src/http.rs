@@ -14,13 +14,11 @@ use ureq::http;
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::RequestExt as _;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Backoff, Deadline};
 
 /// One attempt never waits longer than this, so that a hung connection leaves room for a
 /// retry inside the action's budget.
 pub const PER_CALL_CAP: Duration = Duration::from_secs(10);
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -229,16 +227,33 @@ fn retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
 }
 
+/// Between attempts of one request: short first (a dropped connection usually works on
+/// the next try), at most 3 s (a 20 s operation still gets several tries), jittered.
+const SEND_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(3), true);
+
 fn send(
     agent: &ureq::Agent,
     req: &Request,
     deadline: &Deadline,
     retry_also: &dyn Fn(&Response) -> bool,
 ) -> Result<Response, HttpError> {
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 0u32;
+    retry(req, deadline, retry_also, |budget| once(agent, req, budget))
+}
+
+/// The retry loop of `send`, with the attempt passed in (`attempt(budget)` must return
+/// within `budget`, as ureq's global timeout makes it) so that a test can run the real
+/// schedule against a fake clock.
+fn retry(
+    req: &Request,
+    deadline: &Deadline,
+    retry_also: &dyn Fn(&Response) -> bool,
+    mut attempt: impl FnMut(Duration) -> Result<Response, HttpError>,
+) -> Result<Response, HttpError> {
+    let mut backoff = SEND_BACKOFF;
+    let mut tries = 0u32;
     loop {
-        attempt += 1;
+        tries += 1;
         let budget = deadline.remaining().min(req.per_call);
         if budget < Duration::from_millis(20) {
             return Err(HttpError::Transport(format!(
@@ -248,9 +263,9 @@ fn send(
             )));
         }
         let started = Instant::now();
-        let outcome = once(agent, req, budget);
+        let outcome = attempt(budget);
         let ms = started.elapsed().as_millis();
-        let retry = match &outcome {
+        let again = match &outcome {
             Ok(r) => {
                 log::debug!(
                     "{} {} -> {} ({ms} ms)",
@@ -269,22 +284,19 @@ fn send(
                 !e.is_permanent()
             }
         };
-        if !retry {
+        if !again {
             return outcome;
         }
-        // Full jitter in [backoff/2, backoff]: many nodes retrying together spread out.
-        let wait = backoff / 2 + jitter(backoff / 2);
-        if deadline.sleep(wait).is_err() {
-            if attempt > 1 {
+        if backoff.wait(deadline).is_err() {
+            if tries > 1 {
                 log::info!(
-                    "{} {}: giving up after {attempt} attempts, the deadline is near",
+                    "{} {}: giving up after {tries} attempts, the deadline is near",
                     req.method.as_str(),
                     redact(&req.url)
                 );
             }
             return outcome;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -377,12 +389,6 @@ fn rustls_is_permanent(e: &rustls::Error) -> bool {
     )
 }
 
-fn jitter(max: Duration) -> Duration {
-    let mut b = [0u8; 4];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    max.mul_f64(f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX))
-}
-
 /// URLs are logged without their query string: query values can be names an admin would
 /// rather not see in syslog, and never need to be there to debug a failover.
 pub fn redact(url: &str) -> &str {
@@ -415,30 +421,48 @@ mod tests {
         assert_eq!(encode("nic0"), "nic0");
     }
 
-    #[test]
-    fn backoff_schedule_never_overruns() {
-        // Simulate the retry loop's waits against a fake clock: the sum of sleeps that
-        // `Deadline::sleep` allows never passes the budget.
-        for budget_ms in [300u64, 1_000, 5_000, 18_000, 54_000] {
+    proptest::proptest! {
+        /// The real retry loop of every request, against a fake clock: attempts that fail
+        /// (transport errors or 503) after any time within their budget never carry the
+        /// request past the deadline.
+        #[test]
+        fn retries_never_run_past_the_deadline(
+            budget_ms in 1u64..120_000,
+            per_call_ms in 20u64..20_000,
+            costs in proptest::collection::vec((0u64..30_000, proptest::bool::ANY), 1..64),
+        ) {
             let clock = FakeClock::new();
             let d = Deadline::with_clock(Duration::from_millis(budget_ms), clock.clone());
-            let mut backoff = FIRST_BACKOFF;
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                clock.advance(d.remaining().min(Duration::from_millis(150))); // an attempt
-                let wait = backoff / 2 + jitter(backoff / 2);
-                if d.sleep(wait).is_err() {
-                    break;
+            let req = Request::new(Method::Get, "http://127.0.0.1/x")
+                .timeout(Duration::from_millis(per_call_ms));
+            let mut i = 0;
+            let r = retry(&req, &d, &|_| false, |budget| {
+                let (cost, reset) = costs[i % costs.len()];
+                i += 1;
+                assert!(budget <= d.remaining(), "an attempt may not outlive the deadline");
+                clock.advance(Duration::from_millis(cost).min(budget));
+                if reset {
+                    Err(HttpError::Transport("reset".into()))
+                } else {
+                    Ok(Response { status: 503, headers: Default::default(), body: Vec::new() })
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            assert!(
-                clock.elapsed() <= Duration::from_millis(budget_ms),
-                "{budget_ms}: {:?}",
-                clock.elapsed()
-            );
-            assert!(tries >= 1);
+            });
+            proptest::prop_assert!(r.is_err() || r.is_ok_and(|r| r.status == 503));
+            proptest::prop_assert!(clock.elapsed() <= Duration::from_millis(budget_ms));
         }
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retried() {
+        let clock = FakeClock::new();
+        let d = Deadline::with_clock(Duration::from_secs(18), clock.clone());
+        let req = Request::new(Method::Get, "https://127.0.0.1/x");
+        let mut tries = 0;
+        let r = retry(&req, &d, &|_| false, |_| {
+            tries += 1;
+            Err(HttpError::Tls("UnknownIssuer".into()))
+        });
+        assert!(matches!(r, Err(HttpError::Tls(_))));
+        assert_eq!((tries, clock.elapsed()), (1, Duration::ZERO));
     }
 }

@@ -9,7 +9,7 @@ pub mod secret;
 use std::fmt;
 use std::path::Path;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Backoff, Deadline};
 use crate::ocf::{Exit, Status};
 use crate::params::{CloudKind, Params};
 
@@ -81,22 +81,29 @@ pub fn settle<T>(
     deadline: &Deadline,
     mut attempt: impl FnMut() -> Result<T, CloudError>,
 ) -> Result<T, CloudError> {
-    let mut backoff = std::time::Duration::from_millis(200);
+    let mut backoff = SETTLE_BACKOFF;
     let mut round = 0u32;
     loop {
         round = round.saturating_add(1);
         match attempt() {
-            Err(e @ (CloudError::Conflict(_) | CloudError::Transient(_))) => {
+            Err(e) if e.is_transient() => {
                 log::info!("{what}, round {round}: {e}; re-reading and retrying");
-                if deadline.sleep(backoff).is_err() {
+                if backoff.wait(deadline).is_err() {
                     return Err(e);
                 }
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
             }
             done => return done,
         }
     }
 }
+
+/// Between read-modify-write rounds: a GCE operation or a racing writer needs about a
+/// second; jittered, so that two writers that collided do not collide again.
+const SETTLE_BACKOFF: Backoff = Backoff::new(
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(2),
+    true,
+);
 
 /// The local interface the VIP belongs to: its MAC tells which cloud NIC/VNIC is ours.
 pub struct Nic {
@@ -315,6 +322,31 @@ fn setup_exit(e: anyhow::Error) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The real read-modify-write loop, against a fake clock: whatever each round
+        /// costs (bounded by what is left, as the http layer bounds it), settle returns
+        /// by the deadline.
+        #[test]
+        fn settle_never_runs_past_the_deadline(
+            budget_ms in 1u64..120_000,
+            costs in proptest::collection::vec(0u64..15_000, 1..64),
+        ) {
+            use crate::deadline::testing::FakeClock;
+            use std::time::Duration;
+            let clock = FakeClock::new();
+            let d = Deadline::with_clock(Duration::from_millis(budget_ms), clock.clone());
+            let mut i = 0;
+            let r: Result<(), CloudError> = settle("test", &d, || {
+                let cost = Duration::from_millis(costs[i % costs.len()]);
+                i += 1;
+                clock.advance(cost.min(d.remaining()));
+                Err(CloudError::Transient("503".into()))
+            });
+            proptest::prop_assert!(r.is_err());
+            proptest::prop_assert!(clock.elapsed() <= Duration::from_millis(budget_ms));
+        }
+    }
 
     #[test]
     fn detects_from_dmi_strings() {

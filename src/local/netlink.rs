@@ -1,7 +1,8 @@
 //! The only file that speaks rtnetlink (the `netlink-packet-*` crates change their API
 //! often, so they stay behind this wall). A small synchronous client: dump links,
 //! addresses and routes; add and delete one address or one `local` route. Every receive is
-//! bounded by the action's deadline through `SO_RCVTIMEO`.
+//! bounded by the action's deadline: `SO_RCVTIMEO` is set from what is left before each
+//! request, not once at open (a request after a 15 s cloud claim gets 3 s, not 18).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -56,7 +57,13 @@ pub struct LocalRoute {
 pub struct Rtnl {
     sock: Socket,
     seq: u32,
+    deadline: Deadline,
 }
+
+/// The least a kernel request gets even at the very end of the budget: the kernel answers
+/// in microseconds, and stop must still be able to remove the address then (this comes
+/// out of the margin `Deadline` keeps for exiting).
+const MIN_KERNEL_WAIT: Duration = Duration::from_millis(100);
 
 impl Rtnl {
     pub fn open(deadline: &Deadline) -> io::Result<Self> {
@@ -65,8 +72,11 @@ impl Rtnl {
         sock.connect(&SocketAddr::new(0, 0))?;
         // Extended acks give better kernel error messages; harmless when unsupported.
         let _ = sock.set_ext_ack(true);
-        set_rcvtimeo(&sock, deadline.remaining().max(Duration::from_millis(1)))?;
-        Ok(Rtnl { sock, seq: 0 })
+        Ok(Rtnl {
+            sock,
+            seq: 0,
+            deadline: deadline.clone(),
+        })
     }
 
     /// One request; replies are collected until the ACK (or error) or the end of a dump.
@@ -87,6 +97,7 @@ impl Rtnl {
 
         let mut out = Vec::new();
         loop {
+            set_rcvtimeo(&self.sock, self.deadline.remaining().max(MIN_KERNEL_WAIT))?;
             let (data, _) = self.sock.recv_from_full().map_err(|e| {
                 if e.kind() == io::ErrorKind::WouldBlock {
                     io::Error::new(

@@ -16,12 +16,17 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{settle, Claimed, Cloud, CloudError, Nic};
-use crate::deadline::Deadline;
+use crate::deadline::{Backoff, Deadline};
 use crate::http::{encode, Http, HttpConfig, Method, Request, Response};
 use crate::params::{LocalMode, Params};
 use auth::Credentials;
 
 const DEFAULT_METADATA: &str = "http://169.254.169.254/opc/v2/";
+
+/// Polling a public IP's asynchronous assignment: no duration is documented (oci-api.md
+/// §6); poll often at first, then every second.
+const PUBLIC_IP_POLL: Backoff =
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(1), false);
 
 pub struct Oci {
     http: Http,
@@ -381,7 +386,7 @@ impl Oci {
             )));
         }
         let id = p["id"].as_str().unwrap_or_default().to_owned();
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = PUBLIC_IP_POLL;
         loop {
             let state = p["lifecycleState"].as_str().unwrap_or_default().to_owned();
             let target = p["assignedEntityId"]
@@ -408,13 +413,12 @@ impl Oci {
                     )?;
                 }
             }
-            if deadline.sleep(backoff).is_err() {
+            if backoff.wait(deadline).is_err() {
                 return Err(transient(format!(
                     "public IP {want} not ASSIGNED to {} before the deadline (state {state})",
                     self.ip
                 )));
             }
-            backoff = (backoff * 2).min(Duration::from_secs(1));
             (p, etag) = self.get_json(&format!("publicIps/{id}"), deadline)?;
         }
     }
