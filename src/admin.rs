@@ -143,8 +143,9 @@ fn hostname() -> String {
 pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     let params = Params::parse(env)?;
     let deadline = Deadline::for_timeout(env.timeout());
-    let mut backend = cloud::backend(&params, env.rsctmp.as_deref())?;
-    let mut local = Local::open(&params, &deadline)?;
+    let state = env.state_dir();
+    let mut backend = cloud::backend(&params, state.as_deref())?;
+    let mut local = Local::open(&params, state, &deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref());
     let mut rows: Vec<[String; 4]> = Vec::new();
     let mut here_local = None;
@@ -269,7 +270,8 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
         }
     };
     let deadline = Deadline::for_timeout(env.timeout());
-    let mut backend = match cloud::backend(&params, env.rsctmp.as_deref()) {
+    let state = env.state_dir();
+    let mut backend = match cloud::backend(&params, state.as_deref()) {
         Ok(b) => b,
         Err(e) => {
             steps.push(Step::fail(
@@ -280,7 +282,8 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
             return Ok(report(&steps));
         }
     };
-    let mut local = Local::open(&params, &deadline).context("diagnose needs root (netlink)")?;
+    let mut local =
+        Local::open(&params, state, &deadline).context("diagnose needs root (netlink)")?;
     let link = local.resolve_nic(params.nic.as_deref());
     let cnic = link.as_ref().ok().map(nic_of);
     let mut cloud_steps = backend.diagnose(cnic.as_ref(), &deadline);

@@ -96,8 +96,9 @@ fn nic_of(link: &crate::local::netlink::Link) -> Nic {
 
 fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
-    let mut cloud = cloud::backend(&params, env.rsctmp.as_deref())?;
-    let mut local = Local::open(&params, deadline)?;
+    let state = env.state_dir();
+    let mut cloud = cloud::backend(&params, state.as_deref())?;
+    let mut local = Local::open(&params, state, deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref())?;
     if local.mode() != LocalMode::None {
         if !nic.up {
@@ -126,7 +127,9 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         (_, true) => log::info!("added {}/{} on {}", params.ip, params.prefix, nic.name),
         (_, false) => log::info!("{} was already on {}", params.ip, nic.name),
     }
-    local.announce(&claimed, &nic, &params, deadline);
+    // A reload or a repeated start replaces the announcer, never adds a second one.
+    local.end_announcer();
+    local.announce(&claimed, &nic, deadline);
     cloud
         .claim_extras(&nic_of(&nic), &claimed, deadline)
         .map_err(cloud_exit)?;
@@ -147,14 +150,18 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
             return Ok(Status::Success);
         }
     };
-    let mut local = Local::open(&params, deadline)?;
+    let state = env.state_dir();
+    let mut local = Local::open(&params, state.clone(), deadline)?;
+    // First silence the announcer: once the address is gone, its announcements would pull
+    // the traffic of the VIP's new holder back here.
+    local.end_announcer();
     let removed = local.remove_everywhere()?;
     if removed.is_empty() {
         log::info!("{} was not configured on this node", params.ip);
     } else {
         log::info!("removed {} from {}", params.ip, removed.join(", "));
     }
-    match cloud::backend(&params, env.rsctmp.as_deref()) {
+    match cloud::backend(&params, state.as_deref()) {
         Ok(mut cloud) => {
             if let Err(e) = cloud.release(deadline) {
                 log::warn!(
@@ -171,8 +178,9 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 
 fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
-    let mut cloud = cloud::backend(&params, env.rsctmp.as_deref())?;
-    let mut local = Local::open(&params, deadline)?;
+    let state = env.state_dir();
+    let mut cloud = cloud::backend(&params, state.as_deref())?;
+    let mut local = Local::open(&params, state, deadline)?;
     // Absent locally: not running, and no need to ask the cloud (a probe stays local).
     let ifs = match local.presence()? {
         Presence::Absent if local.mode() != LocalMode::None => return Ok(Status::NotRunning),
@@ -216,8 +224,9 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     if env.check_level >= 10 {
-        cloud::backend(&params, env.rsctmp.as_deref())?;
-        let mut local = Local::open(&params, deadline)?;
+        let state = env.state_dir();
+        cloud::backend(&params, state.as_deref())?;
+        let mut local = Local::open(&params, state, deadline)?;
         local.resolve_nic(params.nic.as_deref())?;
     }
     Ok(Status::Success)

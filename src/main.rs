@@ -70,6 +70,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let mut env = OcfEnv::from_process();
+    // The background announcer start re-executes (`arp_bg`, local/announcer.rs): not a
+    // command for humans, so not in the help; no parameters, no logging.
+    let mut argv = std::env::args_os().skip(1);
+    if argv
+        .next()
+        .is_some_and(|a| a == cloudvip::local::announcer::SUBCOMMAND)
+    {
+        let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+        return match cloudvip::local::announcer::parse(&args) {
+            Some(a) => {
+                cloudvip::local::announce::repeat(&a);
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(Status::ErrArgs.code()),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -258,6 +258,45 @@ fn migrate_and_reload() {
     assert!(lab.ping(3, VIP));
 }
 
+/// The announcer belongs to its resource: after stop no announcement leaves the old node
+/// (a client would follow it back there), after reload there is still exactly one.
+#[test]
+fn the_background_announcer_ends_at_stop_and_reload() {
+    let lab = Lab::new(3);
+    let p = [
+        ("ip", VIP),
+        ("nic", "eth0"),
+        ("arp_bg", "true"),
+        ("arp_count", "60"),
+        ("arp_interval", "100"),
+    ];
+    agent(&lab, 1, "start", &p).run().ok();
+    assert_eq!(lab.announcers(1).len(), 1, "start leaves one announcer");
+    // The client talks to the VIP: its neighbour cache has an entry to update.
+    assert!(lab.ping(3, VIP));
+    assert!(lab.arp_frames_from(3, &Lab::mac(1), Duration::from_millis(500)) > 0);
+    agent(&lab, 1, "reload", &p).run().ok();
+    assert_eq!(lab.announcers(1).len(), 1, "reload replaces the announcer");
+    agent(&lab, 1, "stop", &p).run().ok();
+    assert_eq!(
+        lab.announcers(1),
+        Vec::<u32>::new(),
+        "stop ends the announcer"
+    );
+    // Failover: the client follows node 2 and nothing from node 1 pulls it back.
+    agent(&lab, 2, "start", &p).run().ok();
+    assert!(lab.wait_neigh(3, VIP, &Lab::mac(2), Duration::from_secs(3)));
+    assert_eq!(
+        lab.arp_frames_from(3, &Lab::mac(1), Duration::from_millis(1500)),
+        0,
+        "node 1 still announces after its stop"
+    );
+    assert_eq!(lab.neigh(3, VIP), Some(Lab::mac(2)));
+    assert!(lab.ping(3, VIP));
+    agent(&lab, 2, "stop", &p).run().ok();
+    assert!(lab.announcers(2).is_empty());
+}
+
 #[test]
 fn announcements_stop_at_the_deadline() {
     // 100 announcements 1 s apart cannot fit a 3 s timeout: start sends what fits in the

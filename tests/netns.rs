@@ -138,6 +138,80 @@ impl Lab {
         }
     }
 
+    /// The cloudvip announcer processes (`__announce`) running in host `i`.
+    pub fn announcers(&self, i: usize) -> Vec<u32> {
+        let out = sh(&["ip", "netns", "pids", self.ns(i)]);
+        out.split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"__announce"))
+            })
+            .collect()
+    }
+
+    /// ARP frames host `at` receives from MAC `from` during `window` (a packet socket in
+    /// its namespace, on a thread of its own; bounded by the window).
+    pub fn arp_frames_from(&self, at: usize, from: &str, window: Duration) -> usize {
+        let ns = self.ns(at).to_owned();
+        let mac: Vec<u8> = from
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        std::thread::spawn(move || {
+            Lab::enter(&ns);
+            let proto = (libc::ETH_P_ARP as u16).to_be();
+            // SAFETY: socket() returns a descriptor or -1, checked below.
+            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto)) };
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 50_000,
+            };
+            // SAFETY: the pointer and length describe `tv`.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&tv as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as u32,
+                )
+            };
+            let end = Instant::now() + window;
+            let mut seen = 0;
+            let mut buf = [0u8; 1500];
+            while Instant::now() < end {
+                // SAFETY: sockaddr_ll is plain data; zeroed is valid.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                // SAFETY: buffer and address pointers/lengths describe live locals.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        (&mut sll as *mut libc::sockaddr_ll).cast(),
+                        &mut len,
+                    )
+                };
+                if n > 0 && sll.sll_addr[..6] == mac[..] {
+                    seen += 1;
+                }
+            }
+            // SAFETY: our descriptor.
+            unsafe { libc::close(fd) };
+            seen
+        })
+        .join()
+        .unwrap()
+    }
+
     /// `ip -o addr show dev eth0` inside host `i`.
     pub fn addrs(&self, i: usize) -> String {
         sh(&["ip", "-n", self.ns(i), "-o", "addr", "show"])
@@ -183,6 +257,7 @@ impl Drop for Lab {
             let _ = std::process::Command::new("ip")
                 .args(["netns", "del", ns])
                 .status();
+            let _ = std::fs::remove_dir_all(crate::util::node_dir(ns));
         }
     }
 }

@@ -86,8 +86,13 @@ impl Agent {
         self
     }
 
+    /// Run inside network namespace `ns`, as a node of its own: its /run/resource-agents
+    /// is private to the namespace (see `node_run_dir`), as on a real node.
     pub fn netns(mut self, ns: &str) -> Self {
         self.netns = Some(ns.to_owned());
+        if self.run_dir.is_none() {
+            self.run_dir = Some(node_dir(ns));
+        }
         self
     }
 
@@ -195,6 +200,11 @@ impl Run {
 /// files; keep the value alive while the agent is used (`cmd.arg(&root)` passes its path).
 pub fn install_agent() -> crate::ocf_root::OcfRoot {
     crate::ocf_root::OcfRoot::new()
+}
+
+/// The /run/resource-agents of the test node in namespace `ns` (removed with its `Lab`).
+pub fn node_dir(ns: &str) -> PathBuf {
+    std::env::temp_dir().join("cloudvip-nodes").join(ns)
 }
 
 pub fn require_root() {

@@ -286,16 +286,12 @@ pub fn resolve_kind(kind: CloudKind) -> CloudKind {
 }
 
 /// The backend for the configured (and, for `auto`, detected) cloud. Builds clients only:
-/// no network round trip happens here. `rsctmp` is `HA_RSCTMP` as given (Pacemaker gives
-/// none): the backends keep their token caches and locks in `state::dir` of it.
-pub fn backend(params: &Params, rsctmp: Option<&str>) -> Result<Box<dyn Cloud>, Exit> {
-    let kind = resolve_kind(params.cloud);
-    let state = match kind {
-        CloudKind::Gce | CloudKind::Oci => crate::state::dir(rsctmp),
-        CloudKind::None | CloudKind::Auto => None,
-    };
-    let state_str = state.as_deref().and_then(Path::to_str).map(str::to_owned);
-    match kind {
+/// no network round trip happens here. `state` is the state directory (`state::dir`),
+/// where the backends keep their token caches and locks.
+pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, Exit> {
+    let state_str = state.and_then(Path::to_str).map(str::to_owned);
+    let state = state.map(Path::to_owned);
+    match resolve_kind(params.cloud) {
         CloudKind::None | CloudKind::Auto => {
             crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
             Ok(Box::new(NoCloud))

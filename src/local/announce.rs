@@ -2,7 +2,8 @@
 //! IPaddr2's send_arp sends: an ARP request with sender = target = VIP, to broadcast) and
 //! unsolicited neighbour advertisements with the override flag for IPv6 (send_ua). Neighbours
 //! with a cache entry for the VIP update it at once instead of after their entry times out.
-//! Raw sockets through libc: ~40 lines each, no packet crate needed.
+//! Raw sockets through libc: ~40 lines each, no packet crate needed. The repeated
+//! announcements of `arp_bg` run in a process of their own, see `announcer.rs`.
 
 use std::io;
 use std::mem;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use crate::cloud::Claimed;
 use crate::deadline::Deadline;
 
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Announcement {
     pub ifindex: u32,
     pub mac: [u8; 6],
@@ -23,8 +25,16 @@ pub struct Announcement {
 }
 
 /// Send the announcements. Needs the proof that the cloud routes the VIP to this node:
-/// announcing an address we do not hold would pull traffic into a black hole.
-pub fn announce(_proof: &Claimed, a: &Announcement, deadline: &Deadline) {
+/// announcing an address we do not hold would pull traffic into a black hole. The first
+/// goes out at once; with `background` the rest are sent by an announcer process that
+/// this resource owns (`announcer.rs`: stop and reload end it), else here, never past
+/// the deadline.
+pub fn announce(
+    _proof: &Claimed,
+    a: &Announcement,
+    owner: Option<&std::path::Path>,
+    deadline: &Deadline,
+) {
     if a.count == 0 {
         return;
     }
@@ -38,10 +48,12 @@ pub fn announce(_proof: &Claimed, a: &Announcement, deadline: &Deadline) {
         return;
     }
     if a.background {
-        if let Err(e) = repeat_in_background(a) {
-            log::warn!("could not start background announcements: {e}; sending them now");
-        } else {
-            return;
+        match owner {
+            Some(pidfile) => match super::announcer::spawn(pidfile, a) {
+                Ok(()) => return,
+                Err(e) => log::warn!("could not start the announcer: {e}; sending them now"),
+            },
+            None => log::info!("no state directory to own an announcer in: announcing now"),
         }
     }
     for n in 2..=a.count {
@@ -60,42 +72,19 @@ pub fn announce(_proof: &Claimed, a: &Announcement, deadline: &Deadline) {
     }
 }
 
+/// The announcer's loop (the hidden `__announce` subcommand): announcements 2..=count.
+/// Bounded: count * interval is at most 100 * 10 s.
+pub fn repeat(a: &Announcement) {
+    for _ in 2..=a.count {
+        std::thread::sleep(a.interval);
+        let _ = send_one(a);
+    }
+}
+
 fn send_one(a: &Announcement) -> io::Result<()> {
     match a.ip {
         IpAddr::V4(ip) => send_garp(a.ifindex, &a.mac, ip),
         IpAddr::V6(ip) => send_unsolicited_na(a.ifindex, &a.mac, ip),
-    }
-}
-
-/// Fork a detached child that sends announcements 2..=count and exits. The child gets
-/// /dev/null as stdin/stdout/stderr so Pacemaker's executor, which reads the agent's
-/// pipes, sees them close when the agent exits. Bounded: count * interval at most
-/// 100 * 10 s.
-fn repeat_in_background(a: &Announcement) -> io::Result<()> {
-    // SAFETY: the agent is single-threaded, so the child may run arbitrary code after fork.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid > 0 {
-        log::debug!("background announcements for {} in pid {pid}", a.ip);
-        return Ok(());
-    }
-    // Child.
-    // SAFETY: plain syscalls on descriptors this process owns; _exit never returns.
-    unsafe {
-        libc::setsid();
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-        }
-        for _ in 2..=a.count {
-            std::thread::sleep(a.interval);
-            let _ = send_one(a);
-        }
-        libc::_exit(0);
     }
 }
 

@@ -4,10 +4,13 @@
 //! goes through `netlink.rs`; announcements through `announce.rs`.
 
 pub mod announce;
+pub mod announcer;
 pub mod netlink;
 
 use std::io;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -34,10 +37,19 @@ pub struct Local {
     ip: IpAddr,
     prefix: u8,
     label: Option<String>,
+    arp_count: u32,
+    arp_interval: Duration,
+    arp_bg: bool,
+    /// The state directory (`state::dir`): the announcer's pid file lives there.
+    state: Option<PathBuf>,
 }
 
 impl Local {
-    pub fn open(params: &Params, deadline: &Deadline) -> anyhow::Result<Self> {
+    pub fn open(
+        params: &Params,
+        state: Option<PathBuf>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Self> {
         let rtnl = Rtnl::open(deadline)
             .map_err(io_exit)
             .context("cannot open a netlink socket")?;
@@ -47,6 +59,10 @@ impl Local {
             ip: params.ip,
             prefix: params.prefix,
             label: params.label.clone(),
+            arp_count: params.arp_count,
+            arp_interval: params.arp_interval,
+            arp_bg: params.arp_bg,
+            state,
         })
     }
 
@@ -264,23 +280,41 @@ impl Local {
         Ok(removed)
     }
 
-    pub fn announce(&self, proof: &Claimed, nic: &Link, params: &Params, deadline: &Deadline) {
+    pub fn announce(&self, proof: &Claimed, nic: &Link, deadline: &Deadline) {
         let Some(mac) = nic.mac else {
             log::debug!("{} has no Ethernet address: no announcements", nic.name);
             return;
         };
+        let pidfile = self.announcer_pidfile();
         announce::announce(
             proof,
             &Announcement {
                 ifindex: nic.index,
                 mac,
                 ip: self.ip,
-                count: params.arp_count,
-                interval: params.arp_interval,
-                background: params.arp_bg,
+                count: self.arp_count,
+                interval: self.arp_interval,
+                background: self.arp_bg,
             },
+            pidfile.as_deref(),
             deadline,
         );
+    }
+
+    /// End this VIP's background announcer, if one runs (stop, reload, a new start): once
+    /// the VIP leaves, announcing it would pull traffic back to this node.
+    pub fn end_announcer(&self) {
+        if let Some(f) = self.announcer_pidfile() {
+            if announcer::end(&f) {
+                log::info!("ended the background announcements of {}", self.ip);
+            }
+        }
+    }
+
+    fn announcer_pidfile(&self) -> Option<PathBuf> {
+        self.state
+            .as_deref()
+            .map(|d| announcer::pidfile(d, self.ip))
     }
 }
 

@@ -124,6 +124,12 @@ impl OcfEnv {
             .map(Duration::from_millis)
     }
 
+    /// The state directory for caches, locks and pid files: `HA_RSCTMP`, else
+    /// /run/resource-agents (created when missing). `None` when it cannot be made.
+    pub fn state_dir(&self) -> Option<std::path::PathBuf> {
+        crate::state::dir(self.rsctmp.as_deref())
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
