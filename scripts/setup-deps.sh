@@ -17,7 +17,11 @@ command -v cargo >/dev/null || {
 PKGS=(pacemaker pacemaker-cli-utils corosync resource-agents pcs libxml2-utils
       iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip
       rpm lintian rpmlint file man-db musl-tools binutils
-      fence-agents)  # fence_dummy: the cluster tests fence for real (only a Recommends of pacemaker)
+      fence-agents  # fence_dummy: the cluster tests fence for real (only a Recommends of pacemaker)
+      # tests/anchors.rs: Debian's own Google stack for gcp-vpc-move-vip (Recommends of
+      # resource-agents, which a --no-install-recommends install leaves out), jq and curl
+      # for ocivip, python3-venv for the PyPI stacks below.
+      python3-googleapi python3-google-auth python3-google-auth-httplib2 jq curl python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -42,6 +46,34 @@ for f in crates/sim/tests/requirements*.txt; do [ -e "$f" ] && pip_reqs+=(-r "$f
 if [ ${#pip_reqs[@]} -gt 0 ]; then
     python3 -m pip install -q --disable-pip-version-check "${pip_reqs[@]}" 2>&1 \
         | grep -v 'Running pip as the .root. user' || true
+fi
+
+# The anchor conformance runs (tests/anchors.rs): PyPI stacks in venvs under a cache dir,
+# one venv per requirements file, rebuilt only when that file changes.
+ANCHOR_CACHE=${CLOUDVIP_TEST_CACHE:-/opt/cloudvip-test}
+for req in tests/anchors/requirements-*.txt; do
+    [ -e "$req" ] || continue
+    name=$(basename "$req" .txt); name=${name#requirements-}
+    venv="$ANCHOR_CACHE/venv-$name"
+    stamp=$(sha256sum "$req" | cut -d' ' -f1)
+    if [ "$(cat "$venv/.cloudvip-stamp" 2>/dev/null)" != "$stamp" ]; then
+        echo "setup-deps.sh: building $venv from $req"
+        rm -rf "$venv"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+        echo "$stamp" > "$venv/.cloudvip-stamp"
+    fi
+done
+# gcloud for the seed's failover hook in tests/anchors.rs. Neither PyPI nor Debian has it;
+# the machine image ships Google's google-cloud-cli package. If it is missing, install it
+# from an apt source that offers it, else say so: the test then fails with this reason.
+if ! command -v gcloud >/dev/null; then
+    if apt-cache policy google-cloud-cli 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq google-cloud-cli >/dev/null
+    else
+        echo "setup-deps.sh: WARNING: gcloud (google-cloud-cli) is not installed and no" \
+             "reachable package source provides it; tests/anchors.rs will fail" >&2
+    fi
 fi
 
 command -v cargo-nextest >/dev/null || cargo install --locked -q cargo-nextest

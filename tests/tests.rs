@@ -32,3 +32,5 @@ mod cluster;
 mod admin;
 // pcs-examples/: every script run with stand-in tools, its resources through crm_resource.
 mod examples;
+// The unmodified Debian anchors (gcp-vpc-move-vip, ocivip) and gcloud against cloudvip-sim.
+mod anchors;
