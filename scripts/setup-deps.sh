@@ -42,7 +42,10 @@ fi
 
 # Python clients the emulator's conformance tests drive (Google's and Oracle's SDKs).
 pip_reqs=()
-for f in crates/sim/tests/requirements*.txt; do [ -e "$f" ] && pip_reqs+=(-r "$f"); done
+for f in crates/sim/tests/requirements*.txt; do
+    case $f in *-aws.txt) continue ;; esac  # in its own venv, below
+    [ -e "$f" ] && pip_reqs+=(-r "$f")
+done
 if [ ${#pip_reqs[@]} -gt 0 ]; then
     python3 -m pip install -q --disable-pip-version-check "${pip_reqs[@]}" 2>&1 \
         | grep -v 'Running pip as the .root. user' || true
@@ -84,5 +87,17 @@ command -v cargo-generate-rpm >/dev/null || cargo install --locked -q cargo-gene
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
     rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 \
         || echo "setup-deps.sh: WARNING: cannot add the musl target; packages will be glibc builds" >&2
+fi
+# botocore/boto3 and the AWS CLI v1 for the AWS conformance tests (crates/sim/tests/aws_sdk.rs,
+# tests/anchors_aws.rs) in a venv of Debian's python3, rebuilt when the requirements change.
+AWS_VENV=${CLOUDVIP_TEST_CACHE:-/opt/cloudvip-test}/venv-aws
+aws_req=crates/sim/tests/requirements-aws.txt
+aws_stamp=$(sha256sum "$aws_req" | cut -d' ' -f1)
+if [ "$(cat "$AWS_VENV/.cloudvip-stamp" 2>/dev/null)" != "$aws_stamp" ]; then
+    echo "setup-deps.sh: building $AWS_VENV from $aws_req"
+    rm -rf "$AWS_VENV"
+    /usr/bin/python3 -m venv "$AWS_VENV"
+    "$AWS_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$aws_req"
+    echo "$aws_stamp" > "$AWS_VENV/.cloudvip-stamp"
 fi
 echo "setup-deps.sh: ready"

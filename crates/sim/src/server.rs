@@ -296,6 +296,7 @@ fn serve<S: Read + Write>(
         };
         let mut status = None;
         let mut close = req.close;
+        let mut unanswered = false;
         if !decision.latency.is_zero() && !core.sleep(decision.latency) {
             return;
         }
@@ -312,10 +313,7 @@ fn serve<S: Read + Write>(
             Some(f) => Some(svc.fault_response(&call, f)),
             None => {
                 let r = svc.respond(&req, &call, &decision.effects);
-                if r.is_none() {
-                    core.sleep(UNANSWERED_HOLD);
-                    close = true;
-                }
+                unanswered = r.is_none();
                 r
             }
         };
@@ -338,6 +336,11 @@ fn serve<S: Read + Write>(
                 faults: decision.applied.clone(),
                 duration_ms: began.elapsed().as_millis() as u64,
             });
+        }
+        if unanswered {
+            // Logged (status null) before the silence, so tests see it at once.
+            core.sleep(UNANSWERED_HOLD);
+            return;
         }
         let Some(resp) = outcome else { return };
         if http::write_response(reader.get_mut(), &resp, close).is_err() || close {
