@@ -1101,3 +1101,36 @@ fn instance_label_and_metadata_fingerprints_are_distinct() {
     assert_eq!(a3["metadata"]["fingerprint"], a["metadata"]["fingerprint"]);
     assert_eq!(a3["labelFingerprint"], a["labelFingerprint"]);
 }
+
+#[test]
+fn ipv6_aliases_are_refused_as_gce_refuses_them() {
+    let sim = start(fast);
+    let g = Gce { sim: &sim };
+    let before = g.nic0("us-central1-a", "node-a");
+    let fp = before["fingerprint"].as_str().unwrap().to_string();
+    let patch = |body: Value| {
+        g.call(
+            "PATCH",
+            "zones/us-central1-a/instances/node-a/updateNetworkInterface?networkInterface=nic0",
+            Some(&body.to_string()),
+        )
+    };
+    // An IPv6 range in aliasIpRanges: that field is IPv4 only.
+    let r = patch(json!({"fingerprint": fp, "aliasIpRanges": [{"ipCidrRange": "fd00::5/128"}]}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("aliasIpv6Ranges"), "{}", r.body);
+    // A chosen address in aliasIpv6Ranges: GCE allocates, only a netmask may be sent.
+    for cidr in ["fd00::5/128", "fd00::5", "2600:1900:4000::/96"] {
+        let r = patch(json!({"fingerprint": fp, "aliasIpv6Ranges": [{"ipCidrRange": cidr}]}));
+        assert_eq!(r.status, 400, "{cidr}: {}", r.body);
+        assert!(r.body.contains("Only a netmask"), "{}", r.body);
+    }
+    // A netmask asks for an allocation; the NIC is IPV4_ONLY here.
+    let r = patch(json!({"fingerprint": fp, "aliasIpv6Ranges": [{"ipCidrRange": "/96"}]}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("IPV4_ONLY"), "{}", r.body);
+    // Nothing changed, not even the fingerprint; an empty list asks for nothing.
+    assert_eq!(g.nic0("us-central1-a", "node-a"), before);
+    let r = patch(json!({"fingerprint": fp, "aliasIpv6Ranges": []}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
