@@ -366,19 +366,20 @@ fn check_alias_ipv6_ranges(v: Option<&Value>) -> Result<(), Response> {
             ))
         }
     };
-    for (k, r) in ranges.iter().enumerate() {
-        let cidr = r.get("ipCidrRange").and_then(Value::as_str).unwrap_or("");
-        let field = format!("resource.aliasIpv6Ranges[{k}].ipCidrRange");
-        if !cidr.starts_with('/') {
-            return Err(invalid(&format!(
-                "Invalid value for field '{field}': '{cidr}'. Only a netmask (e.g. /96) may be supplied for an alias IPv6 range; the address is allocated by Compute Engine."
-            )));
-        }
+    // The first entry decides: every entry is refused, one way or the other.
+    let Some(r) = ranges.first() else {
+        return Ok(());
+    };
+    let cidr = r.get("ipCidrRange").and_then(Value::as_str).unwrap_or("");
+    let field = "resource.aliasIpv6Ranges[0].ipCidrRange";
+    if !cidr.starts_with('/') {
         return Err(invalid(&format!(
-            "Invalid value for field '{field}': '{cidr}'. The network interface's stack type is IPV4_ONLY (allocation of alias IPv6 ranges is not modelled by this emulator)."
+            "Invalid value for field '{field}': '{cidr}'. Only a netmask (e.g. /96) may be supplied for an alias IPv6 range; the address is allocated by Compute Engine."
         )));
     }
-    Ok(())
+    Err(invalid(&format!(
+        "Invalid value for field '{field}': '{cidr}'. The network interface's stack type is IPV4_ONLY (allocation of alias IPv6 ranges is not modelled by this emulator)."
+    )))
 }
 
 /// Fingerprints are bytes on the wire: gcloud (apitools) sends them in the URL-safe base64
