@@ -3,6 +3,7 @@
 //! and `cloud_exit` below turns them into what Pacemaker should do.
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -176,6 +177,18 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
+/// How long monitor asks the cloud. A monitor answers for a VIP the kernel shows here: when
+/// the metadata server or the API does not answer (down, 5xx, 429, a hang), that is no
+/// evidence against the VIP, and waiting out the operation's timeout only delays the
+/// next monitor. Depth 10 gets a little more for its API calls (and a token refresh).
+const MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(2);
+const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(3);
+
+/// Monitor recovers only on evidence. 7: the kernel (or, with local_mode=none, the cloud)
+/// positively says the VIP is not here; 1: the kernel has it in the wrong place or on a
+/// dead link, or the cloud positively routes it elsewhere; 0 otherwise, with a WARNING
+/// when the cloud could not be asked: Pacemaker recovers on 1 just as on 7, and a
+/// metadata or API outage must not restart a VIP the cloud still routes here.
 fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     let state = env.state_dir();
@@ -188,7 +201,8 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         Presence::On(ifs) => ifs,
     };
     let nic = local.resolve_nic(params.nic.as_deref())?;
-    if local.mode() != LocalMode::None {
+    let kernel_has_it = local.mode() != LocalMode::None;
+    if kernel_has_it {
         if !ifs.contains(&nic.name) {
             return Err(Exit::generic(format!(
                 "{} is configured on {}, expected on {}",
@@ -206,17 +220,45 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
             .into());
         }
     }
-    match cloud.check(&nic_of(&nic), env.check_level, deadline) {
+    let budget = if env.check_level >= 10 {
+        DEEP_MONITOR_CLOUD_BUDGET
+    } else {
+        MONITOR_CLOUD_BUDGET
+    };
+    match cloud.check(&nic_of(&nic), env.check_level, &deadline.within(budget)) {
         Ok(true) => Ok(Status::Success),
-        Ok(false) if local.mode() == LocalMode::None => Ok(Status::NotRunning),
+        Ok(false) if !kernel_has_it => Ok(Status::NotRunning),
         Ok(false) => Err(Exit::generic(format!(
             "{} is configured on this node but {} routes it elsewhere",
             params.ip,
             cloud.name()
         ))
         .into()),
+        Err(e) if kernel_has_it || !is_probe(env) => {
+            log::warn!(
+                "monitor: cannot ask {} about {} ({e}); {}, reporting it running",
+                cloud.name(),
+                params.ip,
+                if kernel_has_it {
+                    "the kernel has it"
+                } else {
+                    "nothing says it left"
+                }
+            );
+            Ok(Status::Success)
+        }
+        // A probe with local_mode=none: only the cloud knows, and it did not answer.
         Err(e) => Err(cloud_exit(e).into()),
     }
+}
+
+/// A probe (interval 0) asks whether the VIP runs here at all; a recurring monitor
+/// watches one that does.
+fn is_probe(env: &OcfEnv) -> bool {
+    env.meta
+        .get("interval")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_none_or(|ms| ms == 0)
 }
 
 /// Depth 0: the parameters alone, no host or network access (pcs runs this at create

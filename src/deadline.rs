@@ -65,6 +65,14 @@ impl Deadline {
         Deadline { end, clock }
     }
 
+    /// A shorter budget inside this one: `at_most` from now, never past this deadline.
+    pub fn within(&self, at_most: Duration) -> Deadline {
+        Deadline {
+            end: self.end.min(self.clock.now() + at_most),
+            clock: self.clock.clone(),
+        }
+    }
+
     pub fn remaining(&self) -> Duration {
         self.end.saturating_duration_since(self.clock.now())
     }
@@ -198,6 +206,20 @@ mod tests {
             let p = j.next_pause();
             assert!(p >= ms(want / 2) && p <= ms(want), "{p:?} for {want}");
         }
+    }
+
+    #[test]
+    fn within_never_extends_the_budget() {
+        let clock = FakeClock::new();
+        let d = Deadline::with_clock(Duration::from_secs(5), clock.clone());
+        assert_eq!(
+            d.within(Duration::from_secs(2)).remaining(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            d.within(Duration::from_secs(9)).remaining(),
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

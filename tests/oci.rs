@@ -379,38 +379,6 @@ fn creates_the_private_ip_when_nobody_has_it() {
 }
 
 #[test]
-fn monitor_never_reports_stopped_for_a_cloud_hiccup() {
-    let o = OciLab::new();
-    o.agent(1, "start", &[]).run().ok();
-    // a deep monitor needs a fresh token: revoke them and break the IMDS identity endpoints
-    o.c.admin("POST", "/admin/oci/tokens/revoke", None);
-    o.c.fault(
-        json!({"kind": "error", "status": 500, "service": "metadata", "api": "imds.identity"}),
-    );
-    let r = o
-        .agent(1, "monitor", &[])
-        .env("OCF_CHECK_LEVEL", "10")
-        .env("OCF_RESKEY_CRM_meta_timeout", "4000")
-        .run();
-    r.expect(1, None);
-    assert!(o.c.fault_fired());
-    // the plain monitor (depth 0) does not depend on the API at all
-    o.agent(1, "monitor", &[]).run().ok();
-    o.c.clear_faults();
-    o.agent(1, "monitor", &[])
-        .env("OCF_CHECK_LEVEL", "10")
-        .run()
-        .ok();
-    // the Networking API down: still not "stopped"
-    o.c.fault(json!({"kind": "error", "status": 503, "cloud": "oci", "service": "networking"}));
-    o.agent(1, "monitor", &[])
-        .env("OCF_CHECK_LEVEL", "10")
-        .env("OCF_RESKEY_CRM_meta_timeout", "3000")
-        .run()
-        .expect(1, None);
-}
-
-#[test]
 fn transient_faults_are_retried() {
     let faults = [
         json!({"kind": "error", "status": 503, "cloud": "oci", "service": "networking", "count": 2}),

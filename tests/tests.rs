@@ -26,6 +26,8 @@ mod gce;
 mod oci;
 // One token refresh shared by parallel actions, both clouds, Pacemaker's environment.
 mod tokens;
+// Monitor fails only on evidence: a cloud that cannot be asked is a WARNING, both clouds.
+mod monitor;
 // Real Pacemaker clusters on emulated GCE and OCI, production configuration, seen from a client.
 mod cluster;
 // The admin CLI: status, diagnose, actions with --param/--config, against the emulator.
