@@ -14,6 +14,13 @@ cd "$(dirname "$0")/.."
 packaging/build.sh
 packaging/install-test.sh
 cargo build --workspace --all-targets --quiet
+# The secret scan: the harnesses keep every log in CLOUDVIP_TEST_LOGS and every emulator
+# lists the secrets it issued or was shown in CLOUDVIP_SIM_SECRETS; after the suite none of
+# those secrets may be in any of those logs (scripts/secret-scan.sh).
+scan=target/secret-scan
+rm -rf "$scan"
+mkdir -p "$scan/logs" "$scan/secrets"
+export CLOUDVIP_TEST_LOGS=$PWD/$scan/logs CLOUDVIP_SIM_SECRETS=$PWD/$scan/secrets
 rc=0
 cargo nextest run --workspace --no-fail-fast --failure-output final "$@" || rc=$?
 if dpkg-query -W -f '${Status}' cloudvip 2>/dev/null | grep -q 'install ok installed'; then
@@ -22,4 +29,8 @@ if dpkg-query -W -f '${Status}' cloudvip 2>/dev/null | grep -q 'install ok insta
                            echo "$changed" >&2; rc=1; }
     echo "test.sh: dpkg -V cloudvip: ${changed:-clean}"
 fi
+scanned=0
+scripts/secret-scan.sh "$scan/secrets" "$scan/logs" || scanned=$?
+# Nothing to scan is a failure for the whole suite, not for a filtered run ("$@").
+if [ "$scanned" = 1 ] || { [ "$scanned" = 2 ] && [ $# = 0 ]; }; then rc=1; fi
 exit $rc

@@ -36,3 +36,7 @@ mod admin;
 mod examples;
 // The unmodified Debian anchors (gcp-vpc-move-vip, ocivip) and gcloud against cloudvip-sim.
 mod anchors;
+// The fault matrix: every action under every fault, both clouds, printed as a table.
+mod faults;
+// No secret the emulator issued in any log the suite kept (scripts/secret-scan.sh).
+mod secret_scan;

@@ -72,6 +72,7 @@ impl Admin {
                 self.core.log.clear();
                 ok(json!({}))
             }
+            ("GET", ["admin", "secrets"]) => ok(json!({ "secrets": self.core.secrets.list() })),
             ("GET", ["admin", "faults"]) => ok(json!({ "faults": self.core.faults.list() })),
             ("POST", ["admin", "faults"]) => match serde_json::from_slice::<FaultSpec>(&req.body) {
                 Ok(spec) => {

@@ -56,8 +56,36 @@ pub fn http_date(t: SystemTime) -> String {
     format!("{wd}, {d:02} {mon} {y} {hh:02}:{mm:02}:{ss:02} GMT")
 }
 
+/// The `Date` header: the true time, shifted so that a client with a skewed clock sees
+/// the same difference to its own clock as it would against the real cloud.
 pub fn http_date_now() -> String {
-    http_date(SystemTime::now())
+    http_date(shift(SystemTime::now(), -SKEW.with(std::cell::Cell::get)))
+}
+
+thread_local! {
+    /// The `clock_skew` fault of the request this thread is serving, in seconds.
+    static SKEW: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Set (or with 0 clear) the skew of this thread's request: `server.rs` only.
+pub fn set_skew(secs: i64) {
+    SKEW.with(|s| s.set(secs));
+}
+
+fn shift(t: SystemTime, secs: i64) -> SystemTime {
+    let d = Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        t + d
+    } else {
+        t.checked_sub(d).unwrap_or(t)
+    }
+}
+
+/// A time the client wrote (a signed `Date`, a JWT's `iat`/`exp`) as a client whose clock
+/// is off by the request's `clock_skew` would have written it. Everything the emulator
+/// issues itself keeps the true time.
+pub fn as_client_wrote(t: SystemTime) -> SystemTime {
+    shift(t, SKEW.with(std::cell::Cell::get))
 }
 
 pub fn unix_secs(t: SystemTime) -> u64 {

@@ -34,6 +34,16 @@ pub enum FaultKind {
     Hang,
     /// The service is down for this instance: connections are reset as soon as accepted.
     Down,
+    /// The real answer with its body cut in half (Content-Length matching the cut): a
+    /// well-framed response whose JSON ends early. The request itself is carried out.
+    Truncate,
+    /// Answer `status` (200) with `message` as the body, verbatim (`application/json`),
+    /// instead of handling the request: malformed or wrongly shaped JSON.
+    Body,
+    /// The client's clock is `secs` seconds off (positive: ahead): the times it signs
+    /// (OCI `Date`, GCE JWT `iat`/`exp`) are judged as if it were, and `Date` answers show
+    /// the difference it would see.
+    ClockSkew,
 }
 
 impl FaultKind {
@@ -80,6 +90,9 @@ pub struct FaultSpec {
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `clock_skew`: seconds the client's clock is ahead (negative: behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secs: Option<i64>,
 }
 
 impl FaultSpec {
@@ -97,6 +110,7 @@ impl FaultSpec {
             status: None,
             code: None,
             message: None,
+            secs: None,
         }
     }
 
@@ -140,6 +154,8 @@ impl Fault {
 #[derive(Debug, Default)]
 pub struct Decision {
     pub latency: Duration,
+    /// The summed `clock_skew` of the matching rules, in seconds.
+    pub skew_secs: i64,
     /// The first matching reset/hang/error/rate-limit rule, if any.
     pub terminal: Option<Fault>,
     /// Effects for the cloud handler (mutations only).
@@ -236,6 +252,11 @@ impl Faults {
                     f.hits += 1;
                     d.applied.push(f.id);
                     d.latency = (d.latency + f.spec.delay()).min(MAX_FAULT_DELAY);
+                }
+                FaultKind::ClockSkew => {
+                    f.hits += 1;
+                    d.applied.push(f.id);
+                    d.skew_secs = d.skew_secs.saturating_add(f.spec.secs.unwrap_or(0));
                 }
                 k if k.is_effect() => {
                     if call.mutation {

@@ -10,7 +10,8 @@
 //!   trait, fault injection and logging around every request;
 //! - `faults.rs`: fault rules (`POST /admin/faults`); `reqlog.rs`: the request log;
 //! - `admin.rs`: the admin API and the [`admin::Cloud`] trait; `world.rs`: the world file;
-//! - `tls.rs`: server TLS config and the test-CA generator; `clock.rs`: timestamps, ids.
+//! - `tls.rs`: server TLS config and the test-CA generator; `clock.rs`: timestamps, ids;
+//! - `secrets.rs`: every token, key and signature seen on the wire (`GET /admin/secrets`).
 //!
 //! A cloud (see `gce/`) provides:
 //! 1. a `world` schema, added as an optional field of [`world::World`] (`[gce]`, `[oci]`,
@@ -32,6 +33,7 @@ pub mod gce;
 pub mod http;
 pub mod oci;
 pub mod reqlog;
+pub mod secrets;
 pub mod server;
 pub mod tls;
 pub mod world;

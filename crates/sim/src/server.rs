@@ -29,6 +29,7 @@ const UNANSWERED_HOLD: Duration = Duration::from_secs(30);
 pub struct Core {
     pub faults: Faults,
     pub log: RequestLog,
+    pub secrets: crate::secrets::Secrets,
     pub stop: AtomicBool,
     pub started: Instant,
 }
@@ -38,6 +39,7 @@ impl Core {
         Core {
             faults: Faults::default(),
             log: RequestLog::default(),
+            secrets: crate::secrets::Secrets::default(),
             stop: AtomicBool::new(false),
             started: Instant::now(),
         }
@@ -275,6 +277,7 @@ fn serve<S: Read + Write>(
         deadline: Instant::now() + IDLE_TIMEOUT,
     });
     loop {
+        crate::clock::set_skew(0);
         reader.get_mut().deadline = Instant::now() + IDLE_TIMEOUT;
         let req = match http::read_request(&mut reader, peer, local, tls) {
             Ok(r) => r,
@@ -300,6 +303,7 @@ fn serve<S: Read + Write>(
         if !decision.latency.is_zero() && !core.sleep(decision.latency) {
             return;
         }
+        crate::clock::set_skew(decision.skew_secs);
         let outcome = match &decision.terminal {
             Some(f) if f.spec.kind == FaultKind::Reset || f.spec.kind == FaultKind::Down => {
                 reset(raw);
@@ -310,6 +314,16 @@ fn serve<S: Read + Write>(
                 close = true;
                 None
             }
+            Some(f) if f.spec.kind == FaultKind::Body => Some(Response::text(
+                f.spec.status.unwrap_or(200),
+                "application/json",
+                f.spec.message.clone().unwrap_or_default(),
+            )),
+            Some(f) if f.spec.kind == FaultKind::Truncate => {
+                let mut r = svc.handle(&req, &call, &decision.effects);
+                r.body.truncate(r.body.len() / 2);
+                Some(r)
+            }
             Some(f) => Some(svc.fault_response(&call, f)),
             None => {
                 let r = svc.respond(&req, &call, &decision.effects);
@@ -317,8 +331,10 @@ fn serve<S: Read + Write>(
                 r
             }
         };
+        core.secrets.from_request(&req);
         if let Some(resp) = &outcome {
             status = Some(resp.status);
+            core.secrets.from_response(resp);
         }
         if svc.logged() {
             core.log.push(LogEntry {

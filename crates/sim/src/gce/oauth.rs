@@ -150,8 +150,13 @@ pub fn verify_jwt(keys: &[SaKey], jwt: &str, now: SystemTime) -> Result<Claims, 
     if !ok {
         return Err(bad());
     }
-    let iat = claims.get("iat").and_then(Value::as_u64);
-    let exp = claims.get("exp").and_then(Value::as_u64);
+    let client = |t: u64| {
+        clock::unix_secs(clock::as_client_wrote(
+            std::time::UNIX_EPOCH + Duration::from_secs(t),
+        ))
+    };
+    let iat = claims.get("iat").and_then(Value::as_u64).map(client);
+    let exp = claims.get("exp").and_then(Value::as_u64).map(client);
     let now = clock::unix_secs(now);
     let timing = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.";
     match (iat, exp) {

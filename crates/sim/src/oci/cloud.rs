@@ -227,6 +227,7 @@ impl admin::Cloud for OciCloud {
     /// - `POST instances/<name|ocid>/rotate-identity`: new IMDS key and certificate;
     /// - `POST tokens/revoke`: every issued security token stops working;
     /// - `POST public-ips/fail-next` `{"count": n}`: the next n assignments end AVAILABLE;
+    /// - `POST public-ips/<ocid or address>/unassign`: the console unassigns it at once;
     /// - `PUT settings` `{"public_ip_assign_ms": .., "token_lifetime_secs": ..}`.
     fn admin(&self, req: &http::Request, rest: &[String]) -> http::Response {
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
@@ -246,6 +247,13 @@ impl admin::Cloud for OciCloud {
                 self.oci
                     .fail_next_public_ip_assignments(u32::try_from(n).unwrap_or(u32::MAX));
                 ok(json!({"failNext": n}))
+            }
+            ("POST", ["public-ips", id, "unassign"]) => {
+                if self.oci.lock().net.console_unassign_public_ip(id) {
+                    ok(json!({"unassigned": id}))
+                } else {
+                    err(404, format!("no public IP {id}"))
+                }
             }
             ("PUT" | "POST", ["settings"]) => {
                 let b = body();

@@ -1048,6 +1048,23 @@ impl Network {
             .ok_or_else(|| OciError::not_found("Public IP", id))
     }
 
+    /// The console's hand: unassign a public IP (by OCID or address) at once, no transition.
+    pub fn console_unassign_public_ip(&mut self, id: &str) -> bool {
+        let Some(p) = self
+            .public_ips
+            .iter_mut()
+            .find(|p| p.id == id || p.ip.to_string() == id)
+        else {
+            return false;
+        };
+        p.assigned = None;
+        p.state = PublicIpState::Available;
+        p.ready_at = None;
+        p.fail_pending = false;
+        p.etag = new_etag();
+        true
+    }
+
     pub fn get_public_ip(&self, id: &str) -> Result<Reply, OciError> {
         let p = &self.public_ips[self.public_ip_index(id)?];
         Ok(Reply::ok(self.public_ip_json(p), &p.etag))

@@ -180,6 +180,7 @@ pub fn verify_request(
         .header(date_header)
         .ok_or_else(|| format!("{date_header} header missing"))?;
     let when = parse_date(date.trim()).ok_or_else(|| format!("{date_header} unparseable"))?;
+    let when = crate::clock::as_client_wrote(when);
     let skew = match now.duration_since(when) {
         Ok(d) => d,
         Err(e) => e.duration(),
