@@ -162,10 +162,7 @@ fn quoted_params(s: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(eq) = rest.find("=\"") {
-        let key = rest[..eq]
-            .rsplit([',', ' '])
-            .next()
-            .unwrap_or("");
+        let key = rest[..eq].rsplit([',', ' ']).next().unwrap_or("");
         let after = &rest[eq + 2..];
         let Some(end) = after.find('"') else { break };
         out.push((key, &after[..end]));

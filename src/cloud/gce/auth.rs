@@ -22,13 +22,13 @@ const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const REFRESH_MARGIN_SECS: u64 = 300;
 
 #[derive(Deserialize)]
-struct TokenResponse {
+pub struct TokenResponse {
     access_token: String,
     expires_in: u64,
 }
 
 #[derive(Deserialize)]
-struct KeyFile {
+pub struct KeyFile {
     #[serde(rename = "type")]
     kind: String,
     client_email: String,

@@ -5,10 +5,10 @@
 //! A stale fingerprint (412) or an alias not yet released (IP_IN_USE_BY_ANOTHER_RESOURCE)
 //! re-reads and retries; everything stays inside the action's deadline.
 
-mod auth;
+pub mod auth;
 mod compute;
 mod diagnose;
-mod metadata;
+pub mod metadata;
 
 use std::net::IpAddr;
 

@@ -125,7 +125,7 @@ fn read_token(path: &Path, instance: &str, rejected: Option<&str>) -> Option<Cre
     Some(Credentials { key_id, key })
 }
 
-fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
+pub fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
     use rustls_pki_types::pem::PemObject as _;
     rustls_pki_types::CertificateDer::from_pem_slice(pem)
         .ok()
@@ -133,7 +133,7 @@ fn pem_der(pem: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The `exp` claim of a JWT (no signature check: the token is the server's business).
-fn jwt_exp(token: &str) -> Option<u64> {
+pub fn jwt_exp(token: &str) -> Option<u64> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))

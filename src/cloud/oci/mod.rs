@@ -5,7 +5,7 @@
 //! absent, move it with PUT (same OCID, so a reserved public IP follows) if it is elsewhere.
 //! Every request is signed (`sign.rs`) as an API key or an instance principal (`auth.rs`).
 
-mod auth;
+pub mod auth;
 mod diagnose;
 mod sign;
 
