@@ -16,4 +16,5 @@ PEERS=${PEERS:-"node-a node-b"}       # instance names of the cluster (any zone 
 pcs resource create vip-public ocf:rust:cloudvip \
     ip="$VIP" cloud=gce public_ip="$PUBLIC" peers="$PEERS" \
     op monitor interval=10s timeout=20s \
-    op start timeout=90s op stop timeout=60s
+    op start timeout=90s op stop timeout=60s \
+    meta failure-timeout=60s

@@ -19,4 +19,5 @@ pcs resource create vip-private ocf:rust:cloudvip \
     ip="$VIP" cloud=gce peer_label="$LABEL" \
     op monitor interval=10s timeout=20s \
     op monitor interval=60s timeout=30s OCF_CHECK_LEVEL=10 \
-    op start timeout=60s op stop timeout=60s
+    op start timeout=60s op stop timeout=60s \
+    meta failure-timeout=60s

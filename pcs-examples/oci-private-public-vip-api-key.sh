@@ -24,4 +24,5 @@ pcs resource create vip-oci-public ocf:rust:cloudvip \
     ip="$VIP" cidr_netmask=24 cloud=oci credentials="$CONFIG" oci_profile=DEFAULT \
     public_ip="$PUBLIC" \
     op monitor interval=10s timeout=20s \
-    op start timeout=90s
+    op start timeout=90s \
+    meta failure-timeout=60s

@@ -14,4 +14,5 @@ VIP=${VIP:-10.0.1.115}     # a free address of the VNICs' subnet
 pcs resource create vip-oci ocf:rust:cloudvip \
     ip="$VIP" cloud=oci \
     op monitor interval=10s timeout=20s \
-    op monitor interval=60s timeout=30s OCF_CHECK_LEVEL=10
+    op monitor interval=60s timeout=30s OCF_CHECK_LEVEL=10 \
+    meta failure-timeout=60s

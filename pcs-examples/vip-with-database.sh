@@ -12,7 +12,8 @@ DB=${DB:-pgsql-clone}
 
 pcs resource create vip-db ocf:rust:cloudvip \
     ip="$VIP" cloud=gce peer_label=cluster=db1 \
-    op monitor interval=10s timeout=20s
+    op monitor interval=10s timeout=20s \
+    meta failure-timeout=60s
 
 # Where: only on the node whose database instance is promoted.
 pcs constraint colocation add vip-db with Promoted "$DB" INFINITY

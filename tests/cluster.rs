@@ -2,7 +2,9 @@
 //! mount and UTS namespaces, a client, and cloudvip-sim playing GCE or OCI, with the agent
 //! configured exactly as in production (`pcs resource create VIP ocf:rust:cloudvip` with no
 //! endpoint or CA parameter: the nodes resolve the clouds' host names to the emulator and
-//! trust only its test CA). Scenarios 1-7 for both clouds, and the client-observed outage
+//! trust only its test CA), and with exactly the environment Pacemaker gives it (no
+//! HA_RSCTMP). Scenarios 1-7 for both clouds, an API outage longer than an operation that
+//! heals without `pcs resource cleanup` (issue 9), and the client-observed outage
 //! of standby, move and crash at emulator latency 0 and at a realistic one (printed, never
 //! asserted). Run one at a time (see .config/nextest.toml).
 
@@ -39,6 +41,12 @@ macro_rules! cloud_tests {
             #[test]
             fn api_outage_no_failover_no_fencing() {
                 scenarios::api_outage($cloud);
+            }
+
+            /// Issue 9: the API down 60 s during a standby; back without cleanup.
+            #[test]
+            fn api_outage_longer_than_an_operation_heals_without_cleanup() {
+                scenarios::outage_heals($cloud);
             }
 
             /// Outage of standby, move and crash with the cloud as slow as the real one.

@@ -93,6 +93,31 @@ impl Cloud {
         c.cli(&args);
     }
 
+    /// The resource as README "Outages longer than an operation" and pcs-examples/ create
+    /// it: the agent's default operation timeouts (start 60 s: transient faults are retried
+    /// for 54 s) and `failure-timeout=60s`, so that a start that failed during an outage
+    /// is tried again a minute later without `pcs resource cleanup`.
+    pub fn create_documented(self, c: &Cluster) {
+        let mut args = vec![
+            "pcs",
+            "resource",
+            "create",
+            "VIP",
+            "ocf:rust:cloudvip",
+            "ip=10.66.0.100",
+        ];
+        match self {
+            Cloud::Gce => args.extend([
+                "cloud=gce",
+                "peer_label=cluster=ha1",
+                "public_ip=vip-public",
+            ]),
+            Cloud::Oci => args.extend(["cloud=oci", "public_ip=203.0.113.10"]),
+        }
+        args.extend(["meta", "failure-timeout=60s"]);
+        c.cli(&args);
+    }
+
     /// The emulator's view: the VIP and the public IP on node `active` only, and every
     /// other address where the world put it.
     pub fn check_state(self, c: &Cluster, active: usize) -> Result<(), String> {

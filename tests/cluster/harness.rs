@@ -1,7 +1,7 @@
 //! A real Corosync 3 + Pacemaker 2.1 cluster on one machine, after the lab recipe: node i
 //! is network namespace i of a [`Lab`] plus a private mount and UTS namespace (its own
 //! /run, /dev/shm, /etc/corosync, /var/lib/{corosync,pacemaker}, /var/log, /etc/hosts and
-//! /etc/ssl/certs), its daemons started with `env -i` as an init system would. Host n+1 is
+//! /etc/ssl/certs, and this build of the agent over the installed one), its daemons started with `env -i` as an init system would. Host n+1 is
 //! the client. The emulator runs in-process in the cloud namespace on 10.66.0.254:443
 //! (TLS for the clouds' real host names, signed by a test CA that is each node's only
 //! trusted root) and 169.254.169.254:80. Everything is killed by PID on drop.
@@ -44,6 +44,8 @@ mount --make-rprivate /
 # The agent under test over the system's agents, never written to /usr/lib/ocf.
 mount -t overlay cloudvip-ocf -o lowerdir=$S/ocf/resource.d:/usr/lib/ocf/resource.d /usr/lib/ocf/resource.d
 mount -t tmpfs -o mode=0755 lab-run /run
+# What systemd-tmpfiles makes at boot (resource-agents' tmpfiles.d); the agent finds it
+# by itself: Pacemaker passes agents no HA_RSCTMP, and neither does this script.
 mkdir -p /run/resource-agents /run/crm /run/lock
 chmod 1755 /run/resource-agents
 mount -t tmpfs -o mode=1777 lab-shm /dev/shm
@@ -51,11 +53,12 @@ for p in etc/corosync var/lib/corosync var/lib/pacemaker var/log/pacemaker var/l
     mount --bind "$D/$p" "/$p"
 done
 mount --bind "$S/hosts" /etc/hosts
+# This test's build of the agent, whatever another test installs meanwhile.
+mount --bind "$S/cloudvip" /usr/lib/ocf/resource.d/rust/cloudvip
 mount --bind "$S/certs" /etc/ssl/certs
 hostname "node$i"
 export LANG=C.UTF-8
 export PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none PCMK_debug=no
-export HA_RSCTMP=/run/resource-agents
 /usr/sbin/corosync -f > "$D/corosync.stdout" 2>&1 &
 echo $! > "$D/corosync.pid"
 for _ in $(seq 1 100); do
@@ -163,6 +166,8 @@ impl Cluster {
         std::fs::create_dir_all(s.join("certs")).unwrap();
         std::fs::copy(s.join("ca.pem"), s.join("certs/ca-certificates.crt")).unwrap();
         std::fs::write(s.join("node-init.sh"), NODE_INIT).unwrap();
+        std::fs::copy(crate::util::BIN, s.join("cloudvip")).unwrap();
+        sh(&["chmod", "0755", s.join("cloudvip").to_str().unwrap()]);
 
         // The CIB before start: short dc-deadtime, stickiness, fencing by fence_dummy (it
         // only pretends, but every fencing request is in the history).
@@ -327,6 +332,12 @@ impl Cluster {
                     "node{i}: {} (pid {pid}) has {var} from the test's shell",
                     comm.trim()
                 );
+                // Pacemaker passes its agents none: they must not depend on it.
+                assert!(
+                    key != "HA_RSCTMP",
+                    "node{i}: {} (pid {pid}) has {var}",
+                    comm.trim()
+                );
             }
         }
         assert!(seen >= 5, "node{i}: only {seen} processes");
@@ -339,6 +350,39 @@ impl Cluster {
             let out = self.on(i, &["getent", "hosts", h]);
             assert!(out.starts_with("10.66.0.254 "), "node{i}: {h} -> {out}");
         }
+    }
+
+    /// The environment of a cloudvip agent that Pacemaker runs on one of `nodes`, caught
+    /// while it runs (`/proc/<pid>/environ` of a process whose executable is the installed
+    /// agent), polling until `until`.
+    pub fn agent_environ(&self, nodes: &[usize], until: Instant) -> Option<Vec<String>> {
+        let me = std::process::id().to_string();
+        while Instant::now() < until {
+            for &i in nodes {
+                let pids = sh(&["ip", "netns", "pids", self.lab.ns(i)]);
+                for pid in pids.split_whitespace().filter(|p| *p != me) {
+                    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+                    if exe != Path::new(crate::util::INSTALLED) {
+                        continue;
+                    }
+                    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                        continue;
+                    };
+                    let vars: Vec<String> = env
+                        .split(|b| *b == 0)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .collect();
+                    // A process that has exec'd the agent but not yet had its environment
+                    // read is fine too: execve replaced it whole.
+                    if vars.iter().any(|v| v.starts_with("OCF_RESOURCE_INSTANCE=")) {
+                        return Some(vars);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     /// A node to run cluster CLIs on: the first that is running.
@@ -613,10 +657,32 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The emulator's request log, or nothing (never panics: it runs in `drop`).
+    fn request_log(&self) -> Option<Vec<Value>> {
+        let mut s = TcpStream::connect(&self.admin).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "GET /admin/log HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.admin
+        )
+        .ok()?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).ok()?;
+        let (_, body) = raw.split_once("\r\n\r\n")?;
+        let v: Value = serde_json::from_str(body).ok()?;
+        v["entries"].as_array().cloned()
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump();
+        }
+        if let Some(log) = self.request_log() {
+            crate::secret_scan::dump_request_log(&log, self.state());
         }
         for s in &mut self.services {
             s.stop();
@@ -630,6 +696,8 @@ impl Drop for Cluster {
         }
         // Then the emulator; then (field order) the Lab removes the namespaces.
         drop(self.sim.take());
+        // Pacemaker's, Corosync's and the emulator's logs, for the secret scan.
+        crate::secret_scan::keep_logs("cluster", self.state());
     }
 }
 

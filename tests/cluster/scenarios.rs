@@ -302,3 +302,74 @@ pub fn outage_windows(cloud: Cloud, latency: Latency, rounds: usize) {
     assert!(f.is_empty(), "failed actions: {f:#?}");
     print_table(cloud, latency, 2, table);
 }
+
+/// Issue 9: an API outage longer than an operation heals by itself. The cloud's control
+/// plane is down for 60 s (longer than the start timeout) from the moment the active node
+/// goes to standby: the stop there succeeds, the start on the other node retries until its
+/// deadline and fails, Pacemaker bans it there for `failure-timeout`, and then starts it
+/// again, now with the API back. Nobody runs `pcs resource cleanup`. Prints when the
+/// client reaches the VIP again after the API returned; asserts it does, within
+/// failure-timeout + a start and a stop timeout, and that nothing was fenced. While an
+/// agent runs, its environment is read: exactly Pacemaker's, no HA_RSCTMP.
+pub fn outage_heals(cloud: Cloud) {
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let c = cloud.cluster(2, Latency::Zero);
+    let fences = c.fence_events();
+    cloud.create_documented(&c);
+    let a = c.wait_placed(LONG);
+    assert_active(cloud, &c, a);
+    let b = if a == 1 { 2 } else { 1 };
+    let p = c.prober();
+    assert!(
+        p.wait_answer(a, Instant::now(), Duration::from_secs(10)),
+        "the client does not reach node{a} before the outage"
+    );
+
+    cloud.api_outage(&c, json!({"kind": "error", "status": 503}));
+    let t0 = Instant::now();
+    c.cli(&["pcs", "node", "standby", &node(a)]);
+    let env = c
+        .agent_environ(&[a, b], t0 + OUTAGE - Duration::from_secs(2))
+        .expect("no cloudvip agent seen running during the outage");
+    assert!(
+        !env.iter().any(|v| v.starts_with("HA_RSCTMP=")),
+        "Pacemaker gave the agent HA_RSCTMP: {env:?}"
+    );
+    assert!(
+        env.iter().any(|v| v == "OCF_RESOURCE_INSTANCE=VIP"),
+        "{env:?}"
+    );
+    std::thread::sleep(OUTAGE.saturating_sub(t0.elapsed()));
+    assert!(c.fault_hits() > 0, "the failover did not meet the outage");
+    assert!(
+        cloud.check_state(&c, b).is_err(),
+        "the cloud moved the VIP while its API was down"
+    );
+    let during = c.failures();
+    c.clear_faults();
+    let back = Instant::now();
+    // failure-timeout (60 s) + a start and a stop that may be running (60 s each).
+    let bound = Duration::from_secs(180);
+    assert!(
+        p.wait_answer(b, back, bound),
+        "{}: the VIP did not come back on node{b} within {bound:?} of the API's return \
+         without pcs resource cleanup\n{}",
+        cloud.name(),
+        c.crm_mon()
+    );
+    let healed = back.elapsed();
+    p.finish();
+    c.wait_located(b, LONG);
+    cloud.wait_state(&c, b, Duration::from_secs(30));
+    assert_eq!(c.fence_events(), fences, "a node was fenced");
+    println!(
+        "\n{}: API down {} s from the standby of node{a}: the client reached the VIP on \
+         node{b} {:.1} s after the API returned ({:.1} s after the standby), no cleanup; \
+         failed actions during the outage: {}",
+        cloud.name(),
+        OUTAGE.as_secs(),
+        healed.as_secs_f64(),
+        (back - t0 + healed).as_secs_f64(),
+        during.len()
+    );
+}
