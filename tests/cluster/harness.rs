@@ -1,7 +1,7 @@
 //! A real Corosync 3 + Pacemaker 2.1 cluster on one machine, after the lab recipe: node i
 //! is network namespace i of a [`Lab`] plus a private mount and UTS namespace (its own
 //! /run, /dev/shm, /etc/corosync, /var/lib/{corosync,pacemaker}, /var/log, /etc/hosts and
-//! /etc/ssl/certs, and this build of the agent over the installed one), its daemons started with `env -i` as an init system would. Host n+1 is
+//! /etc/ssl/certs), its daemons started with `env -i` as an init system would. Host n+1 is
 //! the client. The emulator runs in-process in the cloud namespace on 10.66.0.254:443
 //! (TLS for the clouds' real host names, signed by a test CA that is each node's only
 //! trusted root) and 169.254.169.254:80. Everything is killed by PID on drop.
@@ -53,8 +53,6 @@ for p in etc/corosync var/lib/corosync var/lib/pacemaker var/log/pacemaker var/l
     mount --bind "$D/$p" "/$p"
 done
 mount --bind "$S/hosts" /etc/hosts
-# This test's build of the agent, whatever another test installs meanwhile.
-mount --bind "$S/cloudvip" /usr/lib/ocf/resource.d/rust/cloudvip
 mount --bind "$S/certs" /etc/ssl/certs
 hostname "node$i"
 export LANG=C.UTF-8
@@ -166,8 +164,6 @@ impl Cluster {
         std::fs::create_dir_all(s.join("certs")).unwrap();
         std::fs::copy(s.join("ca.pem"), s.join("certs/ca-certificates.crt")).unwrap();
         std::fs::write(s.join("node-init.sh"), NODE_INIT).unwrap();
-        std::fs::copy(crate::util::BIN, s.join("cloudvip")).unwrap();
-        sh(&["chmod", "0755", s.join("cloudvip").to_str().unwrap()]);
 
         // The CIB before start: short dc-deadtime, stickiness, fencing by fence_dummy (it
         // only pretends, but every fencing request is in the history).
@@ -362,7 +358,8 @@ impl Cluster {
                 let pids = sh(&["ip", "netns", "pids", self.lab.ns(i)]);
                 for pid in pids.split_whitespace().filter(|p| *p != me) {
                     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-                    if exe != Path::new(crate::util::INSTALLED) {
+                    let agent = format!("{}/rust/cloudvip", crate::ocf_root::SYSTEM_RESOURCE_D);
+                    if exe != Path::new(&agent) {
                         continue;
                     }
                     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
