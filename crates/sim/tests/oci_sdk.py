@@ -12,9 +12,11 @@ import sys
 
 import oci
 from oci.core.models import (
+    CreateIpv6Details,
     CreatePrivateIpDetails,
     GetPublicIpByIpAddressDetails,
     GetPublicIpByPrivateIpIdDetails,
+    UpdateIpv6Details,
     UpdatePrivateIpDetails,
     UpdatePublicIpDetails,
 )
@@ -102,6 +104,66 @@ def api_key(p):
     return out
 
 
+def ipv6(p):
+    """The Ipv6 resource through the SDK's own operations and models."""
+    config = {
+        "user": p["user"],
+        "key_file": p["key_file"],
+        "fingerprint": p["fingerprint"],
+        "tenancy": p["tenancy"],
+        "region": p["region"],
+    }
+    vn = oci.core.VirtualNetworkClient(config, service_endpoint=p["endpoint"])
+    out = {}
+    vnic = vn.get_vnic(p["vnic1"]).data
+    out["vnic_ipv6"] = vnic.ipv6_addresses
+    subnet = vn.get_subnet(vnic.subnet_id).data
+    out["subnet_ipv6"] = subnet.ipv6_cidr_block
+
+    # list_ipv6s by address + subnet, and by VNIC through the SDK's paginator.
+    by_addr = vn.list_ipv6s(ip_address=p["vip6"], subnet_id=vnic.subnet_id).data
+    out["by_address"] = [(x.id, x.vnic_id, x.ip_address, x.lifecycle_state) for x in by_addr]
+    on_vnic = oci.pagination.list_call_get_all_results(vn.list_ipv6s, vnic_id=p["vnic1"], limit=1).data
+    out["by_vnic1"] = sorted(x.ip_address for x in on_vnic)
+
+    # get_ipv6, then update_ipv6 with vnic_id (the move), guarded by the ETag.
+    vip_id = by_addr[0].id
+    got = vn.get_ipv6(vip_id)
+    out["get"] = {"ip": got.data.ip_address, "state": got.data.lifecycle_state,
+                  "ip_state": got.data.ip_state, "lifetime": got.data.lifetime}
+    out["stale_etag"] = service_error(
+        lambda: vn.update_ipv6(vip_id, UpdateIpv6Details(vnic_id=p["vnic2"]), if_match="0badf00d")
+    )
+    moved = vn.update_ipv6(vip_id, UpdateIpv6Details(vnic_id=p["vnic2"]), if_match=got.headers["etag"])
+    out["move_status"] = moved.status
+    out["etag_changed"] = moved.headers["etag"] != got.headers["etag"]
+    out["after_move"] = vn.get_ipv6(vip_id).data.vnic_id
+    out["vnic2_ipv6"] = vn.get_vnic(p["vnic2"]).data.ipv6_addresses
+    out["renamed"] = vn.update_ipv6(vip_id, UpdateIpv6Details(display_name="vip6")).data.display_name
+
+    # create_ipv6 at a chosen address and at one OCI picks; conflicts and bad addresses.
+    created = vn.create_ipv6(CreateIpv6Details(vnic_id=p["vnic1"], ip_address=p["extra6"])).data
+    out["created"] = {"ip": created.ip_address, "vnic": created.vnic_id, "state": created.lifecycle_state}
+    picked = vn.create_ipv6(CreateIpv6Details(vnic_id=p["vnic1"])).data
+    out["picked"] = picked.ip_address
+    out["taken"] = service_error(
+        lambda: vn.create_ipv6(CreateIpv6Details(vnic_id=p["vnic2"], ip_address=p["extra6"]))
+    )
+    out["outside"] = service_error(
+        lambda: vn.create_ipv6(CreateIpv6Details(vnic_id=p["vnic1"], ip_address="2001:db8::5"))
+    )
+    out["by_subnet"] = sorted(
+        x.ip_address
+        for x in oci.pagination.list_call_get_all_results(vn.list_ipv6s, subnet_id=vnic.subnet_id).data
+    )
+
+    # delete_ipv6.
+    out["delete_status"] = vn.delete_ipv6(created.id).status
+    out["get_deleted"] = service_error(lambda: vn.get_ipv6(created.id))
+    out["delete_picked"] = vn.delete_ipv6(picked.id).status
+    return out
+
+
 def instance_principal(p):
     out = {}
     os.environ["OCI_METADATA_BASE_URL"] = p["metadata_base_url"]
@@ -157,6 +219,8 @@ def main():
     out = {"sdk_version": oci.__version__}
     if p["mode"] == "api_key":
         out.update(api_key(p))
+    elif p["mode"] == "ipv6":
+        out.update(ipv6(p))
     elif p["mode"] == "tls":
         out.update(tls(p))
     else:

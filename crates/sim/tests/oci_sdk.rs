@@ -1,7 +1,8 @@
 //! Conformance of the OCI emulator with Oracle's official `oci` Python SDK, unmodified:
 //! API-key signing (VNIC, private-IP list/move with ETags, public-IP move to ASSIGNED,
 //! create/delete, a wrongly signed request) and instance principals (IMDS identity →
-//! `/v1/x509` → `ST$` token, refresh after a revocation). Needs `python3` with the packages
+//! `/v1/x509` → `ST$` token, refresh after a revocation), and the `Ipv6` resource
+//! (create_ipv6, get_ipv6, list_ipv6s, update_ipv6 with vnic_id, delete_ipv6). Needs `python3` with the packages
 //! of `requirements-oci.txt`; fails loudly when they are missing.
 
 use std::io::Read;
@@ -19,6 +20,7 @@ const USER: &str = "ocid1.user.oc1..aaaaaaaasimuser";
 const VNIC1: &str = "ocid1.vnic.oc1.iad.abuwcljnode1";
 const VNIC2: &str = "ocid1.vnic.oc1.iad.abuwcljnode2";
 const VIP_ID: &str = "ocid1.privateip.oc1.iad.abuwcljvip";
+const VIP6_ID: &str = "ocid1.ipv6.oc1.iad.abuwcljvip6";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oci_sdk.py");
 const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements-oci.txt");
 
@@ -51,6 +53,7 @@ cidr = "10.0.0.0/16"
 id = "ocid1.subnet.oc1.iad.simsubnet"
 vcn = "ocid1.vcn.oc1.iad.simvcn"
 cidr = "10.0.1.0/24"
+ipv6_cidr_block = "fd00:66:0:1::/64"
 
 [[oci.instances]]
 id = "ocid1.instance.oc1.iad.node1"
@@ -74,6 +77,11 @@ private_ip = "10.0.1.12"
 id = "{VIP_ID}"
 vnic = "{VNIC1}"
 ip_address = "10.0.1.100"
+
+[[oci.ipv6s]]
+id = "{VIP6_ID}"
+vnic = "{VNIC1}"
+ip_address = "fd00:66:0:1::100"
 
 [[oci.public_ips]]
 id = "ocid1.publicip.oc1.iad.reserved"
@@ -361,4 +369,70 @@ fn python_sdk_over_https_with_the_emulator_ca() {
     assert_eq!(out["vnic"], "02:00:17:00:00:01");
     assert_eq!(out["private_ips"], 2);
     assert_eq!(out["untrusted"], "refused");
+}
+
+#[test]
+fn python_sdk_ipv6_resource() {
+    require_sdk();
+    let s = setup();
+    let api = s.sim.endpoints()["oci"]["api"].as_str().unwrap().to_owned();
+    let out = run_driver(
+        s.dir.path(),
+        json!({
+            "mode": "ipv6",
+            "endpoint": api,
+            "tenancy": TENANCY,
+            "user": USER,
+            "fingerprint": s.fingerprint,
+            "key_file": s.dir.path().join("key.pem"),
+            "region": "us-ashburn-1",
+            "vnic1": VNIC1,
+            "vnic2": VNIC2,
+            "vip6": "fd00:66:0:1::100",
+            "extra6": "fd00:66:0:1::77",
+        }),
+        || {},
+    );
+    eprintln!("{out:#}");
+    assert_eq!(out["vnic_ipv6"], json!(["fd00:66:0:1::100"]));
+    assert_eq!(out["subnet_ipv6"], "fd00:66:0:1::/64");
+    assert_eq!(
+        out["by_address"],
+        json!([[VIP6_ID, VNIC1, "fd00:66:0:1::100", "AVAILABLE"]])
+    );
+    assert_eq!(out["by_vnic1"], json!(["fd00:66:0:1::100"]));
+    assert_eq!(
+        out["get"],
+        json!({"ip": "fd00:66:0:1::100", "state": "AVAILABLE", "ip_state": "ASSIGNED", "lifetime": "EPHEMERAL"})
+    );
+    assert_eq!(out["stale_etag"]["status"], 412);
+    assert_eq!(out["move_status"], 200);
+    assert_eq!(out["etag_changed"], true);
+    assert_eq!(out["after_move"], VNIC2);
+    assert_eq!(out["vnic2_ipv6"], json!(["fd00:66:0:1::100"]));
+    assert_eq!(out["renamed"], "vip6");
+    assert_eq!(
+        out["created"],
+        json!({"ip": "fd00:66:0:1::77", "vnic": VNIC1, "state": "AVAILABLE"})
+    );
+    let picked: std::net::Ipv6Addr = out["picked"].as_str().unwrap().parse().unwrap();
+    assert_eq!(picked.segments()[..4], [0xfd00, 0x66, 0, 1]);
+    assert_eq!(out["taken"]["status"], 409);
+    assert_eq!(out["outside"]["status"], 400);
+    assert_eq!(out["outside"]["code"], "InvalidParameter");
+    assert_eq!(out["by_subnet"].as_array().unwrap().len(), 3);
+    assert_eq!(out["delete_status"], 204);
+    assert_eq!(out["get_deleted"]["status"], 404);
+    assert_eq!(out["delete_picked"], 204);
+    // The emulator's own view: only the moved VIP is left, on node2.
+    let st = state(&s.sim);
+    assert_eq!(
+        st["ipv6s"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["id"].clone(), p["vnicId"].clone()))
+            .collect::<Vec<_>>(),
+        vec![(json!(VIP6_ID), json!(VNIC2))]
+    );
 }

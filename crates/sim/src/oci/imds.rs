@@ -65,7 +65,7 @@ pub fn vnics_document(st: &OciState, instance: &str) -> Value {
                     .private_ips
                     .iter()
                     .find(|p| p.vnic == v.id && p.is_primary)?;
-                Some(json!({
+                let mut doc = json!({
                     "vnicId": v.id,
                     "privateIp": primary.ip.to_string(),
                     "vlanTag": sub.vlan_tag,
@@ -73,7 +73,17 @@ pub fn vnics_document(st: &OciState, instance: &str) -> Value {
                     "virtualRouterIp": sub.virtual_router_ip.to_string(),
                     "subnetCidrBlock": sub.cidr.to_string(),
                     "nicIndex": v.nic_index,
-                }))
+                });
+                // Keys newer instances add on IPv6-enabled subnets (oci-api.md §1.4).
+                if let (Some(p), Value::Object(m)) = (sub.ipv6_cidr, &mut doc) {
+                    m.insert(
+                        "ipv6Addresses".into(),
+                        json!(st.net.ipv6_addresses_of(&v.id)),
+                    );
+                    m.insert("ipv6SubnetCidrBlock".into(), json!(p.to_string()));
+                    m.insert("ipv6VirtualRouterIp".into(), json!(p.nth(1).to_string()));
+                }
+                Some(doc)
             })
             .collect(),
     )

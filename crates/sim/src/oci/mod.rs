@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod error;
 pub mod federation;
 pub mod imds;
+pub mod ipv6;
 pub mod networking;
 pub mod pki;
 pub mod signature;
@@ -265,6 +266,7 @@ impl OciState {
                         "vnics" => "VNIC",
                         "subnets" => "Subnet",
                         "privateIps" => "Private IP",
+                        "ipv6" => "IPv6",
                         _ => "Public IP",
                     },
                     id,
@@ -290,6 +292,13 @@ impl OciState {
             "GetPublicIpByPrivateIpId" => self.net.get_public_ip_by_private_ip_id(req.body),
             "GetPublicIp" => self.net.get_public_ip(id),
             "UpdatePublicIp" => self.net.update_public_ip(id, req.body, if_match, mono),
+            "ListIpv6s" => self.net.list_ipv6s(&networking::parse_query(query)?),
+            "CreateIpv6" => self
+                .net
+                .create_ipv6(req.body, req.header("opc-retry-token"), now),
+            "GetIpv6" => self.net.get_ipv6(id),
+            "UpdateIpv6" => self.net.update_ipv6(id, req.body, if_match),
+            "DeleteIpv6" => self.net.delete_ipv6(id, if_match),
             _ => Err(OciError::route_not_found()),
         }
     }
@@ -329,12 +338,19 @@ pub fn operation(method: &str, path: &str) -> Route {
         }
         ("GET", ["publicIps", _]) => ("GetPublicIp", Access::Read),
         ("PUT", ["publicIps", _]) => ("UpdatePublicIp", Access::Use),
+        ("GET", ["ipv6"]) => ("ListIpv6s", Access::Read),
+        ("POST", ["ipv6"]) => ("CreateIpv6", Access::Manage),
+        ("GET", ["ipv6", _]) => ("GetIpv6", Access::Read),
+        ("PUT", ["ipv6", _]) => ("UpdateIpv6", Access::Use),
+        ("DELETE", ["ipv6", _]) => ("DeleteIpv6", Access::Manage),
         (
             _,
             ["vnics" | "subnets", _]
             | ["privateIps"]
             | ["privateIps", _]
             | ["publicIps", _]
+            | ["ipv6"]
+            | ["ipv6", _]
             | ["publicIps", "actions", "getByIpAddress" | "getByPrivateIpId"],
         ) => return Route::WrongMethod,
         _ => return Route::Unknown,

@@ -20,7 +20,7 @@ use super::world::{Cidr, Lifetime, OciWorldConfig};
 const MAX_PRIVATE_IPS_PER_VNIC: usize = 64;
 /// Retry tokens remembered (OCI keeps them 24 h; we bound the count instead).
 const MAX_RETRY_TOKENS: usize = 4096;
-const MAX_LIMIT: usize = 1000;
+pub(super) const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Subnet {
@@ -30,6 +30,8 @@ pub struct Subnet {
     pub display_name: String,
     pub virtual_router_ip: Ipv4Addr,
     pub vlan_tag: u32,
+    /// `ipv6CidrBlock`; None: an IPv4-only subnet.
+    pub ipv6_cidr: Option<super::ipv6::Ipv6Prefix>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +111,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok(body: Value, etag: &str) -> Reply {
+    pub(super) fn ok(body: Value, etag: &str) -> Reply {
         Reply {
             status: 200,
             body: Some(body),
@@ -130,6 +132,8 @@ pub struct Network {
     /// In creation order (list order).
     pub private_ips: Vec<PrivateIp>,
     pub public_ips: Vec<PublicIp>,
+    /// The `Ipv6` objects, in creation order (`ipv6.rs`).
+    pub ipv6s: Vec<super::ipv6::Ipv6>,
     pub assign_duration: Duration,
     /// The next N public IP assignments fail into AVAILABLE (admin fault).
     pub fail_next_assignments: u32,
@@ -214,7 +218,7 @@ struct UpdatePublicIpDetails {
     freeform_tags: Option<Value>,
 }
 
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, OciError> {
+pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, OciError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(OciError::cannot_parse("Request body is missing."));
     }
@@ -222,7 +226,7 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, OciError> 
         .map_err(|e| OciError::cannot_parse(format!("Unable to parse the request body: {e}")))
 }
 
-fn check_display_name(n: &Option<String>) -> Result<(), OciError> {
+pub(super) fn check_display_name(n: &Option<String>) -> Result<(), OciError> {
     match n {
         Some(s) if s.is_empty() || s.chars().count() > 255 => Err(OciError::invalid(
             "displayName size must be between 1 and 255",
@@ -248,7 +252,7 @@ fn check_hostname_label(l: &Option<String>) -> Result<(), OciError> {
     Ok(())
 }
 
-fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), OciError> {
+pub(super) fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), OciError> {
     // Only an exact match passes; `*` is not documented for OCI networking (stricter).
     match if_match {
         Some(m) if m.trim() != etag => Err(OciError::etag_mismatch()),
@@ -305,6 +309,7 @@ impl Network {
             vnics: BTreeMap::new(),
             private_ips: Vec::new(),
             public_ips: Vec::new(),
+            ipv6s: Vec::new(),
             assign_duration: Duration::from_millis(cfg.public_ip_assign_ms),
             fail_next_assignments: 0,
             default_page_size: cfg.default_page_size.clamp(1, MAX_LIMIT),
@@ -333,6 +338,13 @@ impl Network {
                 display_name: s.display_name.clone().unwrap_or_else(|| s.id.clone()),
                 virtual_router_ip: s.virtual_router_ip.unwrap_or(cidr.first_host()),
                 vlan_tag: s.vlan_tag.unwrap_or(0),
+                ipv6_cidr: match &s.ipv6_cidr_block {
+                    Some(b) => Some(
+                        super::ipv6::Ipv6Prefix::parse(b)
+                            .map_err(|e| format!("subnet {}: {e}", s.id))?,
+                    ),
+                    None => None,
+                },
             };
             if net.subnets.insert(s.id.clone(), sub).is_some() {
                 return Err(format!("subnet {} defined twice", s.id));
@@ -408,6 +420,9 @@ impl Network {
                 etag: new_etag(),
                 time_created: now,
             })?;
+        }
+        for c in &cfg.ipv6s {
+            net.add_initial_ipv6(c, now)?;
         }
         for p in &cfg.public_ips {
             if net
@@ -487,7 +502,7 @@ impl Network {
         Ok(())
     }
 
-    fn new_ocid(&self, kind: &str) -> String {
+    pub(super) fn new_ocid(&self, kind: &str) -> String {
         format!(
             "ocid1.{kind}.{}.{}.{}",
             self.realm_key,
@@ -558,6 +573,13 @@ impl Network {
         if let Some(p) = public {
             m.insert("publicIp".into(), json!(p.ip.to_string()));
         }
+        if self
+            .subnets
+            .get(&v.subnet)
+            .is_some_and(|s| s.ipv6_cidr.is_some())
+        {
+            m.insert("ipv6Addresses".into(), json!(self.ipv6_addresses_of(&v.id)));
+        }
         Value::Object(m)
     }
 
@@ -613,7 +635,7 @@ impl Network {
     }
 
     pub fn subnet_json(&self, s: &Subnet) -> Value {
-        json!({
+        let mut v = json!({
             "availabilityDomain": null,
             "cidrBlock": s.cidr.to_string(),
             "compartmentId": self.compartment,
@@ -626,7 +648,14 @@ impl Network {
             "vcnId": s.vcn,
             "virtualRouterIp": s.virtual_router_ip.to_string(),
             "virtualRouterMac": "00:00:17:00:00:01",
-        })
+        });
+        if let (Some(p), Value::Object(m)) = (s.ipv6_cidr, &mut v) {
+            m.insert("ipv6CidrBlock".into(), json!(p.to_string()));
+            m.insert("ipv6CidrBlocks".into(), json!([p.to_string()]));
+            // The SDK documents an IPv6 virtual router address; ours is the prefix's ::1.
+            m.insert("ipv6VirtualRouterIp".into(), json!(p.nth(1).to_string()));
+        }
+        v
     }
 
     // ---- operations ------------------------------------------------------------------
@@ -753,7 +782,7 @@ impl Network {
         })
     }
 
-    fn remember_retry(&mut self, token: String, fingerprint: String, reply: Reply) {
+    pub(super) fn remember_retry(&mut self, token: String, fingerprint: String, reply: Reply) {
         if self.retry_order.len() >= MAX_RETRY_TOKENS {
             if let Some(old) = self.retry_order.pop_front() {
                 self.retry_tokens.remove(&old);
@@ -765,7 +794,11 @@ impl Network {
 
     /// A previous answer for this `opc-retry-token`, or a conflict if the token was used
     /// for a different request.
-    fn replay(&self, token: Option<&str>, fingerprint: &str) -> Result<Option<Reply>, OciError> {
+    pub(super) fn replay(
+        &self,
+        token: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Option<Reply>, OciError> {
         let Some(t) = token else { return Ok(None) };
         if t.is_empty() || t.len() > 64 {
             return Err(OciError::invalid(
@@ -1218,17 +1251,21 @@ impl Network {
                 "lifecycleState": p.state.as_str(), "assignedEntityId": p.assigned,
                 "etag": p.etag,
             })).collect::<Vec<_>>(),
+            "ipv6s": self.ipv6s.iter().map(|p| json!({
+                "id": p.id, "ipAddress": p.ip.to_string(), "vnicId": p.vnic,
+                "subnetId": p.subnet, "etag": p.etag, "displayName": p.display_name,
+            })).collect::<Vec<_>>(),
         })
     }
 }
 
-fn encode_page(offset: usize, filter: &str) -> String {
+pub(super) fn encode_page(offset: usize, filter: &str) -> String {
     // Opaque to clients; padded base64url so that a client must URL-encode it (`=` →
     // `%3D`) when it sends it back, as with the real tokens (§2.4).
     URL_SAFE.encode(json!({"o": offset, "f": filter}).to_string())
 }
 
-fn decode_page(tok: &str, filter: &str) -> Result<usize, OciError> {
+pub(super) fn decode_page(tok: &str, filter: &str) -> Result<usize, OciError> {
     let bad = || OciError::invalid("The page token is invalid");
     let raw = URL_SAFE.decode(tok.as_bytes()).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;

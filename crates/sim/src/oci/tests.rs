@@ -904,3 +904,99 @@ fn list_private_ips_by_address_alone_has_its_own_message() {
     assert_ne!(c["message"], v["message"]);
     assert_ne!(c["message"], none["message"]);
 }
+
+#[test]
+fn ipv6_resource_rules() {
+    let uk = pki::generate_rsa_2048().unwrap();
+    let pem = uk
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let fp = pki::api_key_fingerprint(&uk.to_public_key()).unwrap();
+    // sub1 is IPv6-enabled; sub2 (node3) is IPv4 only.
+    let toml = world_toml(&pem, &pem).replacen(
+        "cidr = \"10.0.1.0/24\"\n",
+        "cidr = \"10.0.1.0/24\"\nipv6_cidr_block = \"fd00:1::/64\"\n",
+        1,
+    );
+    let f = Fixture {
+        oci: Oci::from_toml(&toml).unwrap(),
+        user: TestSigner::new(&uk, format!("{TENANCY}/{USER}/{fp}")),
+        reader: TestSigner::new(&uk, format!("{TENANCY}/{READER}/{fp}")),
+    };
+    let create = |body: &str| f.call("POST", "/20160918/ipv6", body);
+    let (r, v) = create(r#"{"vnicId":"ocid1.vnic.oc1.iad.node1","ipAddress":"fd00:1::5"}"#);
+    assert_eq!(r.status, 200, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("ocid1.ipv6.oc1.iad."), "{id}");
+    // IPv4-only subnet, unknown field, unmodelled field, prefix length: refused.
+    for (body, code) in [
+        (
+            r#"{"vnicId":"ocid1.vnic.oc1.iad.node3"}"#,
+            "InvalidParameter",
+        ),
+        (
+            r#"{"vnicId":"ocid1.vnic.oc1.iad.node1","ipv6Address":"fd00:1::6"}"#,
+            "CannotParseRequest",
+        ),
+        (
+            r#"{"vnicId":"ocid1.vnic.oc1.iad.node1","lifetime":"RESERVED"}"#,
+            "InvalidParameter",
+        ),
+        (
+            r#"{"vnicId":"ocid1.vnic.oc1.iad.node1","ipAddress":"fd00:1::"}"#,
+            "InvalidParameter",
+        ),
+        (
+            r#"{"subnetId":"ocid1.subnet.oc1.iad.sub1"}"#,
+            "InvalidParameter",
+        ),
+        ("{}", "MissingParameter"),
+    ] {
+        let (r, v) = create(body);
+        assert_eq!(
+            (r.status, v["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {v}"
+        );
+    }
+    // A move stays in the subnet; the answer to a move leaves vnicId out, the next GET has it.
+    let path = format!("/20160918/ipv6/{id}");
+    let (r, v) = f.call("PUT", &path, r#"{"vnicId":"ocid1.vnic.oc1.iad.node3"}"#);
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (400, Some("InvalidParameter")),
+        "{v}"
+    );
+    let (r, v) = f.call("PUT", &path, r#"{"vnicId":"ocid1.vnic.oc1.iad.node2"}"#);
+    assert_eq!(r.status, 200, "{v}");
+    assert!(v.get("vnicId").is_none(), "{v}");
+    let (_, v) = f.call("GET", &path, "");
+    assert_eq!(v["vnicId"], "ocid1.vnic.oc1.iad.node2");
+    // VNIC and IMDS show the address on its new holder.
+    let (_, v) = f.call("GET", "/20160918/vnics/ocid1.vnic.oc1.iad.node2", "");
+    assert_eq!(v["ipv6Addresses"], json!(["fd00:1::5"]));
+    let (_, v) = f.call("GET", "/20160918/vnics/ocid1.vnic.oc1.iad.node3", "");
+    assert!(v.get("ipv6Addresses").is_none(), "IPv4-only subnet: {v}");
+    let r = f.imds("127.0.0.12", "/opc/v2/vnics/", true);
+    let doc: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc[0]["ipv6Addresses"], json!(["fd00:1::5"]));
+    assert_eq!(doc[0]["ipv6SubnetCidrBlock"], "fd00:1::/64");
+    // Lists: ipAddress alone is refused; ipAddress+subnetId finds it.
+    let (r, v) = f.call("GET", "/20160918/ipv6?ipAddress=fd00:1::5", "");
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (400, Some("MissingParameter"))
+    );
+    let (_, v) = f.call(
+        "GET",
+        "/20160918/ipv6?ipAddress=fd00%3A1%3A%3A5&subnetId=ocid1.subnet.oc1.iad.sub1",
+        "",
+    );
+    assert_eq!(v[0]["id"], id.as_str());
+    // A read-only principal cannot delete (404, as OCI hides what it may not touch).
+    let (r, _) = f.call_as(&f.reader, "DELETE", &path, "");
+    assert_eq!(r.status, 404);
+    let (r, _) = f.call("DELETE", &path, "");
+    assert_eq!(r.status, 204);
+}

@@ -72,6 +72,10 @@ pub struct OciWorldConfig {
     pub private_ips: Vec<PrivateIpConfig>,
     #[serde(default)]
     pub public_ips: Vec<PublicIpConfig>,
+    /// IPv6 addresses (the `Ipv6` resource) present at start; their subnet needs an
+    /// `ipv6_cidr_block`.
+    #[serde(default)]
+    pub ipv6s: Vec<Ipv6Config>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
 }
@@ -120,6 +124,9 @@ pub struct SubnetConfig {
     pub virtual_router_ip: Option<Ipv4Addr>,
     #[serde(default)]
     pub vlan_tag: Option<u32>,
+    /// The subnet's IPv6 prefix (a /64 on OCI, `ipv6CidrBlock`); absent: IPv4 only.
+    #[serde(default)]
+    pub ipv6_cidr_block: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -174,6 +181,16 @@ pub struct PrivateIpConfig {
     pub display_name: Option<String>,
     #[serde(default)]
     pub hostname_label: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipv6Config {
+    pub id: String,
+    pub vnic: String,
+    pub ip_address: std::net::Ipv6Addr,
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
