@@ -40,3 +40,5 @@ mod anchors;
 mod faults;
 // No secret the emulator issued in any log the suite kept (scripts/secret-scan.sh).
 mod secret_scan;
+// Exit reasons within Pacemaker's 128 bytes, the details in the log.
+mod exit_reasons;
