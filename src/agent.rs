@@ -95,12 +95,15 @@ fn nic_of(link: &crate::local::netlink::Link) -> Nic {
     }
 }
 
+/// Start validates everything it can before the first cloud change, so that a start that
+/// is going to fail never takes the VIP from its healthy holder first.
 fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     let state = env.state_dir();
     let mut cloud = cloud::backend(&params, state.as_deref())?;
     let mut local = Local::open(&params, state, deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref())?;
+    check_here(&params, &mut local, &nic)?;
     if local.mode() != LocalMode::None {
         if !nic.up {
             return Err(Exit::generic(format!(
@@ -120,7 +123,11 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
                 .into());
             }
         }
+        local.check_privileges()?;
     }
+    cloud
+        .validate(&nic_of(&nic), deadline)
+        .map_err(cloud_exit)?;
     let claimed = cloud.claim(&nic_of(&nic), deadline).map_err(cloud_exit)?;
     let added = local.add(&nic)?;
     match (local.mode(), added) {
@@ -267,11 +274,38 @@ fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     if env.check_level >= 10 {
         let state = env.state_dir();
-        cloud::backend(&params, state.as_deref())?;
+        let mut cloud = cloud::backend(&params, state.as_deref())?;
         let mut local = Local::open(&params, state, deadline)?;
-        local.resolve_nic(params.nic.as_deref())?;
+        let nic = local.resolve_nic(params.nic.as_deref())?;
+        check_here(&params, &mut local, &nic)?;
+        cloud
+            .validate(&nic_of(&nic), deadline)
+            .map_err(cloud_exit)?;
     }
     Ok(Status::Success)
+}
+
+/// What the parameters mean on this node's interfaces: the label must fit the resolved
+/// nic's name (IFNAMSIZ), and the VIP must not be an address the node already has.
+fn check_here(
+    params: &Params,
+    local: &mut Local,
+    nic: &crate::local::netlink::Link,
+) -> anyhow::Result<()> {
+    if let Some(label) = &params.label {
+        if local.mode() == LocalMode::Address {
+            crate::params::kernel_label(&nic.name, label)?;
+        }
+    }
+    if let Some(ifname) = local.node_address()? {
+        return Err(Exit::configured(format!(
+            "ip={} is {ifname}'s own address, not one cloudvip added: a VIP must be an \
+             address no node has",
+            params.ip
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Reload re-applies the local side and re-announces, for a VIP that is running here.

@@ -179,16 +179,10 @@ fn stop_removes_the_vip_from_every_interface() {
     ]);
     crate::util::sh(&["ip", "-n", ns, "link", "set", "eth1p", "up"]);
     crate::util::sh(&["ip", "-n", ns, "link", "set", "eth1", "up"]);
-    crate::util::sh(&[
-        "ip",
-        "-n",
-        ns,
-        "addr",
-        "add",
-        "10.66.0.100/28",
-        "dev",
-        "eth1",
-    ]);
+    // eth1's own address, then a copy of the VIP beside it
+    for a in ["10.66.1.1/24", "10.66.0.100/28"] {
+        crate::util::sh(&["ip", "-n", ns, "addr", "add", a, "dev", "eth1"]);
+    }
     let p = [("ip", VIP), ("nic", "eth0")];
     // configured, but on the wrong interface: monitor says so instead of "running"
     agent(&lab, 1, "monitor", &p).run().expect(
@@ -201,6 +195,87 @@ fn stop_removes_the_vip_from_every_interface() {
     agent(&lab, 1, "stop", &p).run().ok();
     assert!(!lab.addrs(1).contains("10.66.0.100"), "{}", lab.addrs(1));
     agent(&lab, 1, "monitor", &p).run().expect(7, None);
+}
+
+/// The VIP must be an address no node has: a node's own address is refused by
+/// validate-all (depth 10) and start, reported not running, and never removed by stop.
+#[test]
+fn a_nodes_own_address_is_never_the_vip() {
+    let lab = Lab::new(1);
+    for (own, nic) in [("10.66.0.1", "eth0"), ("fd00:66::1", "eth0")] {
+        let p = [("ip", own), ("nic", nic)];
+        agent(&lab, 1, "validate-all", &p)
+            .env("OCF_CHECK_LEVEL", "10")
+            .run()
+            .expect(6, Some("own address, not one cloudvip added"));
+        agent(&lab, 1, "start", &p)
+            .run()
+            .expect(6, Some("own address"));
+        agent(&lab, 1, "monitor", &p).run().expect(7, None);
+        agent(&lab, 1, "stop", &p).run().ok();
+        assert!(
+            lab.addrs(1).contains(own),
+            "stop removed {own}: {}",
+            lab.addrs(1)
+        );
+        assert!(lab.ping(1, own));
+    }
+    // Beside a VIP of ours the node's address is still its own.
+    agent(&lab, 1, "start", &[("ip", VIP), ("nic", "eth0")])
+        .run()
+        .ok();
+    agent(&lab, 1, "start", &[("ip", "10.66.0.1"), ("nic", "eth0")])
+        .run()
+        .expect(6, Some("own address"));
+    agent(&lab, 1, "stop", &[("ip", "10.66.0.1"), ("nic", "eth0")])
+        .run()
+        .ok();
+    assert!(lab.addrs(1).contains("inet 10.66.0.1/24"));
+    agent(&lab, 1, "stop", &[("ip", VIP), ("nic", "eth0")])
+        .run()
+        .ok();
+    // A VIP alone on an interface (a dummy-like eth1 with no address of its own) is ours
+    // by the protocol tag the kernel keeps, even when our record is gone.
+    let ns = lab.ns(1);
+    crate::util::sh(&[
+        "ip", "-n", ns, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    for l in ["eth1", "eth1p"] {
+        crate::util::sh(&["ip", "-n", ns, "link", "set", l, "up"]);
+    }
+    let p = [("ip", "10.66.9.100"), ("nic", "eth1")];
+    agent(&lab, 1, "start", &p).run().ok();
+    for f in std::fs::read_dir(crate::util::node_dir(ns))
+        .unwrap()
+        .flatten()
+    {
+        if f.file_name()
+            .to_string_lossy()
+            .starts_with("cloudvip-addr-")
+        {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    agent(&lab, 1, "monitor", &p).run().ok();
+    agent(&lab, 1, "stop", &p).run().ok();
+    assert!(!lab.addrs(1).contains("10.66.9.100"), "{}", lab.addrs(1));
+}
+
+/// A label that does not fit the interface start resolved (IFNAMSIZ: "eth0:" + label <= 15)
+/// is refused before anything changes, as validate-all at depth 10 refuses it.
+#[test]
+fn a_label_too_long_for_the_resolved_nic_is_refused_first() {
+    let lab = Lab::new(1);
+    let p = [("ip", VIP), ("label", "abcdefghijklmn")];
+    agent(&lab, 1, "validate-all", &p).run().ok();
+    agent(&lab, 1, "validate-all", &p)
+        .env("OCF_CHECK_LEVEL", "10")
+        .run()
+        .expect(6, Some("longer than 15 characters"));
+    agent(&lab, 1, "start", &p)
+        .run()
+        .expect(6, Some("\"eth0:abcdefghijklmn\" is longer than 15"));
+    assert!(!lab.addrs(1).contains(VIP));
 }
 
 #[test]

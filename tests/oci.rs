@@ -378,6 +378,49 @@ fn creates_the_private_ip_when_nobody_has_it() {
     assert_eq!(o.holder("10.0.1.11"), vnic(1));
 }
 
+/// A start that is going to fail fails before it touches the holder: a VNIC of another
+/// instance, a primary private IP (of this instance or another), the instance's own
+/// primary IP at start (which the cloud would happily call "already assigned").
+#[test]
+fn oci_validates_before_the_first_cloud_change() {
+    let o = OciLab::new();
+    o.agent(2, "start", &[]).run().ok();
+    assert_eq!(o.holder(VIP), vnic(2));
+    let depth10 = |a: Agent| a.env("OCF_CHECK_LEVEL", "10");
+    o.c.clear_log();
+    // node 1 with node 2's VNIC: this node only (2), nothing written
+    let other = vnic(2);
+    for action in ["validate-all", "start"] {
+        depth10(o.agent(1, action, &[("vnic_id", &other)]))
+            .run()
+            .expect(2, Some("is not a VNIC of this instance"));
+    }
+    // its own VNIC, but not the interface nic names
+    let own = vnic(1);
+    o.agent(1, "start", &[("vnic_id", &own), ("nic", "lo")])
+        .run()
+        .expect(2, None);
+    // node 2's own primary private IP: refused from IMDS at start and validate-all
+    for action in ["validate-all", "start"] {
+        depth10(o.agent(2, action, &[("ip", "10.0.1.12")]))
+            .run()
+            .expect(6, Some("is the primary private IP of this instance's VNIC"));
+    }
+    // another instance's primary: the cloud says so, before any write
+    o.agent(2, "start", &[("ip", "10.0.1.11")])
+        .run()
+        .expect(6, Some("is the primary private IP"));
+    let writes =
+        o.c.log()
+            .iter()
+            .filter(|e| e["method"] != "GET" && e["service"] == "networking")
+            .count();
+    assert_eq!(writes, 0, "{:#?}", o.c.log());
+    assert_eq!(o.holder(VIP), vnic(2));
+    assert_eq!(o.holder("10.0.1.12"), vnic(2));
+    assert!(!o.c.lab.addrs(2).contains("10.0.1.12"));
+}
+
 #[test]
 fn transient_faults_are_retried() {
     let faults = [

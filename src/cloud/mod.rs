@@ -118,6 +118,14 @@ pub trait Cloud {
     /// Does the cloud route the VIP to `nic` of this instance? At `depth` 0 this must cost
     /// no API quota (metadata only): monitor calls it every few seconds for years.
     fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError>;
+    /// Everything this backend can check before the first change, read-only and cheap
+    /// (metadata, no API write): the NIC is this instance's, the VIP is no NIC's primary
+    /// address, the configuration fits the network. start runs it before `claim`, so a
+    /// start that would fail never takes the VIP from its holder first; validate-all runs
+    /// it at depth 10.
+    fn validate(&mut self, _nic: &Nic, _deadline: &Deadline) -> Result<(), CloudError> {
+        Ok(())
+    }
     /// Make `nic` of this instance the holder, detaching the VIP from any other first.
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError>;
     /// After the VIP works here: move what only completes the service (a public IP), so

@@ -142,53 +142,127 @@ impl Local {
         Ok(link)
     }
 
-    /// Where the VIP is configured on this host in the form `mode` manages (addresses for
-    /// `address`, cloudvip's local routes for `route`). Needs no interface: a probe on a
-    /// node where nothing is configured answers without resolving anything.
-    pub fn presence(&mut self) -> anyhow::Result<Presence> {
-        let indexes: Vec<u32> = match self.mode {
-            LocalMode::None => return Ok(Presence::Absent),
-            LocalMode::Address => self
-                .rtnl
-                .addresses()
-                .map_err(io_exit)
-                .context("cannot list addresses")?
-                .into_iter()
-                .filter(|a| a.ip == self.ip)
-                .map(|a| a.index)
-                .collect(),
-            LocalMode::Route => self
-                .rtnl
-                .local_routes()
-                .map_err(io_exit)
-                .context("cannot list local routes")?
-                .into_iter()
-                .filter(|r| r.ip == self.ip && r.protocol == netlink::RTPROT_CLOUDVIP)
-                .map(|r| r.index)
-                .collect(),
-        };
-        if indexes.is_empty() {
-            return Ok(Presence::Absent);
-        }
+    /// Every address equal to the VIP on this host, with who it belongs to.
+    fn vip_addresses(&mut self) -> anyhow::Result<Vec<Found>> {
+        let all = self
+            .rtnl
+            .addresses()
+            .map_err(io_exit)
+            .context("cannot list addresses")?;
         let links = self
             .rtnl
             .links()
             .map_err(io_exit)
             .context("cannot list interfaces")?;
-        let mut names: Vec<String> = indexes
-            .iter()
-            .map(|i| {
-                links
-                    .iter()
-                    .find(|l| l.index == *i)
-                    .map_or_else(|| format!("ifindex {i}"), |l| l.name.clone())
-            })
-            .collect();
+        // Addresses cloudvip added (any VIP's, ours included): tagged, or recorded.
+        let state = self.state.clone();
+        let added_by_us = |a: &netlink::Addr| {
+            a.protocol == Some(netlink::RTPROT_CLOUDVIP)
+                || state
+                    .as_deref()
+                    .and_then(|d| read_record(&record_path(d, a.ip)))
+                    == Some(a.index)
+        };
+        let label = |index: u32| {
+            let l = self.label.as_ref()?;
+            let nic = links.iter().find(|l| l.index == index)?;
+            kernel_label(&nic.name, l).ok()
+        };
+        let mut out = Vec::new();
+        for a in all.iter().filter(|a| a.ip == self.ip) {
+            let ours = added_by_us(a) || (a.label.is_some() && a.label == label(a.index));
+            // Every node needs an address of its own on an interface it is reached by:
+            // when the VIP is the only one of its family there that we did not add, it is
+            // that address.
+            let others = all.iter().any(|o| {
+                o.index == a.index
+                    && o.ip != a.ip
+                    && o.ip.is_ipv4() == a.ip.is_ipv4()
+                    && o.global
+                    && !added_by_us(o)
+            });
+            out.push(Found {
+                index: a.index,
+                name: name_of(&links, a.index),
+                prefix: a.prefix,
+                owner: match (ours, others) {
+                    (true, _) => Owner::Ours,
+                    (false, true) => Owner::Stray,
+                    (false, false) => Owner::Node,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// The interface of which the VIP is this node's own address, if it is one: start and
+    /// validate-all refuse such a VIP, stop never removes it.
+    pub fn node_address(&mut self) -> anyhow::Result<Option<String>> {
+        if self.mode != LocalMode::Address {
+            // A local route next to an own address is refused by the kernel anyway.
+            return Ok(None);
+        }
+        Ok(self
+            .vip_addresses()?
+            .into_iter()
+            .find(|f| f.owner == Owner::Node)
+            .map(|f| f.name))
+    }
+
+    /// Where the VIP is configured on this host in the form `mode` manages (addresses for
+    /// `address`, not the node's own; cloudvip's local routes for `route`). Needs no
+    /// interface: a probe on a node where nothing is configured answers without resolving
+    /// anything.
+    pub fn presence(&mut self) -> anyhow::Result<Presence> {
+        let mut names: Vec<String> = match self.mode {
+            LocalMode::None => return Ok(Presence::Absent),
+            LocalMode::Address => self
+                .vip_addresses()?
+                .into_iter()
+                .filter(|f| f.owner != Owner::Node)
+                .map(|f| f.name)
+                .collect(),
+            LocalMode::Route => {
+                let routes = self
+                    .rtnl
+                    .local_routes()
+                    .map_err(io_exit)
+                    .context("cannot list local routes")?;
+                let links = self
+                    .rtnl
+                    .links()
+                    .map_err(io_exit)
+                    .context("cannot list interfaces")?;
+                routes
+                    .into_iter()
+                    .filter(|r| r.ip == self.ip && r.protocol == netlink::RTPROT_CLOUDVIP)
+                    .map(|r| name_of(&links, r.index))
+                    .collect()
+            }
+        };
         names.dedup();
+        if names.is_empty() {
+            return Ok(Presence::Absent);
+        }
         Ok(Presence::On(names))
     }
 
-    /// Add the VIP on `nic`; `false` when it was already there.
+    /// Changing addresses and routes needs CAP_NET_ADMIN: find out before the cloud is
+    /// touched, not after the VIP was taken from its holder.
+    pub fn check_privileges(&self) -> anyhow::Result<()> {
+        if self.mode == LocalMode::None || has_net_admin() {
+            return Ok(());
+        }
+        Err(Exit::new(
+            Status::ErrPerm,
+            "no CAP_NET_ADMIN: changing addresses and routes needs CAP_NET_ADMIN (run as root)",
+        )
+        .into())
+    }
+
+    /// Add the VIP on `nic`; `false` when it was already there. The record in the state
+    /// directory is written first, so that a start killed right after the kernel added
+    /// the address still leaves it recognisably ours.
     pub fn add(&mut self, nic: &Link) -> anyhow::Result<bool> {
         let ip = self.ip;
         let added = match self.mode {
@@ -198,6 +272,11 @@ impl Local {
                     Some(l) => Some(kernel_label(&nic.name, l)?),
                     None => None,
                 };
+                if let Some(p) = self.record_path() {
+                    if let Err(e) = write_record(&p, nic.index) {
+                        log::warn!("cannot record {ip} in {}: {e}", p.display());
+                    }
+                }
                 self.rtnl
                     .add_address(nic.index, ip, self.prefix, label.as_deref())
                     .map_err(io_exit)
@@ -213,42 +292,37 @@ impl Local {
     }
 
     /// Remove the VIP from every interface of this host (stop means "not here at all",
-    /// whatever `nic` resolves to today). Returns the interfaces it was removed from.
+    /// whatever `nic` resolves to today), except where it is the node's own address.
+    /// Returns the interfaces it was removed from.
     pub fn remove_everywhere(&mut self) -> anyhow::Result<Vec<String>> {
         let ip = self.ip;
-        let links = self
-            .rtnl
-            .links()
-            .map_err(io_exit)
-            .context("cannot list interfaces")?;
-        let name = |i: u32| {
-            links
-                .iter()
-                .find(|l| l.index == i)
-                .map_or_else(|| format!("ifindex {i}"), |l| l.name.clone())
-        };
         let mut removed = Vec::new();
         match self.mode {
             LocalMode::None => {}
             LocalMode::Address => {
-                let addrs = self
-                    .rtnl
-                    .addresses()
-                    .map_err(io_exit)
-                    .context("cannot list addresses")?;
-                for a in addrs.into_iter().filter(|a| a.ip == ip) {
+                for f in self.vip_addresses()? {
+                    if f.owner == Owner::Node {
+                        log::warn!(
+                            "{ip} is {}'s own address, not one cloudvip added: leaving it",
+                            f.name
+                        );
+                        continue;
+                    }
                     // Delete with the prefix the kernel has, which may differ from today's
                     // cidr_netmask if the parameter changed while the VIP was up.
                     if self
                         .rtnl
-                        .del_address(a.index, ip, a.prefix)
+                        .del_address(f.index, ip, f.prefix)
                         .map_err(io_exit)
                         .with_context(|| {
-                            format!("cannot remove {ip}/{} from {}", a.prefix, name(a.index))
+                            format!("cannot remove {ip}/{} from {}", f.prefix, f.name)
                         })?
                     {
-                        removed.push(name(a.index));
+                        removed.push(f.name);
                     }
+                }
+                if let Some(p) = self.record_path() {
+                    let _ = std::fs::remove_file(p);
                 }
             }
             LocalMode::Route => {
@@ -257,27 +331,34 @@ impl Local {
                     .local_routes()
                     .map_err(io_exit)
                     .context("cannot list local routes")?;
+                let links = self
+                    .rtnl
+                    .links()
+                    .map_err(io_exit)
+                    .context("cannot list interfaces")?;
                 for r in routes
                     .into_iter()
                     .filter(|r| r.ip == ip && r.protocol == netlink::RTPROT_CLOUDVIP)
                 {
+                    let name = name_of(&links, r.index);
                     if self
                         .rtnl
                         .del_local_route(r.index, ip)
                         .map_err(io_exit)
                         .with_context(|| {
-                            format!(
-                                "cannot remove the local route for {ip} on {}",
-                                name(r.index)
-                            )
+                            format!("cannot remove the local route for {ip} on {name}")
                         })?
                     {
-                        removed.push(name(r.index));
+                        removed.push(name);
                     }
                 }
             }
         }
         Ok(removed)
+    }
+
+    fn record_path(&self) -> Option<PathBuf> {
+        self.state.as_deref().map(|d| record_path(d, self.ip))
     }
 
     pub fn announce(&self, proof: &Claimed, nic: &Link, deadline: &Deadline) {
@@ -316,6 +397,61 @@ impl Local {
             .as_deref()
             .map(|d| announcer::pidfile(d, self.ip))
     }
+}
+
+/// Who an address equal to the VIP belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// Added by cloudvip: it carries our IFA_PROTO, our record or our label.
+    Ours,
+    /// Not marked as ours, beside an address of the node's own: a copy of the VIP (added
+    /// by hand, or by a cloudvip that kept no record). It is the VIP's, to manage.
+    Stray,
+    /// Not ours, and the only address of its family on that interface that is not ours:
+    /// the node's own address.
+    Node,
+}
+
+struct Found {
+    index: u32,
+    name: String,
+    prefix: u8,
+    owner: Owner,
+}
+
+fn name_of(links: &[Link], index: u32) -> String {
+    links
+        .iter()
+        .find(|l| l.index == index)
+        .map_or_else(|| format!("ifindex {index}"), |l| l.name.clone())
+}
+
+/// Where start records the address it adds for `ip`: the interface index, in
+/// `cloudvip-addr-<ip>` of the state directory (tmpfs, gone with the addresses at reboot).
+fn record_path(state: &std::path::Path, ip: IpAddr) -> PathBuf {
+    state.join(format!("cloudvip-addr-{ip}"))
+}
+
+fn read_record(path: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn write_record(path: &std::path::Path, index: u32) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{index}\n")).and_then(|_| std::fs::rename(&tmp, path))
+}
+
+/// CAP_NET_ADMIN (bit 12) in the effective set, from /proc/self/status.
+fn has_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        // Unknown (no /proc): let the kernel decide, as before.
+        .is_none_or(|caps| caps & (1 << 12) != 0)
 }
 
 /// Kernel errors that mean "you may not" become OCF_ERR_PERM; the rest stay generic.

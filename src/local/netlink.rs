@@ -14,7 +14,8 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
+    AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
@@ -25,9 +26,10 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::deadline::Deadline;
 
-/// cloudvip's routing protocol number for `local_mode=route`. The GCE guest agent owns 66
-/// and deletes proto-66 routes it does not know; 167 is unassigned in
-/// /etc/iproute2/rt_protos, so neither tool ever removes the other's routes.
+/// cloudvip's routing protocol number for `local_mode=route`, and the IFA_PROTO of its
+/// addresses. The GCE guest agent owns 66 and deletes proto-66 routes it does not know;
+/// 167 is unassigned in /etc/iproute2/rt_protos, so neither tool ever removes the other's
+/// routes.
 pub const RTPROT_CLOUDVIP: u8 = 167;
 const RT_TABLE_LOCAL: u8 = 255;
 
@@ -45,6 +47,12 @@ pub struct Addr {
     pub index: u32,
     pub ip: IpAddr,
     pub prefix: u8,
+    /// IFA_PROTO (Linux 5.18+): who added it; `RTPROT_CLOUDVIP` for our VIPs.
+    pub protocol: Option<u8>,
+    /// IFA_LABEL (IPv4), e.g. `eth0:vip`.
+    pub label: Option<String>,
+    /// Scope universe (not link-local or host): an address the node is reached by.
+    pub global: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -157,13 +165,15 @@ impl Rtnl {
             let RouteNetlinkMessage::NewAddress(a) = m else {
                 continue;
             };
-            let mut ip = None;
+            let (mut ip, mut protocol, mut label) = (None, None, None);
             for attr in &a.attributes {
                 match attr {
                     // IFA_LOCAL is the address itself on IPv4 point-to-point links;
                     // IPv6 has only IFA_ADDRESS.
                     AddressAttribute::Local(l) => ip = Some(*l),
                     AddressAttribute::Address(l) if ip.is_none() => ip = Some(*l),
+                    AddressAttribute::Protocol(p) => protocol = Some(u8::from(*p)),
+                    AddressAttribute::Label(l) => label = Some(l.clone()),
                     _ => {}
                 }
             }
@@ -172,6 +182,9 @@ impl Rtnl {
                     index: a.header.index,
                     ip,
                     prefix: a.header.prefix_len,
+                    protocol,
+                    label,
+                    global: a.header.scope == AddressScope::Universe,
                 });
             }
         }
@@ -181,7 +194,9 @@ impl Rtnl {
     /// Add an address; `Ok(false)` when it was already there (EEXIST), so start stays
     /// idempotent. IPv6 addresses skip duplicate address detection: a tentative address
     /// cannot be used or announced, and the cloud (or Pacemaker) already guarantees
-    /// that one node holds the VIP.
+    /// that one node holds the VIP. The address carries IFA_PROTO `RTPROT_CLOUDVIP`, as
+    /// our local routes do, so that stop can tell it from the node's own (kernels before
+    /// 5.18 ignore the attribute; `local/` keeps a record as well).
     pub fn add_address(
         &mut self,
         index: u32,
@@ -190,6 +205,10 @@ impl Rtnl {
         label: Option<&str>,
     ) -> io::Result<bool> {
         let mut m = addr_msg(index, ip, prefix);
+        m.attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::from(
+                RTPROT_CLOUDVIP,
+            )));
         match ip {
             IpAddr::V4(v4) => {
                 if prefix < 31 {

@@ -24,11 +24,13 @@ impl Oci {
     fn diag_vnic(&self, nic: Option<&Nic>) -> Option<String> {
         match nic {
             Some(n) => self.our_vnic(n).ok(),
-            None => self
-                .opts
-                .vnic_id
-                .clone()
-                .or_else(|| self.instance.as_ref()?.vnics.first().map(|v| v.0.clone())),
+            None => self.opts.vnic_id.clone().or_else(|| {
+                self.instance
+                    .as_ref()?
+                    .vnics
+                    .first()
+                    .map(|v| v.vnic_id.clone())
+            }),
         }
     }
 
@@ -153,7 +155,7 @@ impl Oci {
         // 3. Permissions: the reads start makes, and the move probed.
         let vnic = self
             .diag_vnic(nic)
-            .or_else(|| vnics.first().map(|v| v.0.clone()));
+            .or_else(|| vnics.first().map(|v| v.vnic_id.clone()));
         let mut missing: Vec<&str> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         let mut subnet: Option<Value> = None;
@@ -239,7 +241,7 @@ impl Oci {
             Err(e) => {
                 let theirs: Vec<String> = vnics
                     .iter()
-                    .map(|(id, mac)| format!("{mac} ({id})"))
+                    .map(|v| format!("{} ({})", v.mac_addr, v.vnic_id))
                     .collect();
                 out.push(Step::fail(
                     "nic",

@@ -42,12 +42,38 @@ pub struct Oci {
     private_ip_id: Option<String>,
 }
 
+/// This instance as IMDS v2 describes it (oci-api.md §1.3-1.4), read fail-closed: a
+/// field we rely on that is missing or of the wrong type is an error, never a default.
 struct Instance {
     id: String,
     region: String,
-    domain: String,
-    /// (vnicId, macAddr) as IMDS lists them.
-    vnics: Vec<(String, String)>,
+    /// `regionInfo.realmDomainComponent`; needed only for default endpoints.
+    domain: Option<String>,
+    vnics: Vec<ImdsVnic>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ImdsVnic {
+    pub vnic_id: String,
+    pub mac_addr: String,
+    /// The VNIC's primary private IP: never a VIP.
+    pub private_ip: IpAddr,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImdsInstance {
+    id: String,
+    canonical_region_name: Option<String>,
+    region_info: Option<RegionInfo>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegionInfo {
+    region_identifier: Option<String>,
+    realm_domain_component: Option<String>,
 }
 
 fn transient(msg: String) -> CloudError {
@@ -113,27 +139,32 @@ impl Oci {
         if self.instance.is_some() {
             return Ok(());
         }
-        let bad = |e: anyhow::Error| transient(format!("instance metadata service: {e:#}"));
-        let inst: Value = self.imds("instance/", deadline)?.json().map_err(bad)?;
-        let vnics: Value = self.imds("vnics/", deadline)?.json().map_err(bad)?;
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let region = inst["canonicalRegionName"]
-            .as_str()
-            .or(inst["regionInfo"]["regionIdentifier"].as_str())
-            .unwrap_or_default();
+        let bad = |what: &str, e: serde_json::Error| {
+            transient(format!("instance metadata service: unexpected {what}: {e}"))
+        };
+        let r = self.imds("instance/", deadline)?;
+        let inst: ImdsInstance =
+            serde_json::from_slice(&r.body).map_err(|e| bad("instance document", e))?;
+        let r = self.imds("vnics/", deadline)?;
+        let vnics: Vec<ImdsVnic> =
+            serde_json::from_slice(&r.body).map_err(|e| bad("VNIC list", e))?;
+        let info = inst.region_info.as_ref();
+        let region = inst
+            .canonical_region_name
+            .clone()
+            .or_else(|| info.and_then(|i| i.region_identifier.clone()))
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| transient("instance metadata service: no region".into()))?;
+        if inst.id.is_empty() || vnics.is_empty() {
+            return Err(transient(
+                "instance metadata service: no instance id or no VNIC".into(),
+            ));
+        }
         self.instance = Some(Instance {
-            id: s(&inst["id"]),
-            region: region.to_owned(),
-            domain: inst["regionInfo"]["realmDomainComponent"]
-                .as_str()
-                .unwrap_or("oraclecloud.com")
-                .to_owned(),
-            vnics: vnics
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| (s(&v["vnicId"]), s(&v["macAddr"])))
-                .collect(),
+            id: inst.id,
+            region,
+            domain: info.and_then(|i| i.realm_domain_component.clone()),
+            vnics,
         });
         Ok(())
     }
@@ -153,29 +184,50 @@ impl Oci {
             .instance
             .as_ref()
             .ok_or_else(|| transient("instance identity not loaded".into()))?;
-        Ok(format!("https://{service}.{}.{}/", i.region, i.domain))
+        let domain = i.domain.as_deref().ok_or_else(|| {
+            CloudError::Invalid(format!(
+                "the instance metadata names no realm domain: set {service} endpoints explicitly \
+                 (api_endpoint, auth_endpoint)"
+            ))
+        })?;
+        Ok(format!("https://{service}.{}.{domain}/", i.region))
     }
 
     fn auth_base(&self) -> Result<String, CloudError> {
         self.base(&self.opts.auth_endpoint, "auth")
     }
 
+    /// The VNIC that gets the VIP: `vnic_id` if set (it must be one of this instance's,
+    /// with the MAC of `nic`), else the VNIC whose MAC is `nic`'s. Never just the first.
     fn our_vnic(&self, nic: &Nic) -> Result<String, CloudError> {
-        if let Some(v) = &self.opts.vnic_id {
-            return Ok(v.clone());
-        }
-        let mac = nic
-            .mac
-            .ok_or_else(|| CloudError::NotFound(format!("{} has no MAC address", nic.name)))?;
-        let want = crate::cloud::format_mac(&mac);
         let i = self
             .instance
             .as_ref()
             .ok_or_else(|| transient("instance identity not loaded".into()))?;
+        let mac = nic.mac.map(|m| crate::cloud::format_mac(&m));
+        if let Some(v) = &self.opts.vnic_id {
+            let Some(ours) = i.vnics.iter().find(|x| &x.vnic_id == v) else {
+                return Err(CloudError::NotFound(format!(
+                    "vnic_id {v} is not a VNIC of this instance ({})",
+                    i.id
+                )));
+            };
+            return match &mac {
+                Some(m) if !ours.mac_addr.eq_ignore_ascii_case(m) => {
+                    Err(CloudError::NotFound(format!(
+                        "vnic_id {v} has MAC {}, but {} has {m}: set nic to its interface",
+                        ours.mac_addr, nic.name
+                    )))
+                }
+                _ => Ok(v.clone()),
+            };
+        }
+        let want =
+            mac.ok_or_else(|| CloudError::NotFound(format!("{} has no MAC address", nic.name)))?;
         i.vnics
             .iter()
-            .find(|(_, m)| m.eq_ignore_ascii_case(&want))
-            .map(|(id, _)| id.clone())
+            .find(|x| x.mac_addr.eq_ignore_ascii_case(&want))
+            .map(|x| x.vnic_id.clone())
             .ok_or_else(|| {
                 CloudError::NotFound(format!(
                     "no VNIC of this instance has the MAC {want} of {}",
@@ -311,15 +363,16 @@ impl Oci {
                     .map_err(|e| transient(format!("Networking API: {e:#}")))?;
                 Ok(id_of(&v))
             }
-            [p] if p["vnicId"].as_str() == Some(vnic) => {
-                log::info!("{} is already assigned to VNIC {vnic}", self.ip);
-                Ok(id_of(p))
-            }
+            // Before "already ours": our own primary IP is no VIP either.
             [p] if p["isPrimary"].as_bool() == Some(true) => Err(CloudError::Invalid(format!(
                 "{} is the primary private IP of VNIC {}: only a secondary private IP can move",
                 self.ip,
                 p["vnicId"].as_str().unwrap_or("?")
             ))),
+            [p] if p["vnicId"].as_str() == Some(vnic) => {
+                log::info!("{} is already assigned to VNIC {vnic}", self.ip);
+                Ok(id_of(p))
+            }
             [p] => {
                 let id = id_of(p);
                 let (_, etag) = self.get_json(&format!("privateIps/{id}"), deadline)?;
@@ -442,6 +495,26 @@ impl Cloud for Oci {
             .private_ips(&vnic, deadline)?
             .iter()
             .any(|p| p["vnicId"].as_str() == Some(vnic.as_str())))
+    }
+
+    /// From IMDS alone (no API call): the VNIC is this instance's, and the VIP is none
+    /// of its VNICs' primary private IP.
+    fn validate(&mut self, nic: &Nic, deadline: &Deadline) -> Result<(), CloudError> {
+        self.load(deadline)?;
+        self.our_vnic(nic)?;
+        let primary = self
+            .instance
+            .iter()
+            .flat_map(|i| &i.vnics)
+            .find(|v| v.private_ip == self.ip);
+        if let Some(v) = primary {
+            return Err(CloudError::Invalid(format!(
+                "{} is the primary private IP of this instance's VNIC {}: a VIP must be a \
+                 secondary private IP",
+                self.ip, v.vnic_id
+            )));
+        }
+        Ok(())
     }
 
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
