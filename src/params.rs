@@ -418,6 +418,7 @@ impl Params {
         if cloud == CloudKind::None {
             no_cloud_route_v6(ip, local_mode)?;
         }
+        cloud_ipv6(cloud, ip, get("public_ip").is_some())?;
         let arp_count = parse_int(get("arp_count"), "arp_count", 5, 0, 100)?;
         let arp_interval = parse_int(get("arp_interval"), "arp_interval", 200, 1, 10_000)?;
         let arp_bg = match get("arp_bg") {
@@ -675,6 +676,22 @@ pub fn no_cloud_route_v6(ip: IpAddr, mode: LocalMode) -> Result<(), Exit> {
         ));
     }
     Ok(())
+}
+
+/// What the clouds cannot do with an IPv6 VIP. GCE: IPv6 aliases go in `aliasIpv6Ranges`,
+/// which takes only a netmask GCE fills with an address it picks ("only a netmask (e.g.
+/// /96) may be supplied, with a CIDR format resulting in an API error", Google's
+/// Terraform/Pulumi docs), so a chosen address cannot move. OCI: public IPs are IPv4.
+pub fn cloud_ipv6(cloud: CloudKind, ip: IpAddr, public_ip: bool) -> Result<(), Exit> {
+    match cloud {
+        CloudKind::Gce if ip.is_ipv6() => Err(Exit::configured(
+            "cloud=gce cannot move an IPv6 ip: GCE picks IPv6 alias addresses itself",
+        )),
+        CloudKind::Oci if ip.is_ipv6() && public_ip => Err(Exit::configured(
+            "public_ip with an IPv6 ip: OCI public IPs attach to IPv4 private IPs only",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A parameter of ours that is not UTF-8 cannot be what the admin meant: say which one.

@@ -42,3 +42,5 @@ mod faults;
 mod secret_scan;
 // Exit reasons within Pacemaker's 128 bytes, the details in the log.
 mod exit_reasons;
+// IPv6 VIPs on the clouds: refused on GCE, the Ipv6 object moved on OCI.
+mod cloud_ipv6;

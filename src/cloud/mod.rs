@@ -299,7 +299,10 @@ pub fn resolve_kind(kind: CloudKind) -> CloudKind {
 pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, Exit> {
     let state_str = state.and_then(Path::to_str).map(str::to_owned);
     let state = state.map(Path::to_owned);
-    match resolve_kind(params.cloud) {
+    let kind = resolve_kind(params.cloud);
+    // `auto` resolves only here: what params.rs refuses for a named cloud, refuse here too.
+    crate::params::cloud_ipv6(kind, params.ip, params.cloud_opts.public_ip.is_some())?;
+    match kind {
         CloudKind::None | CloudKind::Auto => {
             crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
             Ok(Box::new(NoCloud))

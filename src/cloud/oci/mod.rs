@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod diagnose;
+mod ipv6;
 mod sign;
 
 use std::net::IpAddr;
@@ -316,15 +317,17 @@ impl Oci {
         Ok((v, etag))
     }
 
-    /// The private IP objects with our address in our VNIC's subnet (paginated).
+    /// The private IP objects (IPv6: `Ipv6` objects) with our address in our VNIC's subnet
+    /// (paginated).
     fn private_ips(&mut self, vnic: &str, deadline: &Deadline) -> Result<Vec<Value>, CloudError> {
+        let coll = ipv6::collection(self.ip);
         let (v, _) = self.get_json(&format!("vnics/{vnic}"), deadline)?;
         let subnet = v["subnetId"].as_str().unwrap_or_default().to_owned();
         let mut out = Vec::new();
         let mut page: Option<String> = None;
         loop {
             let mut path = format!(
-                "privateIps?ipAddress={}&subnetId={}",
+                "{coll}?ipAddress={}&subnetId={}",
                 encode(&self.ip.to_string()),
                 encode(&subnet)
             );
@@ -345,6 +348,7 @@ impl Oci {
     }
 
     fn claim_once(&mut self, vnic: &str, deadline: &Deadline) -> Result<String, CloudError> {
+        let coll = ipv6::collection(self.ip);
         let found = self.private_ips(vnic, deadline)?;
         let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
         match found.as_slice() {
@@ -353,7 +357,7 @@ impl Oci {
                 let body = json!({ "vnicId": vnic, "ipAddress": self.ip.to_string(), "displayName": "cloudvip" });
                 let r = self.call(
                     Method::Post,
-                    "privateIps",
+                    coll,
                     Some(&body),
                     &[("opc-retry-token", retry_token())],
                     deadline,
@@ -375,7 +379,7 @@ impl Oci {
             }
             [p] => {
                 let id = id_of(p);
-                let (_, etag) = self.get_json(&format!("privateIps/{id}"), deadline)?;
+                let (_, etag) = self.get_json(&format!("{coll}/{id}"), deadline)?;
                 log::info!(
                     "moving {} from VNIC {} to {vnic}",
                     self.ip,
@@ -385,13 +389,13 @@ impl Oci {
                     etag.into_iter().map(|e| ("if-match", e)).collect();
                 self.call(
                     Method::Put,
-                    &format!("privateIps/{id}"),
+                    &format!("{coll}/{id}"),
                     Some(&json!({ "vnicId": vnic })),
                     &extra,
                     deadline,
                 )?;
                 // The PUT answer may omit vnicId (oci-api.md §2.6): confirm with a GET.
-                let (now, _) = self.get_json(&format!("privateIps/{id}"), deadline)?;
+                let (now, _) = self.get_json(&format!("{coll}/{id}"), deadline)?;
                 if now["vnicId"].as_str() != Some(vnic) {
                     return Err(CloudError::Conflict(format!(
                         "{} moved, but is now on {}",
