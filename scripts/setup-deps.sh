@@ -52,9 +52,10 @@ if [ ${#pip_reqs[@]} -gt 0 ]; then
 fi
 
 # The anchor conformance runs (tests/anchors.rs): PyPI stacks in venvs under a cache dir,
-# one venv per requirements file, rebuilt only when that file changes.
+# one venv per requirements file, rebuilt only when that file changes. venv-aws (botocore,
+# boto3, AWS CLI v1) serves crates/sim/tests/aws_sdk.rs and tests/anchors_aws.rs.
 ANCHOR_CACHE=${CLOUDVIP_TEST_CACHE:-/opt/cloudvip-test}
-for req in tests/anchors/requirements-*.txt; do
+for req in tests/anchors/requirements-*.txt crates/sim/tests/requirements-aws.txt; do
     [ -e "$req" ] || continue
     name=$(basename "$req" .txt); name=${name#requirements-}
     venv="$ANCHOR_CACHE/venv-$name"
@@ -87,17 +88,5 @@ command -v cargo-generate-rpm >/dev/null || cargo install --locked -q cargo-gene
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
     rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 \
         || echo "setup-deps.sh: WARNING: cannot add the musl target; packages will be glibc builds" >&2
-fi
-# botocore/boto3 and the AWS CLI v1 for the AWS conformance tests (crates/sim/tests/aws_sdk.rs,
-# tests/anchors_aws.rs) in a venv of Debian's python3, rebuilt when the requirements change.
-AWS_VENV=${CLOUDVIP_TEST_CACHE:-/opt/cloudvip-test}/venv-aws
-aws_req=crates/sim/tests/requirements-aws.txt
-aws_stamp=$(sha256sum "$aws_req" | cut -d' ' -f1)
-if [ "$(cat "$AWS_VENV/.cloudvip-stamp" 2>/dev/null)" != "$aws_stamp" ]; then
-    echo "setup-deps.sh: building $AWS_VENV from $aws_req"
-    rm -rf "$AWS_VENV"
-    /usr/bin/python3 -m venv "$AWS_VENV"
-    "$AWS_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$aws_req"
-    echo "$aws_stamp" > "$AWS_VENV/.cloudvip-stamp"
 fi
 echo "setup-deps.sh: ready"

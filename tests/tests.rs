@@ -44,3 +44,5 @@ mod secret_scan;
 mod exit_reasons;
 // IPv6 VIPs on the clouds: refused on GCE, the Ipv6 object moved on OCI.
 mod cloud_ipv6;
+// The unmodified Debian AWS anchors (awsvip, awseip, aws-vpc-move-ip) against cloudvip-sim.
+mod anchors_aws;

@@ -1,5 +1,5 @@
 //! cloudvip-sim: a local emulator of the cloud APIs cloudvip talks to (GCE metadata server,
-//! Compute API v1 and OAuth token endpoint; OCI beside it), faithful enough that Google's
+//! Compute API v1 and OAuth token endpoint; OCI and AWS beside it), faithful enough that the clouds'
 //! own clients work against it unmodified. Library (`Sim::start`) and binary (`cloudvip-sim`).
 //!
 //! # How a cloud plugs in
