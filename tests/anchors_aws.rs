@@ -214,6 +214,13 @@ impl AwsAnchors {
             .unwrap_or_default();
         let n = |svc: &str| calls.iter().filter(|e| e["service"] == svc).count();
         let code = o.status.code().unwrap_or(-1);
+        let n_run = self.runs.borrow().len();
+        let _ = std::fs::write(
+            self.dir
+                .path()
+                .join(format!("{n_run:02}-{agent}-{action}-{node}.stdout")),
+            [o.stdout.as_slice(), o.stderr.as_slice()].concat(),
+        );
         self.runs.borrow_mut().push(format!(
             "{action} {node}={code} ({secs:.1}s, ec2 {} sts {} imds {})",
             n("ec2"),
@@ -290,8 +297,10 @@ impl AwsAnchors {
         self.lab.addrs(i).contains(&format!("inet {ip}/32"))
     }
 
+    /// Prints the runs and keeps every log for the suite's secret scan.
     fn summary(&self, what: &str) {
         eprintln!("anchors_aws: {what}: {}", self.runs.borrow().join(", "));
+        crate::secret_scan::keep_logs(&format!("anchors-aws-{what}"), self.dir.path());
     }
 }
 

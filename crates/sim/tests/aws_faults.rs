@@ -541,6 +541,19 @@ fn request_log_counts_ec2_sts_and_imds_apart() {
     let all = lab.ok("GET", "/admin/state", None);
     assert!(all["aws"]["enis"].is_array());
     assert!(!all.to_string().contains(&s) && !all.to_string().contains(&t));
+    // The shared recorder (the suite's log scan) knows every AWS secret: the configured
+    // secret keys, what IMDS issued, what signed requests carried.
+    let secrets = lab.ok("GET", "/admin/secrets", None)["secrets"].to_string();
+    for (what, v) in [
+        ("configured secret key", ADMIN_KEY.1),
+        ("role secret", s.as_str()),
+        ("session token", t.as_str()),
+    ] {
+        assert!(secrets.contains(v), "{what} not recorded");
+    }
+    for kind in ["IMDS token", "SigV4 signature"] {
+        assert!(secrets.contains(kind), "no {kind} recorded: {secrets}");
+    }
 }
 
 #[test]

@@ -390,6 +390,8 @@ pub fn route(aws: &Aws, req: &Request, rest: &[String]) -> Response {
                 .unwrap_or(3600);
             let session = str_field(&body, "session_name").unwrap_or("cloudvip-sim-admin");
             let (k, s) = st.iam.issue(role, session, life, now, false, None);
+            st.secret("AWS secret access key", &s.secret);
+            st.secret("AWS session token", &s.token);
             ok(json!({
                 "AccessKeyId": k,
                 "SecretAccessKey": s.secret,

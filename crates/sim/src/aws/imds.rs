@@ -147,6 +147,7 @@ pub fn handle(st: &mut AwsState, instance: Option<&str>, req: &Request) -> Reply
         let token = st
             .imds_tokens
             .issue(&instance, Duration::from_secs(ttl), mono);
+        st.secret("IMDS token", &token);
         return Reply::Answer(
             Response::text(200, "text/plain", token)
                 .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
@@ -434,8 +435,12 @@ fn meta_data(st: &mut AwsState, id: &str, tail: &[&str], mono: Instant) -> Optio
 fn credentials(st: &mut AwsState, id: &str, role: &str) -> (String, super::iam::Session) {
     let life = st.settings.role_credentials_lifetime_secs;
     let refresh = st.settings.role_credentials_refresh_secs;
-    st.iam
-        .instance_credentials(id, role, life, refresh, time::unix(SystemTime::now()))
+    let (k, s) =
+        st.iam
+            .instance_credentials(id, role, life, refresh, time::unix(SystemTime::now()));
+    st.secret("AWS secret access key", &s.secret);
+    st.secret("AWS session token", &s.token);
+    (k, s)
 }
 
 /// `imds.token`, `imds.credentials`, `imds.identity`, `imds.meta-data`, `imds.other`:

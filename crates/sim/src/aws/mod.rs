@@ -100,6 +100,9 @@ pub struct AwsState {
     /// Calls per `service:Action` (all outcomes), for tests and cost reports.
     pub calls: BTreeMap<String, u64>,
     buckets: HashMap<String, Bucket>,
+    /// Secrets issued or shown since the last drain, for the shared recorder
+    /// (`secrets.rs`, the suite's log scan): `service.rs` hands them over after each request.
+    pub secrets: Vec<(&'static str, String)>,
 }
 
 impl AwsState {
@@ -150,6 +153,19 @@ impl AwsState {
             sources,
             calls: BTreeMap::new(),
             buckets: HashMap::new(),
+            secrets: w
+                .users
+                .iter()
+                .flat_map(|u| &u.access_keys)
+                .map(|k| ("AWS secret access key", k.secret.clone()))
+                .collect(),
+        }
+    }
+
+    /// Notes a secret for the recorder (bounded: without a recorder nothing drains it).
+    pub fn secret(&mut self, kind: &'static str, value: &str) {
+        if self.secrets.len() < 10_000 {
+            self.secrets.push((kind, value.to_owned()));
         }
     }
 

@@ -95,6 +95,13 @@ pub fn handle_api(aws: &Aws, req: &Request) -> Response {
         headers: &req.headers,
         body: &req.body,
     };
+    // What the client showed: its signature and session token.
+    if let Ok(c) = super::sigv4::claim(&signed) {
+        st.secret("SigV4 signature", &c.signature);
+        if let Some(t) = &c.security_token {
+            st.secret("AWS session token", t);
+        }
+    }
     let rules = st.settings.auth.clone();
     let who = match st
         .iam
@@ -155,6 +162,15 @@ pub fn handle_api(aws: &Aws, req: &Request) -> Response {
 /// EC2 + STS.
 struct ApiService {
     aws: Arc<Aws>,
+    core: Arc<Core>,
+}
+
+/// Hands the secrets the last request issued or showed to the shared recorder.
+fn drain_secrets(aws: &Aws, core: &Core) {
+    let list = std::mem::take(&mut aws.lock().secrets);
+    for (kind, v) in list {
+        core.secrets.add(kind, &v);
+    }
 }
 
 /// The access key id named in an `Authorization` header or `X-Amz-Credential`.
@@ -188,7 +204,9 @@ impl Service for ApiService {
     }
 
     fn handle(&self, req: &Request, _call: &Call, _effects: &[Fault]) -> Response {
-        handle_api(&self.aws, req)
+        let r = handle_api(&self.aws, req);
+        drain_secrets(&self.aws, &self.core);
+        r
     }
 
     fn fault_response(&self, call: &Call, fault: &Fault) -> Response {
@@ -229,6 +247,7 @@ impl Service for ApiService {
 /// IMDS: a dedicated listener (`instance` set) or a shared one (source address).
 struct ImdsService {
     aws: Arc<Aws>,
+    core: Arc<Core>,
     instance: Option<String>,
 }
 
@@ -265,9 +284,16 @@ impl Service for ImdsService {
     }
 
     fn respond(&self, req: &Request, _call: &Call, _effects: &[Fault]) -> Option<Response> {
-        let mut st = self.aws.lock();
-        let who = st.instance_for(self.instance.as_deref(), req.peer.ip());
-        match imds::handle(&mut st, who.as_deref(), req) {
+        let reply = {
+            let mut st = self.aws.lock();
+            let who = st.instance_for(self.instance.as_deref(), req.peer.ip());
+            if let Some(t) = req.header("x-aws-ec2-metadata-token") {
+                st.secret("IMDS token", t);
+            }
+            imds::handle(&mut st, who.as_deref(), req)
+        };
+        drain_secrets(&self.aws, &self.core);
+        match reply {
             imds::Reply::Answer(r) => Some(r),
             imds::Reply::Silent => None,
         }
@@ -289,6 +315,7 @@ impl Service for ImdsService {
 /// The AWS cloud as the admin API sees it.
 pub struct AwsCloud {
     pub aws: Arc<Aws>,
+    core: Arc<Core>,
     endpoints: Value,
 }
 
@@ -306,7 +333,9 @@ impl crate::admin::Cloud for AwsCloud {
     }
 
     fn admin(&self, req: &Request, rest: &[String]) -> Response {
-        super::admin::route(&self.aws, req, rest)
+        let r = super::admin::route(&self.aws, req, rest);
+        drain_secrets(&self.aws, &self.core);
+        r
     }
 }
 
@@ -324,7 +353,10 @@ pub fn start(
         ListenerSpec {
             addr: world.api_listen,
             tls,
-            service: Arc::new(ApiService { aws: aws.clone() }),
+            service: Arc::new(ApiService {
+                aws: aws.clone(),
+                core: core.clone(),
+            }),
         },
     )
     .map_err(|e| format!("[aws] api listener {}: {e}", world.api_listen))?;
@@ -340,6 +372,7 @@ pub fn start(
                     tls: None,
                     service: Arc::new(ImdsService {
                         aws: aws.clone(),
+                        core: core.clone(),
                         instance: Some(i.id.clone()),
                     }),
                 },
@@ -355,12 +388,13 @@ pub fn start(
     let mut shared = Value::Null;
     if let Some(addr) = world.metadata_listen {
         let (addr, t) = server::spawn_listener(
-            core,
+            core.clone(),
             ListenerSpec {
                 addr,
                 tls: None,
                 service: Arc::new(ImdsService {
                     aws: aws.clone(),
+                    core: core.clone(),
                     instance: None,
                 }),
             },
@@ -378,6 +412,11 @@ pub fn start(
         "region": world.region,
         "account_id": world.account_id,
     });
-    let cloud = Arc::new(AwsCloud { aws, endpoints });
+    drain_secrets(&aws, &core);
+    let cloud = Arc::new(AwsCloud {
+        aws,
+        core,
+        endpoints,
+    });
     Ok((cloud.clone(), Started { cloud, threads }))
 }

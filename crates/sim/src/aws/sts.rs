@@ -149,6 +149,8 @@ fn assume_role(
     let (akid, s) = st
         .iam
         .assume_role(who, arn, session, duration, external, now)?;
+    st.secret("AWS secret access key", &s.secret);
+    st.secret("AWS session token", &s.token);
     let role_id = st.iam.role_id(&s.role).unwrap_or_default();
     let account = st
         .iam
