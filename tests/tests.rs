@@ -41,6 +41,8 @@ mod faults;
 // No secret the emulator issued in any log the suite kept (scripts/secret-scan.sh).
 mod secret_scan;
 // Exit reasons within Pacemaker's 128 bytes, the details in the log.
+// HA_debug: the agent's own steps, library internals only when asked for.
+mod debug_log;
 mod exit_reasons;
 // IPv6 VIPs on the clouds: refused on GCE, the Ipv6 object moved on OCI.
 mod cloud_ipv6;

@@ -4,7 +4,16 @@
 //!
 //! Sinks: syslog when `HA_LOGFACILITY` is set (never the UDP fallback: `syslog::unix` only),
 //! appended to `HA_LOGFILE` and `HA_DEBUGLOG`, and stderr when neither syslog nor a log file
-//! is configured or stderr is a terminal. Debug records only with `HA_debug` set and not "0".
+//! is configured or stderr is a terminal.
+//!
+//! Levels by log target: the agent's own records (target `cloudvip…`) at INFO, and at
+//! DEBUG with `HA_debug` set and not "0" (what `pcs resource debug-start --full` and
+//! `crm_resource -V` set): each step, each HTTP request with its method, redacted URL,
+//! status and time. The libraries' records (ureq's connection pool and call states,
+//! rustls' handshake) only from WARNING up; their DEBUG records when asked for with
+//! `HA_debug=2` or `CLOUDVIP_DEBUG_LIBS=1` (on a Pacemaker node, where pacemakerd sets
+//! HA_debug itself: in /etc/default/pacemaker or /etc/sysconfig/pacemaker); never their
+//! TRACE records, which dump whole requests, tokens included.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -22,6 +31,9 @@ type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 pub struct OcfLogger {
     tag: String,
+    /// The most verbose level for our own records and for the libraries'.
+    own: LevelFilter,
+    libs: LevelFilter,
     syslog: Option<Mutex<Syslog>>,
     logfile: Option<String>,
     debuglog: Option<String>,
@@ -49,8 +61,15 @@ impl OcfLogger {
         // ocf-shellfuncs writes to stderr only when nothing else would see the message, or
         // when a human is watching.
         let stderr = (syslog.is_none() && env.logfile.is_none()) || stderr_is_tty();
+        let (own, libs) = levels(
+            env.debug,
+            std::env::var_os("HA_debug").as_deref(),
+            std::env::var_os("CLOUDVIP_DEBUG_LIBS").as_deref(),
+        );
         OcfLogger {
             tag: format!("{process}[{pid}]"),
+            own,
+            libs,
             syslog,
             logfile: env.logfile.clone(),
             debuglog: env.debuglog.clone(),
@@ -58,21 +77,52 @@ impl OcfLogger {
         }
     }
 
-    /// Install as the global logger. Safe to call once; a second call is ignored.
+    /// Install as the global logger. Safe to call once; a second call is ignored. `debug`
+    /// is `HA_debug` as parsed by `LogEnv` (the levels were chosen in `new`; kept for the
+    /// callers' sake).
     pub fn install(self, debug: bool) {
+        let _ = debug;
+        let max = self.own.max(self.libs);
         if log::set_boxed_logger(Box::new(self)).is_ok() {
-            log::set_max_level(if debug {
-                LevelFilter::Debug
-            } else {
-                LevelFilter::Info
-            });
+            log::set_max_level(max);
         }
     }
 }
 
+/// Our level and the libraries': `HA_debug` non-empty and not "0" turns on our DEBUG
+/// records; "2" (or CLOUDVIP_DEBUG_LIBS=1) the libraries' DEBUG records too. Never their
+/// TRACE records: ureq hex-dumps whole requests and responses there, tokens included.
+fn levels(
+    debug: bool,
+    ha_debug: Option<&std::ffi::OsStr>,
+    debug_libs: Option<&std::ffi::OsStr>,
+) -> (LevelFilter, LevelFilter) {
+    let libs_asked =
+        ha_debug.is_some_and(|v| v == "2") || debug_libs.is_some_and(|v| !v.is_empty() && v != "0");
+    match (debug, libs_asked) {
+        (false, false) => (LevelFilter::Info, LevelFilter::Warn),
+        (true, false) => (LevelFilter::Debug, LevelFilter::Warn),
+        (_, true) => (LevelFilter::Debug, LevelFilter::Debug),
+    }
+}
+
+/// Whether a record's target is the agent's own: its modules (`cloudvip::…`) and the
+/// exit-reason records.
+fn is_own(target: &str) -> bool {
+    target == EXIT_REASON_TARGET
+        || target
+            .strip_prefix("cloudvip")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
 impl Log for OcfLogger {
     fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= log::max_level()
+        let max = if is_own(m.target()) {
+            self.own
+        } else {
+            self.libs
+        };
+        m.level() <= max
     }
 
     fn log(&self, r: &Record) {
@@ -417,6 +467,35 @@ mod tests {
     #[test]
     fn control_characters_never_reach_the_reason() {
         assert_eq!(short_reason("a\nb\r\tc"), "a b  c");
+    }
+
+    #[test]
+    fn library_records_need_to_be_asked_for() {
+        use std::ffi::OsStr;
+        let one = Some(OsStr::new("1"));
+        let two = Some(OsStr::new("2"));
+        assert_eq!(
+            levels(false, None, None),
+            (LevelFilter::Info, LevelFilter::Warn)
+        );
+        assert_eq!(
+            levels(true, one, None),
+            (LevelFilter::Debug, LevelFilter::Warn)
+        );
+        assert_eq!(
+            levels(true, two, None),
+            (LevelFilter::Debug, LevelFilter::Debug)
+        );
+        assert_eq!(
+            levels(true, one, Some(OsStr::new("1"))),
+            (LevelFilter::Debug, LevelFilter::Debug)
+        );
+        assert_eq!(
+            levels(true, one, Some(OsStr::new("0"))).1,
+            LevelFilter::Warn
+        );
+        assert!(is_own("cloudvip") && is_own("cloudvip::http") && is_own(EXIT_REASON_TARGET));
+        assert!(!is_own("ureq::pool") && !is_own("rustls::client") && !is_own("cloudvip_sim"));
     }
 
     #[test]
