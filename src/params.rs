@@ -69,8 +69,9 @@ pub const PARAMS: &[ParamDef] = &[
             "The virtual IP address this resource moves, written without a prefix length, \
              e.g. 10.0.0.250 or fd00:66::250. It must be a unicast address that can be \
              assigned to a host: not loopback, multicast, unspecified or link-local. \
-             On GCE it becomes an alias IP range (/32 or /128) of this node's NIC; on OCI a \
-             secondary private IP of this node's VNIC.",
+             On GCE it becomes a /32 alias IP range of this node's NIC (IPv4 only: GCE picks \
+             IPv6 alias addresses itself); on OCI a secondary private IP of this node's VNIC, \
+             for IPv6 an IPv6 address object.",
         )
     },
     p(
