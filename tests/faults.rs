@@ -139,6 +139,29 @@ fn permanent(code: i32) -> [Want; 5] {
     ]
 }
 
+/// A fault that heals itself (a token refreshed): every action works.
+fn all_ok() -> [Want; 5] {
+    [
+        Want::Exit(0),
+        Want::Exit(0),
+        Want::Exit(7),
+        Want::Exit(0),
+        Want::Exit(0),
+    ]
+}
+
+/// Credentials refused on this node: start fails at once with `code`; the deep monitor
+/// cannot ask the cloud.
+fn refused(code: i32) -> [Want; 5] {
+    [
+        Want::Once(code),
+        Want::Exit(0),
+        Want::Exit(7),
+        Want::Exit(0),
+        Want::Warn,
+    ]
+}
+
 fn row(name: &'static str, on: Vec<Step>, want: [Want; 5]) -> Row {
     Row {
         name,
@@ -229,27 +252,11 @@ fn gce_rows() -> Vec<Row> {
                 Want::Exit(0),
             ],
         ),
-        row(
-            "token expired (refresh)",
-            vec![expire()],
-            [
-                Want::Exit(0),
-                Want::Exit(0),
-                Want::Exit(7),
-                Want::Exit(0),
-                Want::Exit(0),
-            ],
-        ),
+        row("token expired (refresh)", vec![expire()], all_ok()),
         row(
             "token rejected (401)",
             vec![compute(json!({"kind": "error", "status": 401}))],
-            [
-                Want::Once(4),
-                Want::Exit(0),
-                Want::Exit(7),
-                Want::Exit(0),
-                Want::Warn,
-            ],
+            refused(4),
         ),
         row(
             "token source down",
@@ -269,13 +276,7 @@ fn gce_rows() -> Vec<Row> {
                     expire(),
                     rule(json!({"kind": "clock_skew", "secs": 600, "service": "oauth"})),
                 ],
-                [
-                    Want::Once(5),
-                    Want::Exit(0),
-                    Want::Exit(7),
-                    Want::Exit(0),
-                    Want::Warn,
-                ],
+                refused(5),
             )
         },
         row(
@@ -404,30 +405,14 @@ fn oci_rows() -> Vec<Row> {
             )],
             transient(Want::Exit(0)),
         ),
-        row(
-            "token expired (refresh)",
-            vec![revoke()],
-            [
-                Want::Exit(0),
-                Want::Exit(0),
-                Want::Exit(7),
-                Want::Exit(0),
-                Want::Exit(0),
-            ],
-        ),
+        row("token expired (refresh)", vec![revoke()], all_ok()),
         row(
             "token rejected (401)",
             vec![net(
                 json!({"kind": "error", "status": 401, "code": "NotAuthenticated",
                     "message": "The required information to complete authentication was not provided or was incorrect."}),
             )],
-            [
-                Want::Once(4),
-                Want::Exit(0),
-                Want::Exit(7),
-                Want::Exit(0),
-                Want::Warn,
-            ],
+            refused(4),
         ),
         row(
             "federation down",
@@ -442,13 +427,7 @@ fn oci_rows() -> Vec<Row> {
             vec![rule(
                 json!({"kind": "clock_skew", "secs": 600, "cloud": "oci"}),
             )],
-            [
-                Want::Once(5),
-                Want::Exit(0),
-                Want::Exit(7),
-                Want::Exit(0),
-                Want::Warn,
-            ],
+            refused(5),
         ),
         Row {
             off: vec![admin(

@@ -58,8 +58,9 @@ impl Cloud {
         c
     }
 
-    /// What an admin types, nothing more: no endpoint, no CA bundle, no credentials.
-    pub fn create(self, c: &Cluster) {
+    /// `pcs resource create VIP ...` with the instance parameters an admin types, nothing
+    /// more: no endpoint, no CA bundle, no credentials.
+    fn create_args(self) -> Vec<&'static str> {
         let mut args = vec![
             "pcs",
             "resource",
@@ -76,6 +77,12 @@ impl Cloud {
             ]),
             Cloud::Oci => args.extend(["cloud=oci", "public_ip=203.0.113.10"]),
         }
+        args
+    }
+
+    /// What an admin types, with quick monitors for the scenarios.
+    pub fn create(self, c: &Cluster) {
+        let mut args = self.create_args();
         args.extend([
             "op",
             "start",
@@ -98,22 +105,7 @@ impl Cloud {
     /// for 54 s) and `failure-timeout=60s`, so that a start that failed during an outage
     /// is tried again a minute later without `pcs resource cleanup`.
     pub fn create_documented(self, c: &Cluster) {
-        let mut args = vec![
-            "pcs",
-            "resource",
-            "create",
-            "VIP",
-            "ocf:rust:cloudvip",
-            "ip=10.66.0.100",
-        ];
-        match self {
-            Cloud::Gce => args.extend([
-                "cloud=gce",
-                "peer_label=cluster=ha1",
-                "public_ip=vip-public",
-            ]),
-            Cloud::Oci => args.extend(["cloud=oci", "public_ip=203.0.113.10"]),
-        }
+        let mut args = self.create_args();
         args.extend(["meta", "failure-timeout=60s"]);
         c.cli(&args);
     }
