@@ -97,6 +97,15 @@ impl Agent {
     }
 
     pub fn run(&self) -> Run {
+        let out = self.command().output().expect("cannot run the agent");
+        let run = Run::from(self.describe(), out);
+        crate::secret_scan::keep_run(&run);
+        run
+    }
+
+    /// The command `run` runs, for callers that spawn it themselves (the fault matrix
+    /// times the agent process from its exec).
+    pub fn command(&self) -> Command {
         let mut argv: Vec<OsString> = Vec::new();
         if let Some(ns) = &self.netns {
             argv.extend(["ip", "netns", "exec", ns].map(OsString::from));
@@ -123,13 +132,10 @@ impl Agent {
             }
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let out = cmd.output().expect("cannot run the agent");
-        let run = Run::from(self.describe(), out);
-        crate::secret_scan::keep_run(&run);
-        run
+        cmd
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let env: Vec<String> = self
             .env
             .iter()
