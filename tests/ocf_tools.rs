@@ -180,11 +180,19 @@ fn pcs_agent_validation_runs_validate_all() {
         "--agent-validation",
     ];
     let r = pcs_create(&root, &cib, "VAL", "ocf:rust:cloudvip", &with);
+    assert_ne!(
+        r.code, 0,
+        "pcs accepted an invalid ip with --agent-validation"
+    );
     assert!(
-        (r.stdout.clone() + &r.stderr).contains("not an IPv4 or IPv6 address"),
+        r.stderr.contains("Validation result from agent")
+            && r.stderr
+                .contains("invalid ip=\"10.0.0.301\": not an IPv4 or IPv6 address"),
         "exit {}: {}\n{}",
         r.code,
         r.stdout,
         r.stderr
     );
+    let cib_text = std::fs::read_to_string(&cib).unwrap();
+    assert!(cib_text.contains("id=\"NOVAL\"") && !cib_text.contains("id=\"VAL\""));
 }
