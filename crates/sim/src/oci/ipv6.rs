@@ -13,10 +13,7 @@ use std::net::Ipv6Addr;
 use std::time::SystemTime;
 
 use super::error::OciError;
-use super::networking::{
-    check_display_name, check_if_match, decode_page, encode_page, new_etag, parse_body, Network,
-    Reply, MAX_LIMIT,
-};
+use super::networking::{check_display_name, check_if_match, new_etag, parse_body, Network, Reply};
 use super::time::{compact, rfc3339_millis};
 
 /// IPv6 addresses one VNIC may hold. OCI documents a per-VNIC limit for IPv6 addresses;
@@ -221,80 +218,27 @@ impl Network {
     /// ListIpv6s: by `ipAddress`+`subnetId`, by `subnetId` or by `vnicId` (the SDK's three
     /// filters); `ipState`/`lifetime` filter too. Paged like ListPrivateIps.
     pub fn list_ipv6s(&self, query: &[(String, String)]) -> Result<Reply, OciError> {
-        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let ip_address = get("ipAddress");
-        let subnet_id = get("subnetId");
-        let vnic_id = get("vnicId");
-        if subnet_id.is_none() && vnic_id.is_none() {
-            return Err(OciError::missing(if ip_address.is_some() {
-                "ipAddress must be used together with subnetId: an address is unique only within its subnet."
-            } else {
-                "ListIpv6s needs one of the following query parameters: subnetId, vnicId."
-            }));
-        }
-        // As for private IPs, only ipAddress+subnetId is documented: refuse the others.
-        if ip_address.is_some() && (subnet_id.is_none() || vnic_id.is_some()) {
-            return Err(OciError::invalid(
-                "ipAddress can only be used together with subnetId",
-            ));
-        }
-        let ip: Option<Ipv6Addr> = match ip_address {
+        let scope = self.list_scope(query, "ListIpv6s", "subnetId, vnicId")?;
+        let ip: Option<Ipv6Addr> = match scope.ip {
             Some(s) => Some(s.parse().map_err(|_| {
                 OciError::invalid(format!("ipAddress {s} is not a valid IPv6 address"))
             })?),
             None => None,
         };
-        if let Some(s) = subnet_id {
-            if !self.subnets.contains_key(s) {
-                return Err(OciError::not_found("Subnet", s));
-            }
-        }
-        if let Some(v) = vnic_id {
-            if !self.vnics.contains_key(v) {
-                return Err(OciError::not_found("VNIC", v));
-            }
-        }
-        let state_ok = get("ipState").is_none_or(|s| s == "ASSIGNED");
-        let lifetime_ok = get("lifetime").is_none_or(|l| l == "EPHEMERAL");
-        let limit = match get("limit") {
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(OciError::invalid(format!(
-                        "limit must be between 1 and {MAX_LIMIT}"
-                    )))
-                }
-            },
-            None => self.default_page_size,
-        };
-        let filter = format!(
-            "ipv6|{}|{}|{}",
-            ip_address.unwrap_or(""),
-            subnet_id.unwrap_or(""),
-            vnic_id.unwrap_or("")
-        );
-        let offset = match get("page") {
-            Some(tok) => decode_page(tok, &filter)?,
-            None => 0,
-        };
-        let page: Vec<Value> = self
+        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        // Every IPv6 here is ASSIGNED and EPHEMERAL.
+        let state_ok = get("ipState").is_none_or(|s| s == "ASSIGNED")
+            && get("lifetime").is_none_or(|l| l == "EPHEMERAL");
+        let items = self
             .ipv6s
             .iter()
-            .filter(|_| state_ok && lifetime_ok)
-            .filter(|p| subnet_id.is_none_or(|s| p.subnet == s))
-            .filter(|p| vnic_id.is_none_or(|v| p.vnic == v))
+            .filter(|_| state_ok)
+            .filter(|p| scope.subnet.is_none_or(|s| p.subnet == s))
+            .filter(|p| scope.vnic.is_none_or(|v| p.vnic == v))
             .filter(|p| ip.is_none_or(|a| p.ip == a))
-            .skip(offset)
-            .take(limit)
             .map(|p| self.ipv6_json(p))
             .collect();
-        let next_page = (!page.is_empty()).then(|| encode_page(offset + page.len(), &filter));
-        Ok(Reply {
-            status: 200,
-            body: Some(Value::Array(page)),
-            etag: None,
-            next_page,
-        })
+        self.list_page(query, &scope.filter("ipv6"), items)
     }
 
     /// CreateIpv6 on a VNIC (`vnicId`), at `ipAddress` or an address picked from the

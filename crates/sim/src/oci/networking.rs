@@ -20,7 +20,7 @@ use super::world::{Cidr, Lifetime, OciWorldConfig};
 const MAX_PRIVATE_IPS_PER_VNIC: usize = 64;
 /// Retry tokens remembered (OCI keeps them 24 h; we bound the count instead).
 const MAX_RETRY_TOKENS: usize = 4096;
-pub(super) const MAX_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Subnet {
@@ -99,6 +99,25 @@ pub struct PublicIp {
     pub freeform_tags: Value,
     pub etag: String,
     pub time_created: SystemTime,
+}
+
+/// The selection of a list call (`Network::list_scope`).
+pub(super) struct ListScope<'q> {
+    pub ip: Option<&'q str>,
+    pub subnet: Option<&'q str>,
+    pub vnic: Option<&'q str>,
+}
+
+impl ListScope<'_> {
+    /// What a page token is bound to: the collection and the selection.
+    pub fn filter(&self, collection: &str) -> String {
+        format!(
+            "{collection}|{}|{}|{}",
+            self.ip.unwrap_or(""),
+            self.subnet.unwrap_or(""),
+            self.vnic.unwrap_or("")
+        )
+    }
 }
 
 /// A successful answer, before HTTP framing.
@@ -696,45 +715,69 @@ impl Network {
     /// paginated. Like the recorded service, every non-empty page carries `opc-next-page`,
     /// so the last page a client sees is an empty one (§2.4).
     pub fn list_private_ips(&self, query: &[(String, String)]) -> Result<Reply, OciError> {
-        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let ip_address = get("ipAddress");
-        let subnet_id = get("subnetId");
-        let vnic_id = get("vnicId");
-        let vlan_id = get("vlanId");
-        if subnet_id.is_none() && vnic_id.is_none() && vlan_id.is_none() {
-            // Its own text (not CreatePrivateIp's): ipAddress alone identifies nothing,
-            // because addresses are unique only within a subnet (§2.2).
-            return Err(OciError::missing(if ip_address.is_some() {
-                "ipAddress must be used together with subnetId: an address is unique only within its subnet."
-            } else {
-                "ListPrivateIps needs one of the following query parameters: subnetId, vnicId, vlanId."
-            }));
-        }
-        if let Some(v) = vlan_id {
+        if let Some((_, v)) = query.iter().find(|(k, _)| k == "vlanId") {
             return Err(OciError::not_found("VLAN", v));
         }
-        // Only ipAddress+subnetId is documented (§8 gap): refuse other combinations.
-        if ip_address.is_some() && (subnet_id.is_none() || vnic_id.is_some()) {
-            return Err(OciError::invalid(
-                "ipAddress can only be used together with subnetId",
-            ));
-        }
-        let ip: Option<Ipv4Addr> = match ip_address {
+        let scope = self.list_scope(query, "ListPrivateIps", "subnetId, vnicId, vlanId")?;
+        let ip: Option<Ipv4Addr> = match scope.ip {
             Some(s) => Some(s.parse().map_err(|_| {
                 OciError::invalid(format!("ipAddress {s} is not a valid IPv4 address"))
             })?),
             None => None,
         };
-        if let Some(s) = subnet_id {
-            if !self.subnets.contains_key(s) {
-                return Err(OciError::not_found("Subnet", s));
-            }
+        let items = self
+            .private_ips
+            .iter()
+            .filter(|p| scope.subnet.is_none_or(|s| p.subnet == s))
+            .filter(|p| scope.vnic.is_none_or(|v| p.vnic == v))
+            .filter(|p| ip.is_none_or(|a| p.ip == a))
+            .map(|p| self.private_ip_json(p))
+            .collect();
+        self.list_page(query, &scope.filter("privateIps"), items)
+    }
+
+    /// What a list call (ListPrivateIps, ListIpv6s) selects by: `subnetId` or `vnicId`
+    /// (both must exist), and `ipAddress` only together with `subnetId`, the one
+    /// documented combination (§8 gap: the others are refused).
+    pub(super) fn list_scope<'q>(
+        &self,
+        query: &'q [(String, String)],
+        op: &str,
+        scopes: &str,
+    ) -> Result<ListScope<'q>, OciError> {
+        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let (ip, subnet, vnic) = (get("ipAddress"), get("subnetId"), get("vnicId"));
+        if subnet.is_none() && vnic.is_none() && get("vlanId").is_none() {
+            // Its own text (not CreatePrivateIp's): ipAddress alone identifies nothing,
+            // because addresses are unique only within a subnet (§2.2).
+            return Err(OciError::missing(if ip.is_some() {
+                "ipAddress must be used together with subnetId: an address is unique only within its subnet.".to_owned()
+            } else {
+                format!("{op} needs one of the following query parameters: {scopes}.")
+            }));
         }
-        if let Some(v) = vnic_id {
-            if !self.vnics.contains_key(v) {
-                return Err(OciError::not_found("VNIC", v));
-            }
+        if ip.is_some() && (subnet.is_none() || vnic.is_some()) {
+            return Err(OciError::invalid(
+                "ipAddress can only be used together with subnetId",
+            ));
         }
+        if let Some(s) = subnet.filter(|s| !self.subnets.contains_key(*s)) {
+            return Err(OciError::not_found("Subnet", s));
+        }
+        if let Some(v) = vnic.filter(|v| !self.vnics.contains_key(*v)) {
+            return Err(OciError::not_found("VNIC", v));
+        }
+        Ok(ListScope { ip, subnet, vnic })
+    }
+
+    /// One page of `items` by the query's `limit` and `page` (a token bound to `filter`).
+    pub(super) fn list_page(
+        &self,
+        query: &[(String, String)],
+        filter: &str,
+        items: Vec<Value>,
+    ) -> Result<Reply, OciError> {
+        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let limit = match get("limit") {
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -746,34 +789,12 @@ impl Network {
             },
             None => self.default_page_size,
         };
-        let filter = format!(
-            "{}|{}|{}",
-            ip_address.unwrap_or(""),
-            subnet_id.unwrap_or(""),
-            vnic_id.unwrap_or("")
-        );
         let offset = match get("page") {
-            Some(tok) => decode_page(tok, &filter)?,
+            Some(tok) => decode_page(tok, filter)?,
             None => 0,
         };
-        let matching: Vec<&PrivateIp> = self
-            .private_ips
-            .iter()
-            .filter(|p| subnet_id.is_none_or(|s| p.subnet == s))
-            .filter(|p| vnic_id.is_none_or(|v| p.vnic == v))
-            .filter(|p| ip.is_none_or(|a| p.ip == a))
-            .collect();
-        let page: Vec<Value> = matching
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|p| self.private_ip_json(p))
-            .collect();
-        let next_page = if page.is_empty() {
-            None
-        } else {
-            Some(encode_page(offset + page.len(), &filter))
-        };
+        let page: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+        let next_page = (!page.is_empty()).then(|| encode_page(offset + page.len(), filter));
         Ok(Reply {
             status: 200,
             body: Some(Value::Array(page)),
@@ -1259,13 +1280,13 @@ impl Network {
     }
 }
 
-pub(super) fn encode_page(offset: usize, filter: &str) -> String {
+fn encode_page(offset: usize, filter: &str) -> String {
     // Opaque to clients; padded base64url so that a client must URL-encode it (`=` →
     // `%3D`) when it sends it back, as with the real tokens (§2.4).
     URL_SAFE.encode(json!({"o": offset, "f": filter}).to_string())
 }
 
-pub(super) fn decode_page(tok: &str, filter: &str) -> Result<usize, OciError> {
+fn decode_page(tok: &str, filter: &str) -> Result<usize, OciError> {
     let bad = || OciError::invalid("The page token is invalid");
     let raw = URL_SAFE.decode(tok.as_bytes()).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
