@@ -10,8 +10,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
-use cloudvip_sim::aws::sigv4::{self, Claim, Signed};
-use cloudvip_sim::aws::time;
+use cloudvip_sim::aws::sigv4::{self, Keys, Signed};
 use cloudvip_sim::{Sim, SimHandle, World};
 use serde_json::{json, Value};
 
@@ -113,7 +112,7 @@ impl Lab {
             .to_owned()
     }
 
-    /// A signed EC2 or STS call (botocore's shape: form POST, host/x-amz-date signed).
+    /// A signed EC2 or STS call (botocore's shape: form POST, every header signed).
     fn call(
         &self,
         service: &str,
@@ -121,37 +120,16 @@ impl Lab {
         key: (&str, &str, Option<&str>),
         timeout: Duration,
     ) -> Result<Reply, String> {
-        let host = format!("{service}.eu-west-1.amazonaws.com");
-        let amz = time::amz(SystemTime::now());
         let mut headers = vec![
             (
                 "Content-Type".to_owned(),
                 "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
             ),
-            ("Host".to_owned(), host.clone()),
-            ("X-Amz-Date".to_owned(), amz.clone()),
+            (
+                "Host".to_owned(),
+                format!("{service}.eu-west-1.amazonaws.com"),
+            ),
         ];
-        let mut signed = vec![
-            "content-type".to_owned(),
-            "host".into(),
-            "x-amz-date".into(),
-        ];
-        if let Some(t) = key.2 {
-            headers.push(("X-Amz-Security-Token".to_owned(), t.to_owned()));
-            signed.push("x-amz-security-token".into());
-        }
-        let mut claim = Claim {
-            access_key: key.0.to_owned(),
-            scope_date: amz[..8].to_owned(),
-            region: "eu-west-1".into(),
-            service: service.into(),
-            signed_headers: signed.clone(),
-            signature: String::new(),
-            amz_date: amz,
-            security_token: key.2.map(str::to_owned),
-            expires: None,
-            presigned: false,
-        };
         let view = Signed {
             method: "POST",
             raw_path: "/",
@@ -159,18 +137,19 @@ impl Lab {
             headers: &headers,
             body: body.as_bytes(),
         };
-        let creq = sigv4::canonical_request(&view, &claim).unwrap();
-        claim.signature = sigv4::signature(key.1, &claim, &creq);
+        let keys = Keys {
+            access_key: key.0,
+            secret: key.1,
+            token: key.2,
+        };
+        let added = sigv4::sign(&view, &keys, "eu-west-1", service, SystemTime::now());
+        headers.extend(added);
         let mut head = String::from("POST / HTTP/1.1\r\n");
         for (k, v) in &headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str(&format!(
-            "Authorization: AWS4-HMAC-SHA256 Credential={}/{}/eu-west-1/{service}/aws4_request, SignedHeaders={}, Signature={}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            claim.access_key,
-            claim.scope_date,
-            signed.join(";"),
-            claim.signature,
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         ));
         exchange(None, &self.api, &head, body.as_bytes(), timeout)

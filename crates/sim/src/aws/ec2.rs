@@ -88,8 +88,11 @@ impl Ctx<'_> {
         }
     }
 
-    fn names(&self) -> (String, String) {
-        (self.st.region.clone(), self.st.account.clone())
+    fn names(&self) -> Names<'_> {
+        Names {
+            region: &self.st.region,
+            account: &self.st.account,
+        }
     }
 }
 
@@ -203,6 +206,11 @@ where
     Ok(out)
 }
 
+/// The `*.NotFound` answer for an id: "The <what> ID '<id>' does not exist".
+fn missing(code: &'static str, what: &'static str) -> impl Fn(&str) -> AwsError {
+    move |id| AwsError::not_found(code, format!("The {what} ID '{id}' does not exist"))
+}
+
 fn paged(root: El, set: &str, items: Vec<El>, page: &Page) -> El {
     let (items, next) = page.apply(items);
     root.set(set, items).opt_child("nextToken", next)
@@ -217,21 +225,12 @@ fn describe_instances(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         Some(1000),
     )?;
     let wanted = ids(c.p, "InstanceId", "i", "InvalidInstanceID.Malformed")?;
-    let (region, account) = c.names();
-    let n = Names {
-        region: &region,
-        account: &account,
-    };
+    let n = c.names();
     let net = c.st.view(c.mono, c.st.settings.consistency.instances_ms);
     let found = select(
         net.instances.iter(),
         &wanted,
-        |id| {
-            AwsError::not_found(
-                "InvalidInstanceID.NotFound",
-                format!("The instance ID '{id}' does not exist"),
-            )
-        },
+        missing("InvalidInstanceID.NotFound", "instance"),
         &filters,
         |i, f| render::instance_field(net, &n, i, f),
     )?;
@@ -241,7 +240,7 @@ fn describe_instances(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         .map(|i| {
             let profile = i.iam_role.as_ref().map(|r| {
                 (
-                    format!("arn:aws:iam::{account}:instance-profile/{r}"),
+                    format!("arn:aws:iam::{}:instance-profile/{r}", n.account),
                     c.st.iam
                         .role_id(r)
                         .map(|id| id.replacen("AROA", "AIPA", 1))
@@ -257,7 +256,7 @@ fn describe_instances(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
             let hop = md.map_or(1, |m| m.hop_limit);
             El::new("item")
                 .text_child("reservationId", &i.reservation_id)
-                .text_child("ownerId", &account)
+                .text_child("ownerId", n.account)
                 .child(El::new("groupSet"))
                 .set(
                     "instancesSet",
@@ -282,22 +281,13 @@ fn describe_network_interfaces(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError
         "eni",
         "InvalidNetworkInterfaceID.Malformed",
     )?;
-    let (region, account) = c.names();
-    let n = Names {
-        region: &region,
-        account: &account,
-    };
+    let n = c.names();
     let net =
         c.st.view(c.mono, c.st.settings.consistency.network_interfaces_ms);
     let found = select(
         net.enis.iter(),
         &wanted,
-        |id| {
-            AwsError::not_found(
-                "InvalidNetworkInterfaceID.NotFound",
-                format!("The networkInterface ID '{id}' does not exist"),
-            )
-        },
+        missing("InvalidNetworkInterfaceID.NotFound", "networkInterface"),
         &filters,
         |e, f| render::eni_field(net, &n, e, f),
     )?;
@@ -322,11 +312,7 @@ fn describe_addresses(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
             .map(|v| query::parse_ipv4("PublicIp", v))
             .collect::<Result<_, _>>()?;
     c.authorize("DescribeAddresses")?;
-    let (region, account) = c.names();
-    let n = Names {
-        region: &region,
-        account: &account,
-    };
+    let n = c.names();
     let net = c.st.view(c.mono, c.st.settings.consistency.addresses_ms);
     for a in &allocs {
         if !net.eips.contains_key(a) {
@@ -392,21 +378,12 @@ fn describe_subnets(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         Some(1000),
     )?;
     let wanted = ids(c.p, "SubnetId", "subnet", "InvalidSubnetID.Malformed")?;
-    let (region, account) = c.names();
-    let n = Names {
-        region: &region,
-        account: &account,
-    };
+    let n = c.names();
     let net = &c.st.net.current;
     let found = select(
         net.subnets.iter(),
         &wanted,
-        |id| {
-            AwsError::not_found(
-                "InvalidSubnetID.NotFound",
-                format!("The subnet ID '{id}' does not exist"),
-            )
-        },
+        missing("InvalidSubnetID.NotFound", "subnet"),
         &filters,
         |s, f| render::subnet_field(net, &n, s, f),
     )?;
@@ -419,21 +396,12 @@ fn describe_vpcs(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
     let (filters, page) =
         describe_prelude(c, "DescribeVpcs", "VpcId", render::VPC_FILTERS, Some(1000))?;
     let wanted = ids(c.p, "VpcId", "vpc", "InvalidVpcID.Malformed")?;
-    let (region, account) = c.names();
-    let n = Names {
-        region: &region,
-        account: &account,
-    };
+    let n = c.names();
     let net = &c.st.net.current;
     let found = select(
         net.vpcs.iter(),
         &wanted,
-        |id| {
-            AwsError::not_found(
-                "InvalidVpcID.NotFound",
-                format!("The vpc ID '{id}' does not exist"),
-            )
-        },
+        missing("InvalidVpcID.NotFound", "vpc"),
         &filters,
         |v, f| render::vpc_field(&n, v, f),
     )?;
@@ -464,11 +432,7 @@ const INSTANCE_ATTRIBUTES: &[&str] = &[
 
 fn describe_instance_attribute(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
     c.p.only(&["DryRun", "InstanceId", "Attribute"], &[])?;
-    let id = query::id(
-        c.p.require("InstanceId")?,
-        "i",
-        "InvalidInstanceID.Malformed",
-    )?;
+    let id = c.p.id("InstanceId", "i", "InvalidInstanceID.Malformed")?;
     let attr = c.p.require("Attribute")?.to_owned();
     if !INSTANCE_ATTRIBUTES.contains(&attr.as_str()) {
         return Err(AwsError::invalid_value(format!(
@@ -506,8 +470,8 @@ fn describe_instance_attribute(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError
 
 fn describe_eni_attribute(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
     c.p.only(&["DryRun", "NetworkInterfaceId", "Attribute"], &[])?;
-    let id = query::id(
-        c.p.require("NetworkInterfaceId")?,
+    let id = c.p.id(
+        "NetworkInterfaceId",
         "eni",
         "InvalidNetworkInterfaceID.Malformed",
     )?;
@@ -527,7 +491,7 @@ fn describe_eni_attribute(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         }
     }
     c.authorize("DescribeNetworkInterfaceAttribute")?;
-    let (_, account) = c.names();
+    let account = c.st.account.clone();
     let net =
         c.st.view(c.mono, c.st.settings.consistency.network_interfaces_ms);
     let e = net.eni(&id)?;
@@ -591,8 +555,8 @@ fn assign(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         ],
         &["PrivateIpAddress", "Ipv4Prefix"],
     )?;
-    let eni = query::id(
-        c.p.require("NetworkInterfaceId")?,
+    let eni = c.p.id(
+        "NetworkInterfaceId",
         "eni",
         "InvalidNetworkInterfaceID.Malformed",
     )?;
@@ -639,8 +603,8 @@ fn assign(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
 
 fn unassign(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
     c.p.only(&["NetworkInterfaceId"], &["PrivateIpAddress", "Ipv4Prefix"])?;
-    let eni = query::id(
-        c.p.require("NetworkInterfaceId")?,
+    let eni = c.p.id(
+        "NetworkInterfaceId",
         "eni",
         "InvalidNetworkInterfaceID.Malformed",
     )?;
@@ -818,11 +782,8 @@ fn put_route(c: &mut Ctx<'_>, root: El, replace: bool) -> Result<El, AwsError> {
         scalars.push("LocalTarget");
     }
     c.p.only(&scalars, &[])?;
-    let table = query::id(
-        c.p.require("RouteTableId")?,
-        "rtb",
-        "InvalidRouteTableID.Malformed",
-    )?;
+    let table =
+        c.p.id("RouteTableId", "rtb", "InvalidRouteTableID.Malformed")?;
     let dest = destination(c.p)?;
     if let Some(other) = OTHER_TARGETS.iter().find(|t| c.p.get(t).is_some()) {
         return Err(AwsError::invalid_value(format!(
@@ -885,11 +846,8 @@ fn delete_route(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         ],
         &[],
     )?;
-    let table = query::id(
-        c.p.require("RouteTableId")?,
-        "rtb",
-        "InvalidRouteTableID.Malformed",
-    )?;
+    let table =
+        c.p.id("RouteTableId", "rtb", "InvalidRouteTableID.Malformed")?;
     let dest = destination(c.p)?;
     c.authorize("DeleteRoute")?;
     let account = c.who.account.clone();
@@ -921,11 +879,7 @@ fn modify_instance_attribute(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> 
     ];
     scalars.extend(OTHERS);
     c.p.only(&scalars, &["GroupId", "BlockDeviceMapping"])?;
-    let id = query::id(
-        c.p.require("InstanceId")?,
-        "i",
-        "InvalidInstanceID.Malformed",
-    )?;
+    let id = c.p.id("InstanceId", "i", "InvalidInstanceID.Malformed")?;
     let value = match (c.p.bool("SourceDestCheck.Value")?, c.p.get("Attribute")) {
         (Some(v), None) => v,
         (None, Some("sourceDestCheck")) => match c.p.require("Value")? {
@@ -973,8 +927,8 @@ fn modify_eni_attribute(c: &mut Ctx<'_>, root: El) -> Result<El, AwsError> {
         ],
         &[],
     )?;
-    let id = query::id(
-        c.p.require("NetworkInterfaceId")?,
+    let id = c.p.id(
+        "NetworkInterfaceId",
         "eni",
         "InvalidNetworkInterfaceID.Malformed",
     )?;

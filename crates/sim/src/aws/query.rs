@@ -136,6 +136,11 @@ impl Params {
         Ok(out)
     }
 
+    /// A required resource id of the expected shape (see [`id`]).
+    pub fn id(&self, name: &str, prefix: &str, malformed_code: &str) -> Result<String, AwsError> {
+        id(self.require(name)?, prefix, malformed_code)
+    }
+
     pub fn ipv4(&self, name: &str) -> Result<Option<Ipv4Addr>, AwsError> {
         self.get(name).map(|v| parse_ipv4(name, v)).transpose()
     }

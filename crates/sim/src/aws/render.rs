@@ -111,6 +111,22 @@ fn association(n: &Names<'_>, eip: &Eip, full: bool) -> El {
         .text_child("publicIp", eip.public_ip.to_string())
 }
 
+/// `privateIpAddressesSet`: every private IP, primary first, with its Elastic IP.
+fn private_ip_set(net: &Net, n: &Names<'_>, e: &Eni, full: bool) -> El {
+    let mut ips = El::new("privateIpAddressesSet");
+    for (k, ip) in e.private_ips.iter().enumerate() {
+        let mut item = El::new("item")
+            .text_child("privateIpAddress", ip.to_string())
+            .text_child("privateDnsName", n.private_dns(*ip))
+            .text_child("primary", b(k == 0));
+        if let Some(a) = net.eip_on(&e.id, *ip) {
+            item = item.child(association(n, a, full));
+        }
+        ips.push(item);
+    }
+    ips
+}
+
 fn attachment(e: &Eni, instance_owner: Option<&str>, launched: &str) -> El {
     let mut a = El::new("attachment")
         .text_child("attachmentId", &e.attachment_id)
@@ -136,17 +152,7 @@ fn launched(net: &Net, e: &Eni) -> String {
 /// DescribeNetworkInterfaces' `item`.
 pub fn eni(net: &Net, n: &Names<'_>, e: &Eni) -> El {
     let primary = e.private_ips[0];
-    let mut ips = El::new("privateIpAddressesSet");
-    for (k, ip) in e.private_ips.iter().enumerate() {
-        let mut item = El::new("item")
-            .text_child("privateIpAddress", ip.to_string())
-            .text_child("privateDnsName", n.private_dns(*ip))
-            .text_child("primary", b(k == 0));
-        if let Some(a) = net.eip_on(&e.id, *ip) {
-            item = item.child(association(n, a, true));
-        }
-        ips.push(item);
-    }
+    let ips = private_ip_set(net, n, e, true);
     let mut item = El::new("item")
         .text_child("networkInterfaceId", &e.id)
         .text_child("subnetId", &e.subnet)
@@ -273,17 +279,7 @@ pub const ENI_FILTERS: &[&str] = &[
 /// DescribeInstances' `networkInterfaceSet/item` (InstanceNetworkInterface).
 fn instance_eni(net: &Net, n: &Names<'_>, e: &Eni) -> El {
     let primary = e.private_ips[0];
-    let mut ips = El::new("privateIpAddressesSet");
-    for (k, ip) in e.private_ips.iter().enumerate() {
-        let mut item = El::new("item")
-            .text_child("privateIpAddress", ip.to_string())
-            .text_child("privateDnsName", n.private_dns(*ip))
-            .text_child("primary", b(k == 0));
-        if let Some(a) = net.eip_on(&e.id, *ip) {
-            item = item.child(association(n, a, false));
-        }
-        ips.push(item);
-    }
+    let ips = private_ip_set(net, n, e, false);
     let mut item = El::new("item")
         .text_child("networkInterfaceId", &e.id)
         .text_child("subnetId", &e.subnet)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use super::service::handle_api;
-use super::sigv4::{self, Claim};
+use super::sigv4;
 use super::{imds, time, Aws, AwsWorld};
 use crate::http::{self, Request, Response};
 
@@ -61,7 +61,7 @@ fn creds(k: (&'static str, &'static str)) -> Creds<'static> {
     }
 }
 
-/// A botocore-shaped signed POST: form body, `host;x-amz-date[;x-amz-security-token]`.
+/// A botocore-shaped signed POST: form body, `content-type;host;x-amz-date[;x-amz-security-token]`.
 fn signed(
     host: &str,
     body: &str,
@@ -70,36 +70,13 @@ fn signed(
     service: &str,
     at: SystemTime,
 ) -> Request {
-    let amz = time::amz(at);
     let mut headers = vec![
         (
             "Content-Type".to_owned(),
             "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
         ),
         ("Host".to_owned(), host.to_owned()),
-        ("X-Amz-Date".to_owned(), amz.clone()),
     ];
-    let mut signed_headers = vec![
-        "content-type".to_owned(),
-        "host".into(),
-        "x-amz-date".into(),
-    ];
-    if let Some(t) = c.token {
-        headers.push(("X-Amz-Security-Token".to_owned(), t.to_owned()));
-        signed_headers.push("x-amz-security-token".into());
-    }
-    let claim = Claim {
-        access_key: c.key.to_owned(),
-        scope_date: amz[..8].to_owned(),
-        region: region.to_owned(),
-        service: service.to_owned(),
-        signed_headers: signed_headers.clone(),
-        signature: String::new(),
-        amz_date: amz,
-        security_token: c.token.map(str::to_owned),
-        expires: None,
-        presigned: false,
-    };
     let view = sigv4::Signed {
         method: "POST",
         raw_path: "/",
@@ -107,17 +84,13 @@ fn signed(
         headers: &headers,
         body: body.as_bytes(),
     };
-    let creq = sigv4::canonical_request(&view, &claim).unwrap();
-    let sig = sigv4::signature(c.secret, &claim, &creq);
-    headers.push((
-        "Authorization".to_owned(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={sig}",
-            c.key,
-            &claim.scope_date,
-            signed_headers.join(";")
-        ),
-    ));
+    let keys = sigv4::Keys {
+        access_key: c.key,
+        secret: c.secret,
+        token: c.token,
+    };
+    let added = sigv4::sign(&view, &keys, region, service, at);
+    headers.extend(added);
     Request {
         method: "POST".into(),
         path: "/".into(),

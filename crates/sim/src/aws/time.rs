@@ -30,21 +30,9 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 fn fields(t: SystemTime) -> (i64, u32, u32, i64, i64, i64, u32) {
     let s = unix(t);
-    let (y, m, d) = civil_from_days(s.div_euclid(86_400));
+    let (y, m, d) = crate::clock::civil(s.div_euclid(86_400));
     let r = s.rem_euclid(86_400);
     let ms = t
         .duration_since(UNIX_EPOCH)
@@ -92,7 +80,7 @@ pub fn parse_amz(s: &str) -> Option<i64> {
     }
     let days = days_from_civil(y, mo as u32, d as u32);
     // Reject dates that do not exist (Feb 30 would otherwise roll over).
-    if civil_from_days(days) != (y, mo as u32, d as u32) {
+    if crate::clock::civil(days) != (y, mo as u32, d as u32) {
         return None;
     }
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
