@@ -144,6 +144,11 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
+/// How long stop tries to release the VIP in the cloud. Releasing is a courtesy: the next
+/// start elsewhere takes the VIP anyway, and Pacemaker holds that start until this stop
+/// returns, so a slow or unreachable API must not hold the failover up.
+const STOP_RELEASE_BUDGET: Duration = Duration::from_secs(5);
+
 /// Stop must not fail for reasons that do not leave the VIP here: a failed stop gets the
 /// node fenced. Invalid parameters cannot have started anything; a cloud that does not
 /// answer will have the VIP taken away by the next start elsewhere. Only a local address
@@ -171,7 +176,7 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     }
     match cloud::backend(&params, state.as_deref()) {
         Ok(mut cloud) => {
-            if let Err(e) = cloud.release(deadline) {
+            if let Err(e) = cloud.release(&deadline.within(STOP_RELEASE_BUDGET)) {
                 log::warn!(
                     "stop: could not release {} in {} ({e}); reporting success, the next start elsewhere moves it",
                     params.ip,
@@ -189,7 +194,7 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 /// evidence against the VIP, and waiting out the operation's timeout only delays the
 /// next monitor. Depth 10 gets a little more for its API calls (and a token refresh).
 const MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(2);
-const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(3);
+const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(4);
 
 /// Monitor recovers only on evidence. 7: the kernel (or, with local_mode=none, the cloud)
 /// positively says the VIP is not here; 1: the kernel has it in the wrong place or on a
@@ -299,8 +304,8 @@ fn check_here(
     }
     if let Some(ifname) = local.node_address()? {
         return Err(Exit::configured(format!(
-            "ip={} is {ifname}'s own address, not one cloudvip added: a VIP must be an \
-             address no node has",
+            "ip={} is {ifname}'s own address, not one cloudvip added (a VIP must be an \
+             address no node has)",
             params.ip
         ))
         .into());

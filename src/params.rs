@@ -672,8 +672,8 @@ fn parse_endpoint(name: &str, v: &str) -> Result<String, Exit> {
 pub fn no_cloud_route_v6(ip: IpAddr, mode: LocalMode) -> Result<(), Exit> {
     if ip.is_ipv6() && mode == LocalMode::Route {
         return Err(Exit::configured(
-            "local_mode=route with an IPv6 VIP needs a cloud (neighbours cannot resolve a route-only \
-             IPv6 address on a LAN): use local_mode=address with cloud=none",
+            "local_mode=route with an IPv6 VIP needs a cloud (a LAN cannot resolve a route-only \
+             IPv6 address); use local_mode=address",
         ));
     }
     Ok(())

@@ -421,6 +421,29 @@ fn oci_validates_before_the_first_cloud_change() {
     assert!(!o.c.lab.addrs(2).contains("10.0.1.12"));
 }
 
+/// Stop makes no API call, so an API outage cannot hold a failover up: the local address
+/// goes at once and the private IP stays for the next start elsewhere to move.
+#[test]
+fn stop_during_an_api_outage_returns_at_once() {
+    let o = OciLab::new();
+    o.agent(1, "start", &[]).run().ok();
+    o.c.clear_log();
+    o.agent(1, "stop", &[]).run().ok();
+    assert!(
+        o.c.log().is_empty(),
+        "stop asked the cloud: {:#?}",
+        o.c.log()
+    );
+    o.agent(1, "start", &[]).run().ok();
+    o.c.fault(json!({"kind": "down", "cloud": "oci"}));
+    let t = Instant::now();
+    o.agent(1, "stop", &[]).run().ok();
+    println!("oci stop with the API and IMDS down: {:?}", t.elapsed());
+    assert!(!o.c.holds_locally(1, VIP));
+    o.c.clear_faults();
+    assert_eq!(o.holder(VIP), vnic(1));
+}
+
 #[test]
 fn transient_faults_are_retried() {
     let faults = [

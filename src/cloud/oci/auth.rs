@@ -302,13 +302,11 @@ impl Oci {
                 _ => CloudError::Invalid(what),
             });
         }
-        let token = r
-            .json::<serde_json::Value>()
-            .ok()
-            .and_then(|v| v["token"].as_str().map(str::to_owned));
-        let token =
-            token.ok_or_else(|| transient("federation endpoint: no token in the answer".into()))?;
-        let exp = jwt_exp(&token).unwrap_or_else(|| unix_now() + 600);
+        let token = super::model::parse::<super::model::Token>("federation", &r)?.token;
+        // Without a readable expiry we could not know when to stop using it.
+        let exp = jwt_exp(&token).ok_or_else(|| {
+            transient("federation endpoint: the token is not a JWT with an exp claim".into())
+        })?;
         if let Some(c) = cache {
             let entry = CachedToken {
                 instance: instance.to_owned(),

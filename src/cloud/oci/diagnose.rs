@@ -46,7 +46,7 @@ impl Oci {
         let mut rows = Vec::new();
         let found = self.private_ips(&vnic, deadline)?;
         for p in &found {
-            let holder = str_of(&p["vnicId"]);
+            let holder = p.vnic_id.clone().unwrap_or_else(|| "-".into());
             rows.push(Holding {
                 what: format!("private {}", self.ip),
                 ours: holder == vnic,
@@ -61,28 +61,15 @@ impl Oci {
             });
         }
         if let Some(want) = self.opts.public_ip.clone() {
-            let p = if want.starts_with("ocid1.") {
-                self.get_json(&format!("publicIps/{want}"), deadline)?.0
-            } else {
-                self.call(
-                    Method::Post,
-                    "publicIps/actions/getByIpAddress",
-                    Some(&json!({ "ipAddress": want })),
-                    &[],
-                    deadline,
-                )?
-                .json()
-                .map_err(|e| CloudError::Transient(format!("Networking API: {e:#}")))?
-            };
-            let target = str_of(&p["assignedEntityId"]);
-            let ours = found.iter().any(|f| {
-                f["id"].as_str() == Some(target.as_str())
-                    && f["vnicId"].as_str() == Some(vnic.as_str())
-            });
+            let (p, _) = self.public_ip(&want, deadline)?;
+            let target = p.assigned_to().unwrap_or_default().to_owned();
+            let ours = found
+                .iter()
+                .any(|f| f.id == target && f.vnic_id.as_deref() == Some(vnic.as_str()));
             rows.push(Holding {
-                what: format!("public {}", str_of(&p["ipAddress"])),
+                what: format!("public {}", p.ip_address),
                 holder: if target.is_empty() {
-                    format!("- ({})", str_of(&p["lifecycleState"]))
+                    format!("- ({:?})", p.lifecycle_state)
                 } else {
                     format!("private IP {target}")
                 },

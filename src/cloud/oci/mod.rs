@@ -8,6 +8,7 @@
 pub mod auth;
 mod diagnose;
 mod ipv6;
+mod model;
 mod sign;
 
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use crate::deadline::{Backoff, Deadline};
 use crate::http::{encode, Http, HttpConfig, Method, Request, Response};
 use crate::params::{LocalMode, Params};
 use auth::Credentials;
+use model::{Lifetime, PrivateIp, PublicIp, PublicIpState, VnicState};
 
 const DEFAULT_METADATA: &str = "http://169.254.169.254/opc/v2/";
 
@@ -187,8 +189,8 @@ impl Oci {
             .ok_or_else(|| transient("instance identity not loaded".into()))?;
         let domain = i.domain.as_deref().ok_or_else(|| {
             CloudError::Invalid(format!(
-                "the instance metadata names no realm domain: set {service} endpoints explicitly \
-                 (api_endpoint, auth_endpoint)"
+                "the instance metadata names no realm domain (set api_endpoint and auth_endpoint \
+                 for {service})"
             ))
         })?;
         Ok(format!("https://{service}.{}.{domain}/", i.region))
@@ -216,7 +218,7 @@ impl Oci {
             return match &mac {
                 Some(m) if !ours.mac_addr.eq_ignore_ascii_case(m) => {
                     Err(CloudError::NotFound(format!(
-                        "vnic_id {v} has MAC {}, but {} has {m}: set nic to its interface",
+                        "vnic_id {v} has MAC {}, but {} has {m} (set nic to its interface)",
                         ours.mac_addr, nic.name
                     )))
                 }
@@ -317,28 +319,60 @@ impl Oci {
         Ok((v, etag))
     }
 
-    /// The private IP objects (IPv6: `Ipv6` objects) with our address in our VNIC's subnet
-    /// (paginated).
-    fn private_ips(&mut self, vnic: &str, deadline: &Deadline) -> Result<Vec<Value>, CloudError> {
+    /// A signed GET parsed fail-closed into `T`, with the ETag.
+    fn get<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: &str,
+        path: &str,
+        deadline: &Deadline,
+    ) -> Result<(T, Option<String>), CloudError> {
+        let r = self.call(Method::Get, path, None, &[], deadline)?;
+        let etag = r.header("etag").map(str::to_owned);
+        Ok((model::parse(what, &r)?, etag))
+    }
+
+    /// The private IP objects (IPv6: `Ipv6` objects, the same shape) with our address in
+    /// our VNIC's subnet (paginated). Each must be our address: an answer for other
+    /// addresses means the filter was not applied, and moving one of those would take
+    /// someone else's IP.
+    fn private_ips(
+        &mut self,
+        vnic: &str,
+        deadline: &Deadline,
+    ) -> Result<Vec<PrivateIp>, CloudError> {
         let coll = ipv6::collection(self.ip);
-        let (v, _) = self.get_json(&format!("vnics/{vnic}"), deadline)?;
-        let subnet = v["subnetId"].as_str().unwrap_or_default().to_owned();
-        let mut out = Vec::new();
+        let (v, _): (model::Vnic, _) = self.get("GetVnic", &format!("vnics/{vnic}"), deadline)?;
+        match v.lifecycle_state {
+            VnicState::Available => {}
+            VnicState::Provisioning => {
+                return Err(transient(format!("VNIC {vnic} is still PROVISIONING")))
+            }
+            s => {
+                return Err(CloudError::NotFound(format!(
+                    "VNIC {vnic} is {s:?} and cannot hold the VIP"
+                )))
+            }
+        }
+        let mut out: Vec<PrivateIp> = Vec::new();
         let mut page: Option<String> = None;
         loop {
             let mut path = format!(
                 "{coll}?ipAddress={}&subnetId={}",
                 encode(&self.ip.to_string()),
-                encode(&subnet)
+                encode(&v.subnet_id)
             );
             if let Some(p) = &page {
                 path.push_str(&format!("&page={}", encode(p)));
             }
             let r = self.call(Method::Get, &path, None, &[], deadline)?;
-            let items: Value = r
-                .json()
-                .map_err(|e| transient(format!("Networking API: {e:#}")))?;
-            out.extend(items.as_array().into_iter().flatten().cloned());
+            let items: Vec<PrivateIp> = model::parse("ListPrivateIps", &r)?;
+            if let Some(other) = items.iter().find(|p| p.ip_address != self.ip) {
+                return Err(transient(format!(
+                    "ListPrivateIps for {} answered {} too (the filter was not applied)",
+                    self.ip, other.ip_address
+                )));
+            }
+            out.extend(items);
             // Real OCI sends a next-page token even when everything fit, then an empty page.
             match r.header("opc-next-page") {
                 Some(p) if !p.is_empty() => page = Some(p.to_owned()),
@@ -350,8 +384,7 @@ impl Oci {
     fn claim_once(&mut self, vnic: &str, deadline: &Deadline) -> Result<String, CloudError> {
         let coll = ipv6::collection(self.ip);
         let found = self.private_ips(vnic, deadline)?;
-        let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_owned();
-        match found.as_slice() {
+        let id = match found.as_slice() {
             [] => {
                 log::info!("creating {} on VNIC {vnic}", self.ip);
                 let body = json!({ "vnicId": vnic, "ipAddress": self.ip.to_string(), "displayName": "cloudvip" });
@@ -362,103 +395,115 @@ impl Oci {
                     &[("opc-retry-token", retry_token())],
                     deadline,
                 )?;
-                let v: Value = r
-                    .json()
-                    .map_err(|e| transient(format!("Networking API: {e:#}")))?;
-                Ok(id_of(&v))
+                let made: PrivateIp = model::parse("CreatePrivateIp", &r)?;
+                made.id
             }
             // Before "already ours": our own primary IP is no VIP either.
-            [p] if p["isPrimary"].as_bool() == Some(true) => Err(CloudError::Invalid(format!(
-                "{} is the primary private IP of VNIC {}: only a secondary private IP can move",
+            [p] if p.is_primary => {
+                return Err(CloudError::Invalid(format!(
+                "{} is the primary private IP of VNIC {} (only a secondary private IP can move)",
                 self.ip,
-                p["vnicId"].as_str().unwrap_or("?")
-            ))),
-            [p] if p["vnicId"].as_str() == Some(vnic) => {
+                p.vnic_id.as_deref().unwrap_or("?")
+            )))
+            }
+            [p] if p.vnic_id.as_deref() == Some(vnic) => {
                 log::info!("{} is already assigned to VNIC {vnic}", self.ip);
-                Ok(id_of(p))
+                return Ok(p.id.clone());
             }
             [p] => {
-                let id = id_of(p);
-                let (_, etag) = self.get_json(&format!("{coll}/{id}"), deadline)?;
+                let (_, etag): (PrivateIp, _) =
+                    self.get("GetPrivateIp", &format!("{coll}/{}", p.id), deadline)?;
                 log::info!(
                     "moving {} from VNIC {} to {vnic}",
                     self.ip,
-                    p["vnicId"].as_str().unwrap_or("?")
+                    p.vnic_id.as_deref().unwrap_or("none")
                 );
                 let extra: Vec<(&str, String)> =
                     etag.into_iter().map(|e| ("if-match", e)).collect();
                 self.call(
                     Method::Put,
-                    &format!("{coll}/{id}"),
+                    &format!("{coll}/{}", p.id),
                     Some(&json!({ "vnicId": vnic })),
                     &extra,
                     deadline,
                 )?;
-                // The PUT answer may omit vnicId (oci-api.md §2.6): confirm with a GET.
-                let (now, _) = self.get_json(&format!("{coll}/{id}"), deadline)?;
-                if now["vnicId"].as_str() != Some(vnic) {
-                    return Err(CloudError::Conflict(format!(
-                        "{} moved, but is now on {}",
-                        self.ip, now["vnicId"]
-                    )));
-                }
-                Ok(id)
+                p.id.clone()
             }
-            many => Err(CloudError::Invalid(format!(
-                "{} appears {} times in the subnet",
+            many => {
+                return Err(CloudError::Invalid(format!(
+                    "{} appears {} times in the subnet",
+                    self.ip,
+                    many.len()
+                )))
+            }
+        };
+        // Neither a create nor a move is trusted by its answer (a PUT's may omit vnicId,
+        // oci-api.md §2.6): the object must now be our address on our VNIC.
+        let (now, _): (PrivateIp, _) =
+            self.get("GetPrivateIp", &format!("{coll}/{id}"), deadline)?;
+        if now.ip_address != self.ip || now.vnic_id.as_deref() != Some(vnic) {
+            return Err(CloudError::Conflict(format!(
+                "{} changed hands meanwhile: private IP {id} is {} on {}",
                 self.ip,
-                many.len()
-            ))),
+                now.ip_address,
+                now.vnic_id.as_deref().unwrap_or("no VNIC")
+            )));
         }
+        Ok(id)
+    }
+
+    fn public_ip(
+        &mut self,
+        want: &str,
+        deadline: &Deadline,
+    ) -> Result<(PublicIp, Option<String>), CloudError> {
+        if want.starts_with("ocid1.") {
+            return self.get("GetPublicIp", &format!("publicIps/{want}"), deadline);
+        }
+        let r = self.call(
+            Method::Post,
+            "publicIps/actions/getByIpAddress",
+            Some(&json!({ "ipAddress": want })),
+            &[],
+            deadline,
+        )?;
+        let etag = r.header("etag").map(str::to_owned);
+        Ok((model::parse("GetPublicIpByIpAddress", &r)?, etag))
     }
 
     /// Assign the reserved public IP to our private IP and wait for ASSIGNED. Assignment is
     /// asynchronous and may fail silently into AVAILABLE (oci-api.md §2.6): assign again.
+    /// Every poll and call is bounded by the deadline.
     fn attach_public_ip(
         &mut self,
         want: &str,
         private_ip: &str,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let (mut p, mut etag) = if want.starts_with("ocid1.") {
-            self.get_json(&format!("publicIps/{want}"), deadline)?
-        } else {
-            let r = self.call(
-                Method::Post,
-                "publicIps/actions/getByIpAddress",
-                Some(&json!({ "ipAddress": want })),
-                &[],
-                deadline,
-            )?;
-            let etag = r.header("etag").map(str::to_owned);
-            (
-                r.json()
-                    .map_err(|e| transient(format!("Networking API: {e:#}")))?,
-                etag,
-            )
-        };
-        if p["lifetime"].as_str() != Some("RESERVED") {
+        let (mut p, mut etag) = self.public_ip(want, deadline)?;
+        if p.lifetime != Lifetime::Reserved {
             return Err(CloudError::Invalid(format!(
                 "public IP {want} is not a reserved public IP"
             )));
         }
-        let id = p["id"].as_str().unwrap_or_default().to_owned();
+        let id = p.id.clone();
         let mut backoff = PUBLIC_IP_POLL;
         loop {
-            let state = p["lifecycleState"].as_str().unwrap_or_default().to_owned();
-            let target = p["assignedEntityId"]
-                .as_str()
-                .or(p["privateIpId"].as_str())
-                .unwrap_or_default();
-            match (state.as_str(), target == private_ip) {
-                ("ASSIGNED", true) => return Ok(()),
-                ("ASSIGNING" | "UNASSIGNING" | "PROVISIONING", _) => {}
-                _ => {
-                    log::info!(
-                        "assigning public IP {} to {}",
-                        p["ipAddress"].as_str().unwrap_or(want),
-                        self.ip
-                    );
+            let ours = p.assigned_to() == Some(private_ip);
+            match p.lifecycle_state {
+                PublicIpState::Assigned if ours => return Ok(()),
+                // In flight: its outcome decides.
+                PublicIpState::Assigning
+                | PublicIpState::Unassigning
+                | PublicIpState::Provisioning => {}
+                PublicIpState::Terminating | PublicIpState::Terminated => {
+                    return Err(CloudError::Invalid(format!(
+                        "public IP {want} is {:?} (being deleted)",
+                        p.lifecycle_state
+                    )))
+                }
+                PublicIpState::Assigned | PublicIpState::Available | PublicIpState::Unassigned => {
+                    log::info!("assigning public IP {} to {}", p.ip_address, self.ip);
                     let extra: Vec<(&str, String)> =
                         etag.take().into_iter().map(|e| ("if-match", e)).collect();
                     self.call(
@@ -472,11 +517,11 @@ impl Oci {
             }
             if backoff.wait(deadline).is_err() {
                 return Err(transient(format!(
-                    "public IP {want} not ASSIGNED to {} before the deadline (state {state})",
-                    self.ip
+                    "public IP {want} not ASSIGNED to {} before the deadline (state {:?})",
+                    self.ip, p.lifecycle_state
                 )));
             }
-            (p, etag) = self.get_json(&format!("publicIps/{id}"), deadline)?;
+            (p, etag) = self.get("GetPublicIp", &format!("publicIps/{id}"), deadline)?;
         }
     }
 }
@@ -498,7 +543,7 @@ impl Cloud for Oci {
         Ok(self
             .private_ips(&vnic, deadline)?
             .iter()
-            .any(|p| p["vnicId"].as_str() == Some(vnic.as_str())))
+            .any(|p| p.vnic_id.as_deref() == Some(vnic.as_str())))
     }
 
     /// From IMDS alone (no API call): the VNIC is this instance's, and the VIP is none
@@ -513,8 +558,8 @@ impl Cloud for Oci {
             .find(|v| v.private_ip == self.ip);
         if let Some(v) = primary {
             return Err(CloudError::Invalid(format!(
-                "{} is the primary private IP of this instance's VNIC {}: a VIP must be a \
-                 secondary private IP",
+                "{} is the primary private IP of this instance's VNIC {} (a VIP must be a \
+                 secondary private IP)",
                 self.ip, v.vnic_id
             )));
         }
