@@ -153,10 +153,10 @@ pub const PARAMS: &[ParamDef] = &[
         Content::Boolean,
         Some("true"),
         "Send repeated announcements in the background",
-        "When true, start returns right after the first announcement and a detached \
-         child process sends the remaining ones, so the resources ordered after the VIP \
-         start sooner (IPaddr2 does the same). When false, start sends them all first, \
-         never past the operation's deadline.",
+        "When true, start returns right after the first announcement and a background \
+         process owned by the resource sends the remaining ones (stop and reload end it), \
+         so the resources ordered after the VIP start sooner (IPaddr2 does the same). When \
+         false, start sends them all first, never past the operation's deadline.",
     ),
     p(
         "alias_range_name",
@@ -216,8 +216,9 @@ pub const PARAMS: &[ParamDef] = &[
          key), profile from oci_profile. The file (and the key it names) must not be \
          writable by others; mode 0600 owned by root is right. Default: the instance's own \
          identity (GCE: the service account's token from the metadata server; OCI: instance \
-         principals). Tokens are cached in HA_RSCTMP with mode 0600 until shortly before they \
-         expire and are never logged.",
+         principals). Tokens are cached in HA_RSCTMP (else /run/resource-agents) with mode \
+         0600 until shortly before they expire, refreshed once for actions that run at \
+         once, and never logged.",
     ),
     p(
         "oci_profile",

@@ -1,6 +1,7 @@
 //! The cloud side of a VIP move, behind one small trait. Backends answer in `CloudError`,
 //! never in exit codes: `agent.rs` alone decides what an error means for Pacemaker.
-//! `none` (IPaddr2-like, no cloud) lives here, GCE in `gce/`; `backend()` picks one.
+//! `none` (IPaddr2-like, no cloud) lives here, GCE in `gce/`, OCI in `oci/`; `backend()`
+//! picks one.
 
 pub mod gce;
 pub mod oci;
