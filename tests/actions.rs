@@ -202,8 +202,12 @@ fn stop_removes_the_vip_from_every_interface() {
 #[test]
 fn a_nodes_own_address_is_never_the_vip() {
     let lab = Lab::new(1);
-    for (own, nic) in [("10.66.0.1", "eth0"), ("fd00:66::1", "eth0")] {
-        let p = [("ip", own), ("nic", nic)];
+    for (own, mode) in [
+        ("10.66.0.1", "address"),
+        ("fd00:66::1", "address"),
+        ("10.66.0.1", "route"),
+    ] {
+        let p = [("ip", own), ("nic", "eth0"), ("local_mode", mode)];
         agent(&lab, 1, "validate-all", &p)
             .env("OCF_CHECK_LEVEL", "10")
             .run()

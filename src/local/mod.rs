@@ -198,15 +198,17 @@ impl Local {
     /// The interface of which the VIP is this node's own address, if it is one: start and
     /// validate-all refuse such a VIP, stop never removes it.
     pub fn node_address(&mut self) -> anyhow::Result<Option<String>> {
-        if self.mode != LocalMode::Address {
-            // A local route next to an own address is refused by the kernel anyway.
-            return Ok(None);
-        }
-        Ok(self
-            .vip_addresses()?
-            .into_iter()
-            .find(|f| f.owner == Owner::Node)
-            .map(|f| f.name))
+        let found = self.vip_addresses()?.into_iter();
+        Ok(match self.mode {
+            LocalMode::None => None,
+            LocalMode::Address => found
+                .filter(|f| f.owner == Owner::Node)
+                .map(|f| f.name)
+                .next(),
+            // local_mode=route never adds addresses: any address equal to the VIP is not
+            // ours (and the kernel's own local route for it would pass for the VIP's).
+            LocalMode::Route => found.map(|f| f.name).next(),
+        })
     }
 
     /// Where the VIP is configured on this host in the form `mode` manages (addresses for
