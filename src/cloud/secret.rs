@@ -59,16 +59,24 @@ pub fn cache_path(state: Option<&Path>, prefix: &str, key: &str) -> Option<PathB
 }
 
 /// The lock that serialises refreshing the cache at `cache`: one refresh for all the
-/// actions that find it stale at once, the others wait for it and read its result.
+/// actions that find it stale at once, the others wait for it and read its result. No
+/// cache (no state directory), no lock. Waiting is bounded by the deadline.
 pub fn refresh_lock(
-    cache: &Path,
+    cache: Option<&Path>,
     deadline: &crate::deadline::Deadline,
-) -> std::io::Result<crate::state::Lock> {
+) -> Result<Option<crate::state::Lock>, crate::cloud::CloudError> {
+    let Some(cache) = cache else { return Ok(None) };
     // A dot file beside the cache (`.cloudvip-oci-token-….lock`): not mistaken for a cache.
     let name = cache
         .file_stem()
         .map_or_else(Default::default, |s| s.to_string_lossy());
     crate::state::lock(&cache.with_file_name(format!(".{name}.lock")), deadline)
+        .map(Some)
+        .map_err(|e| {
+            crate::cloud::CloudError::Transient(format!(
+                "waiting for another action's token refresh: {e}"
+            ))
+        })
 }
 
 /// A cache file's content, only if we own it and nobody else can read it.

@@ -74,11 +74,7 @@ impl Local {
     /// the most specific main-table route towards the VIP. Failures are OCF_ERR_ARGS:
     /// the configuration may be fine on the other nodes.
     pub fn resolve_nic(&mut self, nic: Option<&str>) -> anyhow::Result<Link> {
-        let links = self
-            .rtnl
-            .links()
-            .map_err(io_exit)
-            .context("cannot list interfaces")?;
+        let links = self.links()?;
         let names = || {
             links
                 .iter()
@@ -149,11 +145,7 @@ impl Local {
             .addresses()
             .map_err(io_exit)
             .context("cannot list addresses")?;
-        let links = self
-            .rtnl
-            .links()
-            .map_err(io_exit)
-            .context("cannot list interfaces")?;
+        let links = self.links()?;
         // Addresses cloudvip added (any VIP's, ours included): tagged, or recorded.
         let state = self.state.clone();
         let added_by_us = |a: &netlink::Addr| {
@@ -225,19 +217,10 @@ impl Local {
                 .map(|f| f.name)
                 .collect(),
             LocalMode::Route => {
-                let routes = self
-                    .rtnl
-                    .local_routes()
-                    .map_err(io_exit)
-                    .context("cannot list local routes")?;
-                let links = self
-                    .rtnl
-                    .links()
-                    .map_err(io_exit)
-                    .context("cannot list interfaces")?;
+                let routes = self.our_routes()?;
+                let links = self.links()?;
                 routes
                     .into_iter()
-                    .filter(|r| r.ip == self.ip && r.protocol == netlink::RTPROT_CLOUDVIP)
                     .map(|r| name_of(&links, r.index))
                     .collect()
             }
@@ -328,20 +311,9 @@ impl Local {
                 }
             }
             LocalMode::Route => {
-                let routes = self
-                    .rtnl
-                    .local_routes()
-                    .map_err(io_exit)
-                    .context("cannot list local routes")?;
-                let links = self
-                    .rtnl
-                    .links()
-                    .map_err(io_exit)
-                    .context("cannot list interfaces")?;
-                for r in routes
-                    .into_iter()
-                    .filter(|r| r.ip == ip && r.protocol == netlink::RTPROT_CLOUDVIP)
-                {
+                let routes = self.our_routes()?;
+                let links = self.links()?;
+                for r in routes {
                     let name = name_of(&links, r.index);
                     if self
                         .rtnl
@@ -357,6 +329,27 @@ impl Local {
             }
         }
         Ok(removed)
+    }
+
+    fn links(&mut self) -> anyhow::Result<Vec<Link>> {
+        self.rtnl
+            .links()
+            .map_err(io_exit)
+            .context("cannot list interfaces")
+    }
+
+    /// The VIP's local routes that carry our protocol (never the guest agent's or the
+    /// kernel's).
+    fn our_routes(&mut self) -> anyhow::Result<Vec<netlink::LocalRoute>> {
+        let ip = self.ip;
+        Ok(self
+            .rtnl
+            .local_routes()
+            .map_err(io_exit)
+            .context("cannot list local routes")?
+            .into_iter()
+            .filter(|r| r.ip == ip && r.protocol == netlink::RTPROT_CLOUDVIP)
+            .collect())
     }
 
     fn record_path(&self) -> Option<PathBuf> {

@@ -86,12 +86,7 @@ impl Gce {
             }
         }
         // One refresh for all the actions that found the cache stale at once.
-        let _lock = match &cache {
-            Some(c) => Some(secret::refresh_lock(c, deadline).map_err(|e| {
-                transient(format!("waiting for another action's token refresh: {e}"))
-            })?),
-            None => None,
-        };
+        let _lock = secret::refresh_lock(cache.as_deref(), deadline)?;
         if let Some(t) = cached() {
             if !fresh || before.as_ref().map(Secret::expose) != Some(t.expose()) {
                 log::debug!("using the access token another action just fetched");

@@ -206,12 +206,7 @@ impl Oci {
             log::debug!("using the cached instance-principal token");
             return Ok(c);
         }
-        let _lock = match &cache {
-            Some(c) => Some(secret::refresh_lock(c, deadline).map_err(|e| {
-                transient(format!("waiting for another action's token refresh: {e}"))
-            })?),
-            None => None,
-        };
+        let _lock = secret::refresh_lock(cache.as_deref(), deadline)?;
         if let Some(c) = cached() {
             log::debug!("using the instance-principal token another action just fetched");
             return Ok(c);
