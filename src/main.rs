@@ -3,7 +3,7 @@
 //! action's outcome into an exit code and exit reason. The same binary is the admin CLI
 //! (`status`, `diagnose`, `--param`/`--config`), see `admin.rs`.
 
-use cloudvip::{admin, agent, ocf};
+use cloudvip::{admin, agent, local, ocf};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -70,21 +70,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let mut env = OcfEnv::from_process();
-    // The background announcer start re-executes (`arp_bg`, local/announcer.rs): not a
-    // command for humans, so not in the help; no parameters, no logging.
-    let mut argv = std::env::args_os().skip(1);
-    if argv
-        .next()
-        .is_some_and(|a| a == cloudvip::local::announcer::SUBCOMMAND)
-    {
-        let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
-        return match cloudvip::local::announcer::parse(&args) {
-            Some(a) => {
-                cloudvip::local::announce::repeat(&a);
-                ExitCode::SUCCESS
-            }
-            None => ExitCode::from(Status::ErrArgs.code()),
-        };
+    // The background processes re-execute this binary (local/daemon.rs): not commands for
+    // humans, so not in the help; no parameters, no logging.
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let daemon: Option<fn(&[String]) -> u8> = match argv.first().map(String::as_str) {
+        Some(local::announcer::SUBCOMMAND) => Some(local::announcer::run),
+        Some(local::responder::SUBCOMMAND) => Some(local::responder::run),
+        _ => None,
+    };
+    if let Some(run) = daemon {
+        return ExitCode::from(run(&argv[1..]));
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,

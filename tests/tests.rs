@@ -48,3 +48,5 @@ mod exit_reasons;
 mod cloud_ipv6;
 // The unmodified Debian AWS anchors (awsvip, awseip, aws-vpc-move-ip) against cloudvip-sim.
 mod anchors_aws;
+// The probe responder of load-balancer mode: probes from another host, ownership, stop.
+mod responder;

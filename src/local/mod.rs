@@ -5,7 +5,9 @@
 
 pub mod announce;
 pub mod announcer;
+pub mod daemon;
 pub mod netlink;
+pub mod responder;
 
 use std::io;
 use std::net::IpAddr;
