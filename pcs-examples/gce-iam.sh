@@ -7,7 +7,7 @@ set -euo pipefail
 PROJECT=${PROJECT:-my-project}
 SA=${SA:-cloudvip@my-project.iam.gserviceaccount.com}
 
-PERMS=compute.instances.get,compute.instances.list,compute.instances.updateNetworkInterface,compute.zoneOperations.get,compute.subnetworks.use
+PERMS=compute.instances.get,compute.instances.list,compute.instances.updateNetworkInterface,compute.zoneOperations.get,compute.zoneOperations.list,compute.subnetworks.get,compute.subnetworks.use
 if [ "${1:-}" = --public ]; then
     PERMS=$PERMS,compute.addresses.get,compute.addresses.list,compute.addresses.use,compute.instances.addAccessConfig,compute.instances.deleteAccessConfig,compute.subnetworks.useExternalIp,compute.networks.useExternalIp
 fi

@@ -22,6 +22,8 @@ mod ocf_tools;
 mod cloudlab;
 // The GCE backend against cloudvip-sim.
 mod gce;
+// GCE under parallel actions on one NIC, nodes racing, and kills at every step.
+mod gce_race;
 // The OCI backend against cloudvip-sim.
 mod oci;
 // One token refresh shared by parallel actions, both clouds, Pacemaker's environment.

@@ -22,7 +22,7 @@ impl Gce {
         let api = Api::new(self);
         let mut rows = Vec::new();
         for inst in api.candidates(id.region(), deadline)? {
-            let (name, zone) = name_and_zone(&inst);
+            let (name, zone) = name_and_zone(&inst)?;
             for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
                 if nic_has(nic, self.ip) {
                     rows.push(Holding {
@@ -162,6 +162,22 @@ impl Gce {
             "compute.instances.list",
             api.candidates(id.region(), deadline).map(|_| ()),
         );
+        // start waits for operations in flight on the instances it writes, and checks the
+        // VIP against the subnet's ranges before it takes the VIP from its holder
+        if let Ok(me) = &me {
+            if let Some(link) = me["selfLink"].as_str() {
+                note(
+                    "compute.zoneOperations.list",
+                    api.pending_on(&id.zone, link, deadline).map(|_| ()),
+                );
+            }
+            if let Some(url) = me["networkInterfaces"][0]["subnetwork"].as_str() {
+                note(
+                    "compute.subnetworks.get",
+                    api.subnetwork(url, deadline).map(|_| ()),
+                );
+            }
+        }
         if let Ok(me) = &me {
             let idx = nic
                 .and_then(|n| n.mac)
@@ -196,6 +212,8 @@ impl Gce {
                 "compute.instances.list",
                 "compute.instances.updateNetworkInterface",
                 "compute.zoneOperations.get",
+                "compute.zoneOperations.list",
+                "compute.subnetworks.get",
                 "compute.subnetworks.use",
             ];
             if self.opts.public_ip.is_some() {
@@ -231,8 +249,8 @@ impl Gce {
         } else {
             out.push(Step::pass(
                 "permissions",
-                "instances.get, instances.list, updateNetworkInterface (probed, nothing changed)\
-                 , addresses.get with public_ip: allowed",
+                "instances.get, instances.list, zoneOperations.list, subnetworks.get, \
+                 updateNetworkInterface (probed, nothing changed), addresses.get with public_ip: allowed",
             ));
         }
         // 4. The NIC: the local interface's MAC must be one of this instance's NICs.

@@ -39,7 +39,7 @@ pub struct Instance {
     pub name: String,
     /// `projects/<number>/zones/<zone>`
     pub zone: String,
-    #[serde(default)]
+    /// Required: an instance always has one; an answer without them is not to be trusted.
     pub network_interfaces: Vec<Nic>,
 }
 
@@ -93,7 +93,7 @@ impl Identity {
         self.nics
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.ip_aliases.iter().any(|a| super::alias_is(a, ip)))
+            .filter(|(_, n)| n.ip_aliases.iter().any(|a| super::aliases::is_host(a, ip)))
             .map(|(i, _)| i)
             .collect()
     }
@@ -127,18 +127,55 @@ impl Gce {
         let root: Root = r
             .json()
             .map_err(|e| transient(format!("metadata server: {e:#}")))?;
-        let zone = root
-            .instance
-            .zone
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let zone = zone_name(&root.instance.zone).ok_or_else(|| {
+            transient(format!(
+                "metadata server: instance/zone {:?} is not projects/N/zones/ZONE",
+                root.instance.zone
+            ))
+        })?;
+        if root.instance.name.is_empty() || root.project.project_id.is_empty() {
+            return Err(transient(
+                "metadata server: empty instance/name or project/project-id".into(),
+            ));
+        }
         Ok(Identity {
             project: root.project.project_id,
             name: root.instance.name,
             zone,
             nics: root.instance.network_interfaces,
         })
+    }
+}
+
+/// `us-central1-a` from `projects/123/zones/us-central1-a`; `None` for any other shape.
+fn zone_name(z: &str) -> Option<String> {
+    match z.split('/').collect::<Vec<_>>().as_slice() {
+        ["projects", p, "zones", zone] if !p.is_empty() && zone.contains('-') => {
+            Some((*zone).to_owned())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_and_answers_fail_closed() {
+        assert_eq!(
+            zone_name("projects/123/zones/us-central1-a").as_deref(),
+            Some("us-central1-a")
+        );
+        for bad in [
+            "us-central1-a",
+            "projects/123/zones/",
+            "zones/us-central1-a",
+            "",
+        ] {
+            assert_eq!(zone_name(bad), None, "{bad}");
+        }
+        let no_nics = r#"{"instance": {"name": "a", "zone": "projects/1/zones/z-a"}, "project": {"projectId": "p"}}"#;
+        assert!(serde_json::from_str::<Root>(no_nics).is_err());
     }
 }

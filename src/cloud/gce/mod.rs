@@ -1,27 +1,50 @@
 //! Google Compute Engine: the VIP is an alias IP range of this instance's NIC, and an
 //! optional static external IP is that NIC's access config. The flow is gce-api.md §7:
-//! identity from the metadata server, holders from one list call, remove the alias there
-//! (fingerprint + wait), add it here (fingerprint + wait), then the external address.
-//! A stale fingerprint (412) or an alias not yet released (IP_IN_USE_BY_ANOTHER_RESOURCE)
-//! re-reads and retries; everything stays inside the action's deadline.
+//! identity from the metadata server; our instance read from the API once nothing is in
+//! flight on it (the metadata server's "already an alias" can predate a removal another
+//! node queued); the configuration checked against the subnet before anything changes;
+//! the alias removed from every other holder, then added here, each write through this
+//! node's one writer per NIC (`writer.rs`), which batches parallel actions and verifies
+//! the result after its operation is DONE; then the external address. Everything stays
+//! inside the action's deadline.
 
+mod aliases;
 pub mod auth;
 mod compute;
 mod diagnose;
 pub mod metadata;
+mod writer;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{settle, Claimed, Cloud, CloudError, Nic};
-use crate::deadline::Deadline;
+use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic};
+use crate::deadline::{Deadline, SystemClock};
 use crate::http::{Http, HttpConfig};
 use crate::params::Params;
-use compute::{instance_ref, Api};
+use aliases::{holds, Want};
+use compute::{aliases_of, field, instance_ref, nics, primary_ip, Api};
 use metadata::Identity;
+use writer::Target;
+
+/// For the fuzz targets: is this alias entry the single address `ip`?
+pub use aliases::is_host as alias_is;
 
 pub const DEFAULT_API: &str = "https://compute.googleapis.com/compute/v1/";
+
+/// Stop's best-effort release may use at most this much of stop's budget, and never more
+/// than half of what is left. A healthy release costs one operation (~1 s, gce-api.md §4)
+/// plus a few reads, or two batches of them when every VIP of the node stops at once; a
+/// release that needs longer only delays the start on the other node, which removes the
+/// alias from here anyway (as one operation of its own) before it adds it there.
+const RELEASE_SHARE: Duration = Duration::from_secs(8);
+/// The first API exchange of a release (token and one read) must answer within this: an
+/// API that does not is left to the next start elsewhere at once, with a warning.
+const RELEASE_PROBE: Duration = Duration::from_secs(2);
 
 pub struct Gce {
     http: Http,
@@ -38,34 +61,31 @@ fn transient(msg: String) -> CloudError {
     CloudError::Transient(msg)
 }
 
-/// Is this alias entry (`10.0.0.5/32`, or a bare `10.0.0.5`, both seen in responses) the VIP?
-pub fn alias_is(range: &str, ip: IpAddr) -> bool {
-    let (addr, len) = match range.split_once('/') {
-        Some((a, l)) => (a, l.parse::<u8>().ok()),
-        None => (range, None),
-    };
-    let host = if ip.is_ipv4() { 32 } else { 128 };
-    addr.parse::<IpAddr>().is_ok_and(|a| a == ip) && len.is_none_or(|l| l == host)
+/// A deadline `cap` from now at most, and never past `d`.
+fn capped(d: &Deadline, cap: Duration) -> Deadline {
+    Deadline::with_clock(d.remaining().min(cap), Arc::new(SystemClock))
 }
 
-fn nic_aliases(nic: &Value) -> Vec<Value> {
-    nic["aliasIpRanges"].as_array().cloned().unwrap_or_default()
+/// An instance's name and zone (the last part of its zone URL); errors name what is missing.
+fn name_and_zone(inst: &Value) -> Result<(&str, &str), CloudError> {
+    let name = field(inst, "name", "instance")?;
+    let zone = field(inst, "zone", name)?
+        .rsplit('/')
+        .next()
+        .filter(|z| !z.is_empty())
+        .ok_or_else(|| transient(format!("{name}: zone URL without a zone")))?;
+    Ok((name, zone))
 }
 
-/// An instance's name and zone (the last part of its zone URL).
-fn name_and_zone(inst: &Value) -> (&str, &str) {
-    let name = inst["name"].as_str().unwrap_or_default();
-    let zone = inst["zone"]
-        .as_str()
-        .and_then(|z| z.rsplit('/').next())
-        .unwrap_or_default();
-    (name, zone)
-}
-
+/// Does this NIC (of an API answer) hold `ip`? A NIC whose list cannot be read does not.
 fn nic_has(nic: &Value, ip: IpAddr) -> bool {
-    nic_aliases(nic)
-        .iter()
-        .any(|a| a["ipCidrRange"].as_str().is_some_and(|r| alias_is(r, ip)))
+    aliases_of(nic, "").is_ok_and(|l| holds(&l, ip))
+}
+
+/// Is `ip` inside `cidr` (`10.128.0.0/20`)? `None` when `cidr` does not parse.
+fn cidr_contains(cidr: &str, ip: IpAddr) -> Option<bool> {
+    let (net, len) = cidr.split_once('/')?;
+    Some(in_subnet(ip, net.parse().ok()?, len.parse().ok()?))
 }
 
 impl Gce {
@@ -95,12 +115,17 @@ impl Gce {
         Ok(id)
     }
 
+    /// This node's problem, not the configuration's: another node may do better.
+    fn node_local(msg: String) -> CloudError {
+        CloudError::Local(msg)
+    }
+
     fn our_nic(&self, id: &Identity, nic: &Nic) -> Result<usize, CloudError> {
         let mac = nic
             .mac
-            .ok_or_else(|| CloudError::NotFound(format!("{} has no MAC address", nic.name)))?;
+            .ok_or_else(|| Self::node_local(format!("{} has no MAC address", nic.name)))?;
         id.nic_index(&mac).ok_or_else(|| {
-            CloudError::NotFound(format!(
+            Self::node_local(format!(
                 "no GCE network interface of {} has the MAC {} of {}",
                 id.name,
                 crate::cloud::format_mac(&mac),
@@ -109,87 +134,204 @@ impl Gce {
         })
     }
 
-    fn alias_entry(&self) -> Value {
-        let host = if self.ip.is_ipv4() { 32 } else { 128 };
-        let mut e = json!({ "ipCidrRange": format!("{}/{host}", self.ip) });
-        if let Some(r) = &self.opts.alias_range_name {
-            e["subnetworkRangeName"] = json!(r);
-        }
-        e
-    }
-
-    /// The NIC's alias list without the VIP, every other entry kept exactly as read.
-    fn without_vip(&self, nic: &Value) -> Vec<Value> {
-        nic_aliases(nic)
-            .into_iter()
-            .filter(|a| {
-                !a["ipCidrRange"]
-                    .as_str()
-                    .is_some_and(|r| alias_is(r, self.ip))
-            })
-            .collect()
-    }
-
-    /// Remove the VIP from every other instance that holds it, then add it to our NIC.
-    /// A conflict (stale fingerprint, alias not yet released) or a failed operation
-    /// re-reads everything and tries again while the deadline allows.
-    fn move_alias(
+    /// Our NIC `idx` in an API answer about our instance.
+    fn api_nic<'v>(
         &self,
-        api: &Api,
+        me: &'v Value,
         id: &Identity,
         idx: usize,
-        deadline: &Deadline,
-    ) -> Result<(), CloudError> {
-        settle("alias move", deadline, || {
-            self.move_alias_once(api, id, idx, deadline)
+    ) -> Result<&'v Value, CloudError> {
+        nics(me, &id.name)?.get(idx).ok_or_else(|| {
+            Self::node_local(format!(
+                "the Compute API shows no network interface {idx} on {}",
+                id.name
+            ))
         })
     }
 
-    fn move_alias_once(
+    /// Where this node keeps the lock and intents of one NIC's writer: keyed by the API,
+    /// the project, the writing instance and the target NIC, so that nothing but this
+    /// node's own actions on that NIC ever share it.
+    fn state_prefix(&self, id: &Identity, t: &Target) -> Option<PathBuf> {
+        let dir = crate::state::dir(self.rsctmp.as_deref())?;
+        let key = format!(
+            "{}\n{}\n{}/{}\n{}/{}/{}",
+            self.api_base, self.project, id.zone, id.name, t.zone, t.instance, t.nic
+        );
+        let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+        let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Some(dir.join(format!("cloudvip-gce-nic-{hex}")))
+    }
+
+    fn write(
+        &self,
+        api: &Api,
+        id: &Identity,
+        t: &Target,
+        want: Want,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        writer::apply(api, self.state_prefix(id, t).as_deref(), t, want, deadline)
+    }
+
+    /// Our instance as every change accepted so far has left it (`Api::settled`). `first`
+    /// is a read already made.
+    fn settled_self(
+        &self,
+        api: &Api,
+        id: &Identity,
+        first: Option<Value>,
+        deadline: &Deadline,
+    ) -> Result<Value, CloudError> {
+        let first = match first {
+            Some(f) => f,
+            None => self.get_self(api, id, deadline)?,
+        };
+        api.settled(&id.zone, &id.name, Some(first), deadline)
+    }
+
+    fn get_self(&self, api: &Api, id: &Identity, deadline: &Deadline) -> Result<Value, CloudError> {
+        api.get_instance(&id.zone, &id.name, deadline)
+            .map_err(|e| match e {
+                CloudError::NotFound(m) => Self::node_local(format!(
+                    "this instance ({} in {}, project {}) is unknown to the Compute API: {m}",
+                    id.name, id.zone, id.project
+                )),
+                e => e,
+            })
+    }
+
+    /// Everything that would make the start fail, checked before the VIP leaves its
+    /// holder: `ip` must not be a primary address of this instance or a peer, and must lie
+    /// in the subnet's primary range or in the secondary range `alias_range_name` names.
+    fn validate(
+        &self,
+        api: &Api,
+        me: &Value,
+        gnic: &Value,
+        peers: &[Value],
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        for inst in std::iter::once(me).chain(peers) {
+            let name = field(inst, "name", "instance")?;
+            for n in nics(inst, name)? {
+                if primary_ip(n) == Some(self.ip) {
+                    return Err(CloudError::Invalid(format!(
+                        "ip={} is the primary address of {name} {}: choose an unused address",
+                        self.ip,
+                        n["name"].as_str().unwrap_or("?")
+                    )));
+                }
+            }
+        }
+        let url = field(gnic, "subnetwork", "our network interface")?;
+        let sub = match api.subnetwork(url, deadline) {
+            Ok(s) => s,
+            Err(CloudError::Denied(m)) => {
+                log::warn!(
+                    "cannot read the subnetwork ({m}); grant compute.subnetworks.get so that a \
+                     wrong alias_range_name or ip fails before the VIP leaves its holder"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        self.check_range(&sub)
+    }
+
+    fn check_range(&self, sub: &Value) -> Result<(), CloudError> {
+        let sname = field(sub, "name", "subnetwork")?;
+        let (cidr, what) = match self.opts.alias_range_name.as_deref() {
+            None => (
+                field(sub, "ipCidrRange", sname)?.to_owned(),
+                format!("the primary range of subnetwork {sname}"),
+            ),
+            Some(r) => {
+                let ranges = match sub.get("secondaryIpRanges") {
+                    None | Some(Value::Null) => &[][..],
+                    Some(Value::Array(a)) => a.as_slice(),
+                    Some(_) => {
+                        return Err(transient(format!(
+                            "subnetwork {sname}: secondaryIpRanges is not a list"
+                        )))
+                    }
+                };
+                let Some(range) = ranges
+                    .iter()
+                    .find(|x| x.get("rangeName").and_then(Value::as_str) == Some(r))
+                else {
+                    let names: Vec<&str> = ranges
+                        .iter()
+                        .filter_map(|x| x.get("rangeName").and_then(Value::as_str))
+                        .collect();
+                    return Err(CloudError::Invalid(format!(
+                        "alias_range_name={r}: subnetwork {sname} has no such secondary range (it has: {})",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    )));
+                };
+                (
+                    field(range, "ipCidrRange", r)?.to_owned(),
+                    format!("secondary range {r} of subnetwork {sname}"),
+                )
+            }
+        };
+        match cidr_contains(&cidr, self.ip) {
+            Some(true) => Ok(()),
+            Some(false) => Err(CloudError::Invalid(format!(
+                "ip={} is outside {what} ({cidr}); set alias_range_name to the range that holds it",
+                self.ip
+            ))),
+            None => Err(transient(format!("{what}: unreadable range {cidr:?}"))),
+        }
+    }
+
+    /// One round of a start: read, check, remove from the other holders, add here.
+    fn claim_once(
         &self,
         api: &Api,
         id: &Identity,
         idx: usize,
+        validated: &mut bool,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        for inst in api.candidates(id.region(), deadline)? {
-            let (name, zone) = name_and_zone(&inst);
+        let me = self.settled_self(api, id, None, deadline)?;
+        let gnic = self.api_nic(&me, id, idx)?;
+        let nic_name = field(gnic, "name", &id.name)?;
+        if holds(&aliases_of(gnic, &id.name)?, self.ip) {
+            log::info!("{} is already an alias of {} {nic_name}", self.ip, id.name);
+            return Ok(());
+        }
+        let peers = api.candidates(id.region(), deadline)?;
+        if !*validated {
+            self.validate(api, &me, gnic, &peers, deadline)?;
+            *validated = true;
+        }
+        for inst in &peers {
+            let (name, zone) = name_and_zone(inst)?;
             if name == id.name && zone == id.zone {
                 continue;
             }
-            for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
-                if !nic_has(nic, self.ip) {
+            for n in nics(inst, name)? {
+                if !holds(&aliases_of(n, name)?, self.ip) {
                     continue;
                 }
-                let keep = self.without_vip(nic);
-                log::info!(
-                    "removing {} from {name} ({zone}) {}",
-                    self.ip,
-                    nic["name"].as_str().unwrap_or("?")
-                );
-                api.set_aliases(zone, name, nic, keep, deadline)?;
+                let t = Target {
+                    zone,
+                    instance: name,
+                    nic: field(n, "name", name)?,
+                    own: false,
+                };
+                self.write(api, id, &t, Want::absent(self.ip), deadline)?;
             }
         }
-        let me = api.get_instance(&id.zone, &id.name, deadline)?;
-        let nic = &me["networkInterfaces"][idx];
-        if nic.is_null() {
-            return Err(CloudError::NotFound(format!(
-                "{} has no network interface {idx} in the API",
-                id.name
-            )));
-        }
-        if nic_has(nic, self.ip) {
-            return Ok(());
-        }
-        let mut aliases = nic_aliases(nic);
-        aliases.push(self.alias_entry());
-        log::info!(
-            "adding {} to {} {}",
-            self.ip,
-            id.name,
-            nic["name"].as_str().unwrap_or("?")
-        );
-        api.set_aliases(&id.zone, &id.name, nic, aliases, deadline)
+        let t = Target {
+            zone: &id.zone,
+            instance: &id.name,
+            nic: nic_name,
+            own: true,
+        };
+        let want = Want::present(self.ip, self.opts.alias_range_name.as_deref());
+        self.write(api, id, &t, want, deadline)
     }
 
     /// Attach the static external address to our NIC, detaching it from its holder.
@@ -215,13 +357,13 @@ impl Gce {
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
         let addr = api.address(id.region(), want, deadline)?;
-        let nat_ip = addr["address"].as_str().unwrap_or_default().to_owned();
-        for user in addr["users"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        let nat_ip = field(&addr, "address", want)?.to_owned();
+        let users = match addr.get("users") {
+            None | Some(Value::Null) => &[][..],
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(_) => return Err(transient(format!("address {want}: users is not a list"))),
+        };
+        for user in users.iter().filter_map(Value::as_str) {
             let Some((zone, name)) = instance_ref(user) else {
                 continue;
             };
@@ -229,28 +371,26 @@ impl Gce {
                 continue;
             }
             let inst = api.get_instance(&zone, &name, deadline)?;
-            for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
-                for ac in nic["accessConfigs"].as_array().into_iter().flatten() {
+            for nic in nics(&inst, &name)? {
+                for ac in access_configs(nic, &name)? {
                     if ac["natIP"].as_str() == Some(&nat_ip) {
-                        let (nic_name, ac_name) = (
-                            nic["name"].as_str().unwrap_or("nic0"),
-                            ac["name"].as_str().unwrap_or_default(),
-                        );
+                        let nic_name = field(nic, "name", &name)?;
+                        let ac_name = field(ac, "name", &name)?;
                         log::info!("detaching {nat_ip} from {name} ({zone}) {nic_name}");
                         api.delete_access_config(&zone, &name, nic_name, ac_name, deadline)?;
                     }
                 }
             }
         }
-        let me = api.get_instance(&id.zone, &id.name, deadline)?;
-        let nic = &me["networkInterfaces"][idx];
-        let nic_name = nic["name"].as_str().unwrap_or("nic0").to_owned();
-        for ac in nic["accessConfigs"].as_array().into_iter().flatten() {
+        let me = self.get_self(api, id, deadline)?;
+        let nic = self.api_nic(&me, id, idx)?;
+        let nic_name = field(nic, "name", &id.name)?.to_owned();
+        for ac in access_configs(nic, &id.name)? {
             if ac["natIP"].as_str() == Some(&nat_ip) {
                 return Ok(());
             }
             // One access config per NIC: an ephemeral IP has to make room.
-            let ac_name = ac["name"].as_str().unwrap_or_default();
+            let ac_name = field(ac, "name", &id.name)?;
             log::info!(
                 "removing access config {ac_name:?} ({}) from {nic_name} to make room for {nat_ip}",
                 ac["natIP"].as_str().unwrap_or("-")
@@ -271,11 +411,23 @@ impl Gce {
     }
 }
 
+/// A NIC's access configs: absent means none; anything but a list is an error.
+fn access_configs<'v>(nic: &'v Value, what: &str) -> Result<&'v [Value], CloudError> {
+    match nic.get("accessConfigs") {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a.as_slice()),
+        Some(_) => Err(transient(format!("{what}: accessConfigs is not a list"))),
+    }
+}
+
 impl Cloud for Gce {
     fn name(&self) -> &'static str {
         "gce"
     }
 
+    /// Depth 0 asks the metadata server only (free, and what the guest agent acts on);
+    /// depth 10 also the API. Every call honours `deadline`: a monitor whose metadata
+    /// server does not answer gets a Transient error when the deadline it was given ends.
     fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError> {
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
@@ -300,8 +452,11 @@ impl Cloud for Gce {
             return Ok(in_metadata);
         }
         let api = Api::new(self);
-        let me = api.get_instance(&id.zone, &id.name, deadline)?;
-        let in_api = nic_has(&me["networkInterfaces"][idx], self.ip);
+        let me = self.get_self(&api, &id, deadline)?;
+        let in_api = holds(
+            &aliases_of(self.api_nic(&me, &id, idx)?, &id.name)?,
+            self.ip,
+        );
         if in_api != in_metadata {
             log::warn!("the metadata server and the Compute API disagree about {} (metadata: {in_metadata}, API: {in_api})", self.ip);
         }
@@ -311,11 +466,11 @@ impl Cloud for Gce {
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
-        if id.nics_with(self.ip).contains(&idx) {
-            log::info!("{} is already an alias of {} nic{idx}", self.ip, id.name);
-        } else {
-            self.move_alias(&Api::new(self), &id, idx, deadline)?;
-        }
+        let api = Api::new(self);
+        let mut validated = false;
+        settle("alias move", deadline, || {
+            self.claim_once(&api, &id, idx, &mut validated, deadline)
+        })?;
         Ok(Claimed(()))
     }
 
@@ -342,24 +497,29 @@ impl Cloud for Gce {
         self.move_public_ip(&Api::new(self), &id, idx, &want, deadline)
     }
 
+    /// Best effort, within `RELEASE_SHARE` of stop's budget: the API is asked (never the
+    /// metadata server alone, which does not show a change still queued), and an API that
+    /// does not answer within `RELEASE_PROBE` ends the release at once.
     fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError> {
-        let id = self.with_identity(deadline)?;
-        let ours = id.nics_with(self.ip);
-        if ours.is_empty() {
-            return Ok(());
-        }
+        let budget = capped(deadline, (deadline.remaining() / 2).min(RELEASE_SHARE));
+        let probe = capped(&budget, RELEASE_PROBE);
+        let id = self.with_identity(&probe)?;
         let api = Api::new(self);
-        settle("release", deadline, || {
-            let me = api.get_instance(&id.zone, &id.name, deadline)?;
-            ours.iter().try_for_each(|idx| {
-                let nic = &me["networkInterfaces"][*idx];
-                if !nic_has(nic, self.ip) {
-                    return Ok(());
-                }
-                log::info!("removing {} from {} nic{idx}", self.ip, id.name);
-                api.set_aliases(&id.zone, &id.name, nic, self.without_vip(nic), deadline)
-            })
-        })
+        let first = self.get_self(&api, &id, &probe)?;
+        let me = self.settled_self(&api, &id, Some(first), &budget)?;
+        for n in nics(&me, &id.name)? {
+            if !holds(&aliases_of(n, &id.name)?, self.ip) {
+                continue;
+            }
+            let t = Target {
+                zone: &id.zone,
+                instance: &id.name,
+                nic: field(n, "name", &id.name)?,
+                own: true,
+            };
+            self.write(&api, &id, &t, Want::absent(self.ip), &budget)?;
+        }
+        Ok(())
     }
 
     fn holders(
@@ -380,13 +540,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alias_forms() {
-        let ip: IpAddr = "10.0.0.250".parse().unwrap();
-        assert!(alias_is("10.0.0.250/32", ip));
-        assert!(alias_is("10.0.0.250", ip));
-        assert!(!alias_is("10.0.0.0/24", ip));
-        assert!(!alias_is("10.0.0.25/32", ip));
-        let v6: IpAddr = "fd00::5".parse().unwrap();
-        assert!(alias_is("fd00::5/128", v6));
+    fn ranges() {
+        let ip: IpAddr = "10.200.0.5".parse().unwrap();
+        assert_eq!(cidr_contains("10.200.0.0/24", ip), Some(true));
+        assert_eq!(cidr_contains("10.128.0.0/20", ip), Some(false));
+        assert_eq!(cidr_contains("10.200.0.0", ip), None);
+        assert_eq!(cidr_contains("x/24", ip), None);
+    }
+
+    #[test]
+    fn instances_fail_closed() {
+        assert!(name_and_zone(&json!({"name": "a"})).is_err());
+        assert!(name_and_zone(&json!({"zone": "zones/z-a"})).is_err());
+        assert_eq!(
+            name_and_zone(&json!({"name": "a", "zone": "https://x/zones/us-central1-a"})).unwrap(),
+            ("a", "us-central1-a")
+        );
     }
 }

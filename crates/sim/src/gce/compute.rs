@@ -16,7 +16,7 @@ use super::net::Ipv4Net;
 use super::oauth;
 use super::operations::{alias_in_subnet, Action, OpStatus, Operation};
 use super::state::{self, new_fingerprint, Alias, GceState};
-use super::world::Busy;
+use super::world::{Busy, FingerprintRoll};
 use super::GceCloud;
 use crate::faults::{Fault, FaultKind};
 use crate::http::{parse_form, Request, Response};
@@ -45,6 +45,7 @@ enum Route {
     OperationList(String),
     ZoneGet(String),
     RegionGet(String),
+    SubnetGet(String, String),
     NotFound,
 }
 
@@ -66,6 +67,7 @@ impl Route {
             Route::OperationList(..) => "compute.zoneOperations.list",
             Route::ZoneGet(..) => "compute.zones.get",
             Route::RegionGet(..) => "compute.regions.get",
+            Route::SubnetGet(..) => "compute.subnetworks.get",
             Route::NotFound => return None,
         })
     }
@@ -84,6 +86,7 @@ impl Route {
             Route::OperationList(..) => "compute.zoneOperations.list",
             Route::ZoneGet(..) => "compute.zones.get",
             Route::RegionGet(..) => "compute.regions.get",
+            Route::SubnetGet(..) => "compute.subnetworks.get",
             Route::Token | Route::Discovery | Route::NotFound => "",
         }
     }
@@ -169,6 +172,7 @@ fn route(req: &Request) -> (Route, Option<String>) {
         ("POST", ["zones", z, "operations", op, "wait"]) => Route::OperationWait(o(z), o(op)),
         ("GET", ["zones", z]) => Route::ZoneGet(o(z)),
         ("GET", ["regions", r]) => Route::RegionGet(o(r)),
+        ("GET", ["regions", r, "subnetworks", s]) => Route::SubnetGet(o(r), o(s)),
         _ => Route::NotFound,
     };
     (r, Some(project.to_string()))
@@ -268,9 +272,10 @@ impl Service for ComputeService {
             Route::AddressList(reg) => self.address_list(req, &reg),
             Route::OperationGet(z, op) => self.operation(&z, &op, false),
             Route::OperationWait(z, op) => self.operation(&z, &op, true),
-            Route::OperationList(z) => self.operation_list(&z),
+            Route::OperationList(z) => self.operation_list(req, &z),
             Route::ZoneGet(z) => self.zone_get(&z),
             Route::RegionGet(reg) => self.region_get(&reg),
+            Route::SubnetGet(reg, s) => self.subnet_get(&reg, &s),
             Route::Token | Route::Discovery | Route::NotFound => not_found(&req.path),
         }
     }
@@ -838,10 +843,14 @@ impl ComputeService {
         Response::json(200, &g.operations[idx].json(&self.cloud.links()))
     }
 
-    fn operation_list(&self, z: &str) -> Response {
+    fn operation_list(&self, req: &Request, z: &str) -> Response {
         if let Err(r) = self.zone_ok(z) {
             return r;
         }
+        let filter = match parse_filter(req) {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
         let l = self.cloud.links();
         let g = self.cloud.lock();
         let items: Vec<Value> = g
@@ -849,6 +858,7 @@ impl ComputeService {
             .iter()
             .filter(|o| o.zone == z)
             .map(|o| o.json(&l))
+            .filter(|v| filter.matches(v))
             .collect();
         let mut m = Map::new();
         m.insert("kind".into(), json!("compute#operationList"));
@@ -911,6 +921,48 @@ impl ComputeService {
                 "supportsPzs": false,
             }),
         )
+    }
+
+    /// subnetworks.get: the primary and secondary ranges a client checks an alias against.
+    fn subnet_get(&self, reg: &str, name: &str) -> Response {
+        if let Err(r) = self.region_ok(reg) {
+            return r;
+        }
+        let w = &self.cloud.world;
+        let found = w.networks.iter().find_map(|n| {
+            n.subnets
+                .iter()
+                .find(|s| s.name == name && s.region.as_deref().unwrap_or(&w.region) == reg)
+                .map(|s| (n, s))
+        });
+        let Some((net, sub)) = found else {
+            return not_found(&format!(
+                "projects/{}/regions/{reg}/subnetworks/{name}",
+                w.project
+            ));
+        };
+        let l = self.cloud.links();
+        let secondary: Vec<Value> = sub
+            .secondary_ranges
+            .iter()
+            .map(|r| json!({ "rangeName": r.range_name, "ipCidrRange": r.ip_cidr_range.to_string() }))
+            .collect();
+        let mut m = Map::new();
+        m.insert("kind".into(), json!("compute#subnetwork"));
+        m.insert(
+            "id".into(),
+            json!(state::id_from_name("subnetwork", name).to_string()),
+        );
+        m.insert("name".into(), json!(name));
+        m.insert("network".into(), json!(l.network(&net.name)));
+        m.insert("ipCidrRange".into(), json!(sub.ip_cidr_range.to_string()));
+        // Absent, not [], when there are none (proto3 JSON omits empty lists).
+        if !secondary.is_empty() {
+            m.insert("secondaryIpRanges".into(), Value::Array(secondary));
+        }
+        m.insert("region".into(), json!(l.region(reg)));
+        m.insert("selfLink".into(), json!(l.subnet(reg, name)));
+        Response::json(200, &Value::Object(m))
     }
 
     /// The three mutations: validate synchronously, then queue an operation whose change is
@@ -1038,10 +1090,9 @@ impl ComputeService {
                 _ => {}
             }
         }
-        if kind == Kind::UpdateNic {
+        if kind == Kind::UpdateNic && w.operations.fingerprint_roll == FingerprintRoll::Accept {
             // The accepted PATCH owns the NIC now: a concurrent PATCH carrying the same
-            // fingerprint gets 412 (stricter choice; the fingerprint rolls again when the
-            // change is applied).
+            // fingerprint gets 412 (the fingerprint rolls again when the change is applied).
             g.instances[ii].nics[ni].fingerprint = new_fingerprint();
         }
         let json = op.json(&l);

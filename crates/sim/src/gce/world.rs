@@ -105,8 +105,16 @@ pub struct GceWorld {
     pub discovery_document: Option<std::path::PathBuf>,
 }
 
-/// What happens when a mutation targets an instance that still has an operation in flight.
-/// Unverified on real GCE (gce-api.md §8 item 4); both modes are offered.
+/// What happens when a mutation targets an instance that still has an operation in flight
+/// (gce-api.md §8 item 4). The public evidence says GCE queues it: Google's PD CSI driver
+/// saw an earlier, still-queued detachDisk run after a newer attach and undo it
+/// (kubernetes-sigs/gcp-compute-persistent-disk-csi-driver #965, #1290), a Google
+/// maintainer wrote "GCP layer does handle this ... one of them is going to be waiting for
+/// the other" (#307), and a full queue answers `403 Too many pending operations on a
+/// resource., rateLimitExceeded` (#1129). `400 resourceNotReady` is documented only for
+/// networks and subnetworks (Terraform's isNetworkUnreadyError/isSubnetworkUnreadyError,
+/// kubernetes #35123; googleapis/google-cloud-java #9312 is a firewall on a busy network).
+/// Hence `queue` by default; `reject` stays selectable so clients are tested under both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Busy {
@@ -114,6 +122,20 @@ pub enum Busy {
     Queue,
     /// 400 `resourceNotReady`.
     Reject,
+}
+
+/// When an accepted updateNetworkInterface changes the NIC fingerprint. GCE documents only
+/// that it changes "after every successful update" and that it is a "hash of contents";
+/// either reading is possible, and they race differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FingerprintRoll {
+    /// When the PATCH is accepted and again when applied: a second PATCH carrying the
+    /// same fingerprint gets 412 even while the first is still queued.
+    Accept,
+    /// Only when the change is applied (a hash of contents): two PATCHes read from the same
+    /// state are both accepted and the later one, when it runs, replaces the earlier list.
+    Apply,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,6 +152,8 @@ pub struct OperationTiming {
     pub wait_max_ms: u64,
     #[serde(default = "busy")]
     pub busy: Busy,
+    #[serde(default = "fingerprint_roll")]
+    pub fingerprint_roll: FingerprintRoll,
 }
 
 fn pending_ms() -> u64 {
@@ -144,6 +168,9 @@ fn wait_max_ms() -> u64 {
 fn busy() -> Busy {
     Busy::Queue
 }
+fn fingerprint_roll() -> FingerprintRoll {
+    FingerprintRoll::Accept
+}
 
 impl Default for OperationTiming {
     fn default() -> Self {
@@ -152,6 +179,7 @@ impl Default for OperationTiming {
             running_ms: running_ms(),
             wait_max_ms: wait_max_ms(),
             busy: busy(),
+            fingerprint_roll: fingerprint_roll(),
         }
     }
 }
