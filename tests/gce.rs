@@ -495,3 +495,141 @@ fn report_api_calls_and_time_per_action() {
         println!("{r}");
     }
 }
+
+/// A start that is going to fail fails before it takes the VIP from its healthy holder:
+/// an unknown secondary range, a VIP outside the subnet's ranges, a peer's primary
+/// address, a static external address that does not exist. Exit 6 (the configuration is
+/// wrong on every node), node-a untouched, no write at all.
+#[test]
+fn a_start_that_will_fail_fails_before_any_change() {
+    let g = GceLab::new();
+    let before = g.aliases("node-a");
+    for (params, ip, reason) in [
+        (
+            &[("alias_range_name", "nope")][..],
+            VIP,
+            "alias_range_name=nope",
+        ),
+        (&[][..], "10.200.0.40", "outside the primary range"),
+        (
+            &[("alias_range_name", "vips")][..],
+            "10.128.0.101",
+            "outside secondary range vips",
+        ),
+        (&[][..], "10.128.0.10", "primary address of node-a"),
+        (
+            &[("public_ip", "no-such-address")][..],
+            VIP,
+            "public_ip=no-such-address",
+        ),
+    ] {
+        g.clear_log();
+        g.agent(2, "start", params)
+            .param("ip", ip)
+            .run()
+            .expect(6, Some(reason));
+        let writes = g
+            .log()
+            .iter()
+            .filter(|e| {
+                e["api"].as_str().is_some_and(|a| {
+                    a.ends_with("updateNetworkInterface") || a.ends_with("AccessConfig")
+                })
+            })
+            .count();
+        assert_eq!(writes, 0, "{reason}: {:#?}", g.log());
+        assert_eq!(g.aliases("node-a"), before, "{reason}");
+        assert!(!holds_locally(&g, 2), "{reason}");
+    }
+    // and the same configuration, corrected, moves it
+    g.agent(2, "start", &[("alias_range_name", "vips")])
+        .param("ip", "10.200.0.40")
+        .run()
+        .ok();
+    assert!(g.aliases("node-b").contains(&"10.200.0.40/32".to_owned()));
+}
+
+/// Faults of this node, not of the configuration, exit 5 (OCF_ERR_INSTALLED): Pacemaker
+/// bans the resource from this node only. Here the interface's MAC is no NIC of the
+/// instance.
+#[test]
+fn a_nic_unknown_to_the_instance_is_this_nodes_problem() {
+    let g = GceLab::new();
+    let ns = g.c.lab.ns(2);
+    let ip = |args: &[&str]| crate::util::sh(&[&["ip", "-n", ns][..], args].concat());
+    ip(&[
+        "link", "add", "other7", "type", "veth", "peer", "name", "peer7",
+    ]);
+    ip(&[
+        "link",
+        "set",
+        "other7",
+        "address",
+        "02:66:00:00:00:77",
+        "up",
+    ]);
+    ip(&["link", "set", "peer7", "up"]);
+    g.agent(2, "start", &[("nic", "other7")])
+        .run()
+        .expect(5, Some("02:66:00:00:00:77"));
+    assert_eq!(
+        g.aliases("node-a"),
+        vec!["10.128.0.100/32", "10.200.0.8/29"]
+    );
+}
+
+/// Stop never holds the failover up: with the API down it warns and succeeds at once (no
+/// minute of retries), and with an operation that never finishes it gives up within its
+/// share of the budget, far before Pacemaker's timeout. The next start elsewhere takes the
+/// alias from this node anyway.
+#[test]
+fn stop_gives_up_the_release_quickly() {
+    let g = GceLab::new();
+    g.agent(2, "start", &[]).run().ok();
+    g.fault(json!({"kind": "error", "status": 503, "service": "compute"}));
+    let t = Instant::now();
+    let r = g
+        .agent(2, "stop", &[])
+        .env("OCF_RESKEY_CRM_meta_timeout", "60000")
+        .run();
+    let down = t.elapsed();
+    r.ok();
+    assert!(
+        r.stderr.contains("WARNING: stop: could not release"),
+        "{}",
+        r.stderr
+    );
+    // the release's first exchange has 2 s: far from the minute of retries a 60 s stop
+    // used to spend (bounded loosely, a loaded runner forks slowly)
+    assert!(
+        down < Duration::from_secs(12),
+        "stop with the API down took {down:?}"
+    );
+    g.clear_faults();
+    g.agent(2, "start", &[]).run().ok();
+    g.fault(json!({"kind": "operation_stuck"}));
+    let t = Instant::now();
+    let r = g.agent(2, "stop", &[]).run();
+    let stuck = t.elapsed();
+    r.ok();
+    assert!(
+        r.stderr.contains("WARNING: stop: could not release"),
+        "{}",
+        r.stderr
+    );
+    // at most 8 s of a 20 s stop (18 s budget) go to the release
+    assert!(
+        stuck < Duration::from_secs(18),
+        "stop with a stuck operation took {stuck:?}"
+    );
+    assert!(!holds_locally(&g, 2));
+    g.admin("POST", "/admin/gce/operations/release", None);
+    g.clear_faults();
+    g.agent(1, "start", &[]).run().ok();
+    assert!(!g.aliases("node-b").contains(&VIP.to_owned()));
+    println!(
+        "stop, API down: {} ms; stop, operation stuck: {} ms (timeout 60 s and 20 s)",
+        down.as_millis(),
+        stuck.as_millis()
+    );
+}

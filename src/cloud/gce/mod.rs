@@ -203,15 +203,20 @@ impl Gce {
 
     /// Everything that would make the start fail, checked before the VIP leaves its
     /// holder: `ip` must not be a primary address of this instance or a peer, and must lie
-    /// in the subnet's primary range or in the secondary range `alias_range_name` names.
+    /// in the subnet's primary range or in the secondary range `alias_range_name` names;
+    /// a `public_ip` must exist.
     fn validate(
         &self,
         api: &Api,
+        id: &Identity,
         me: &Value,
         gnic: &Value,
         peers: &[Value],
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
+        if let Some(p) = &self.opts.public_ip {
+            api.address(id.region(), p, deadline)?;
+        }
         for inst in std::iter::once(me).chain(peers) {
             let name = field(inst, "name", "instance")?;
             for n in nics(inst, name)? {
@@ -303,7 +308,7 @@ impl Gce {
         }
         let peers = api.candidates(id.region(), deadline)?;
         if !*validated {
-            self.validate(api, &me, gnic, &peers, deadline)?;
+            self.validate(api, id, &me, gnic, &peers, deadline)?;
             *validated = true;
         }
         for inst in &peers {

@@ -34,7 +34,7 @@ use super::aliases::{merged, satisfied, Want};
 use super::compute::{aliases_of, field, nics, Api};
 use super::transient;
 use crate::cloud::CloudError;
-use crate::deadline::{Deadline, SystemClock};
+use crate::deadline::{Backoff, Deadline, SystemClock};
 
 /// The NIC whose alias list is written.
 pub struct Target<'a> {
@@ -472,7 +472,10 @@ fn settle_list(
 ) -> Result<Option<String>, CloudError> {
     let mut wrote = 0u32;
     let mut own_conflict: Option<String> = None;
-    let mut backoff = Duration::from_millis(100);
+    // A refused write (412, or a busy instance with nothing in flight to wait for) is
+    // tried again soon; a failing API less often.
+    let mut refused = Backoff::new(Duration::from_millis(50), Duration::from_secs(1), true);
+    let mut failing = Backoff::new(Duration::from_millis(100), Duration::from_secs(2), true);
     loop {
         if deadline.remaining() < Duration::from_millis(50) {
             return Err(transient(format!(
@@ -531,16 +534,15 @@ fn settle_list(
             // 412 or a busy instance: read again at once (the read waits for the op).
             CloudError::Conflict(m) => {
                 log::debug!("{}: {m}; reading again", t.show());
-                if deadline.sleep(Duration::from_millis(50)).is_err() {
+                if refused.wait(deadline).is_err() {
                     return Err(CloudError::Conflict(m));
                 }
             }
             CloudError::Transient(m) => {
                 log::info!("{}: {m}; reading again", t.show());
-                if deadline.sleep(backoff).is_err() {
+                if failing.wait(deadline).is_err() {
                     return Err(CloudError::Transient(m));
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             e => return Err(e),
         }
