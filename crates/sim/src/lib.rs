@@ -1,6 +1,6 @@
 //! cloudvip-sim: a local emulator of the cloud APIs cloudvip talks to (GCE metadata server,
 //! Compute API v1 and OAuth token endpoint; OCI and AWS beside it), faithful enough that the clouds'
-//! own clients work against it unmodified. Library (`Sim::start`) and binary (`cloudvip-sim`).
+//! own clients work against it unmodified. Azure's IMDS for load-balancer mode. Library (`Sim::start`) and binary (`cloudvip-sim`).
 //!
 //! # How a cloud plugs in
 //!
@@ -15,7 +15,7 @@
 //!
 //! A cloud (see `gce/`) provides:
 //! 1. a `world` schema, added as an optional field of [`world::World`] (`[gce]`, `[oci]`,
-//!    `[aws]`);
+//!    `[aws]`, `[azure]`);
 //! 2. a `start(core, &world_part, tls) -> Result<Started, String>` that binds its listeners
 //!    with [`server::spawn_listener`], each with a [`server::Service`] implementation
 //!    (`classify` for the log and fault selectors, `handle`, `fault_response` in the cloud's
@@ -27,6 +27,7 @@
 
 pub mod admin;
 pub mod aws;
+pub mod azure;
 pub mod clock;
 pub mod faults;
 pub mod gce;
@@ -67,6 +68,7 @@ impl Sim {
         let mut gce = None;
         let mut oci = None;
         let mut aws = None;
+        let mut azure = None;
         let result = (|| {
             if let Some(part) = &world.gce {
                 let (cloud, started) = gce::start(core.clone(), part, tls.clone())?;
@@ -83,6 +85,12 @@ impl Sim {
             if let Some(part) = &world.aws {
                 let (cloud, started) = aws::start(core.clone(), part, tls.clone())?;
                 aws = Some(cloud);
+                clouds.push(started.cloud);
+                threads.extend(started.threads);
+            }
+            if let Some(part) = &world.azure {
+                let (cloud, started) = azure::start(core.clone(), part)?;
+                azure = Some(cloud);
                 clouds.push(started.cloud);
                 threads.extend(started.threads);
             }
@@ -111,6 +119,7 @@ impl Sim {
                 gce,
                 oci,
                 aws,
+                azure,
                 threads,
             }),
             Err(e) => {
@@ -131,6 +140,7 @@ pub struct SimHandle {
     gce: Option<Arc<gce::GceCloud>>,
     oci: Option<Arc<oci::cloud::OciCloud>>,
     aws: Option<Arc<aws::AwsCloud>>,
+    azure: Option<Arc<azure::AzureCloud>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -157,6 +167,11 @@ impl SimHandle {
     /// Direct access to the AWS cloud (state, admin actions) for in-process tests.
     pub fn aws(&self) -> Option<&Arc<aws::AwsCloud>> {
         self.aws.as_ref()
+    }
+
+    /// Direct access to the Azure cloud (IMDS documents) for in-process tests.
+    pub fn azure(&self) -> Option<&Arc<azure::AzureCloud>> {
+        self.azure.as_ref()
     }
 
     pub fn core(&self) -> &Arc<server::Core> {

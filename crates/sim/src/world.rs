@@ -21,6 +21,9 @@ pub struct World {
     /// Amazon Web Services (EC2, STS, IMDSv2); absent: no AWS listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<crate::aws::AwsWorld>,
+    /// Microsoft Azure (IMDS, DMI values); absent: no Azure listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<crate::azure::world::AzureWorld>,
 }
 
 /// Listener settings shared by every cloud.
@@ -78,6 +81,11 @@ impl World {
                 *p = base.join(&*p);
             }
         }
+        if let Some(p) = w.azure.as_mut().and_then(|a| a.dmi_dir.as_mut()) {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
         if let Some(o) = &mut w.oci {
             for p in o
                 .api_keys
@@ -104,6 +112,9 @@ impl World {
         }
         if let Some(a) = &self.aws {
             a.validate().map_err(|e| format!("[aws]: {e}"))?;
+        }
+        if let Some(a) = &self.azure {
+            a.validate().map_err(|e| format!("[azure]: {e}"))?;
         }
         Ok(())
     }
