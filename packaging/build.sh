@@ -10,7 +10,10 @@
 # packaging/out/BUILD-INFO records which one was built; the install tests check it.
 #
 # CLOUDVIP_PACKAGE_GNU=1 forces the glibc fallback.
-# Needs: cargo-deb, cargo-generate-rpm (cargo install --locked), gzip, objdump or readelf.
+# The .deb comes from cargo-deb, the .rpm from rpmbuild with packaging/rpm/cloudvip.spec
+# (the package owns /usr/sbin/cloudvip and has a real description).
+# Needs: cargo-deb (cargo install --locked), rpmbuild (Debian: rpm), dpkg-deb,
+# dpkg-parsechangelog, gzip, objdump.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MUSL=x86_64-unknown-linux-musl
@@ -31,12 +34,56 @@ command -v musl-gcc >/dev/null || kind=gnu
 gzip -9nc packaging/ocf_rust_cloudvip.7 > "$OUT/ocf_rust_cloudvip.7.gz"
 gzip -9nc packaging/cloudvip.8 > "$OUT/cloudvip.8.gz"
 
+# What cargo-deb leaves out or gets wrong, fixed in its .deb (dpkg-deb -R, then --build
+# with root ownership and the same compression): it writes "Depends:" even for an empty
+# list, where no field is right; and it writes no md5sums (dpkg makes them at install,
+# lintian and debsums expect them in the package, as dh_md5sums writes them).
+finish_deb() {
+    local deb=$1 tmp
+    tmp=$(mktemp -d)
+    dpkg-deb -R "$deb" "$tmp/pkg"
+    sed -i -E '/^Depends: *$/d' "$tmp/pkg/DEBIAN/control"
+    (cd "$tmp/pkg" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z \
+        | xargs -0 md5sum) > "$tmp/pkg/DEBIAN/md5sums"
+    chmod 0644 "$tmp/pkg/DEBIAN/md5sums"
+    dpkg-deb --root-owner-group -Zxz --build "$tmp/pkg" "$deb" >/dev/null
+    rm -rf "$tmp"
+}
+
+# The rpm's %changelog from the Debian changelog's latest entry (one history for both).
+rpm_changelog() {
+    local cl=packaging/debian/changelog
+    printf '* %s %s - %s\n' \
+        "$(date -u -d "$(dpkg-parsechangelog -l $cl -S Date)" '+%a %b %d %Y')" \
+        "$(dpkg-parsechangelog -l $cl -S Maintainer)" \
+        "$(dpkg-parsechangelog -l $cl -S Version)"
+    dpkg-parsechangelog -l $cl -S Changes | sed -n -E 's/^  \* /- /p; s/^    /  /p'
+}
+
+build_rpm() {
+    local bin=$1 autoreq=$2 top version
+    version=$(sed -n -E 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -1)
+    rpm_changelog > "$OUT/rpm-changelog"
+    top=$(mktemp -d)
+    rpmbuild -bb --quiet \
+        --define "_topdir $top" \
+        --define "srcdir $PWD" \
+        --define "outdir $PWD/$OUT" \
+        --define "bin $PWD/$bin" \
+        --define "pkgversion $version" \
+        --define "autoreq $autoreq" \
+        packaging/rpm/cloudvip.spec
+    mv "$top"/RPMS/*/*.rpm "$OUT/"
+    rm -rf "$top" "$OUT/rpm-changelog"
+}
+
 if [ "$kind" = musl ]; then
     cargo build --release --locked --target "$MUSL"
     bin="$TARGET_DIR/$MUSL/release/cloudvip"
     cargo deb --no-build --target "$MUSL" -o "$OUT/"
-    # Static: nothing to require but what the metadata lists.
-    cargo generate-rpm --target "$MUSL" --auto-req disabled -o "$OUT/"
+    finish_deb "$OUT"/*.deb
+    # Static: nothing to require (rpm's generator would still add rtld(GNU_HASH)).
+    build_rpm "$bin" no
     floor="none (static musl binary)"
 else
     echo "build.sh: WARNING: the $MUSL target is not available: building against glibc;" >&2
@@ -46,7 +93,9 @@ else
     floor=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
     # The gnu variant's Depends is cargo-deb's $auto: libc6 (>= the floor).
     cargo deb --no-build --variant gnu -o "$OUT/"
-    cargo generate-rpm --auto-req builtin -o "$OUT/"
+    finish_deb "$OUT"/*.deb
+    # rpmbuild's dependency generator requires libc.so.6(GLIBC_x.y) from the binary.
+    build_rpm "$bin" yes
 fi
 {
     echo "kind=$kind"

@@ -12,11 +12,12 @@ command -v cargo >/dev/null || {
 # Pacemaker/corosync/pcs for the OCF tools and the cluster tests; resource-agents for
 # ocf-tester and ra-api-1.dtd; libxml2-utils for xmllint; iproute2/iputils for the
 # namespace tests; time for the benchmark's peak RSS.
-# rpm, lintian, rpmlint, file, man-db for the packages and their install tests; musl-tools
-# for the static build (packaging/build.sh).
+# rpm (rpmbuild), dpkg-dev (dpkg-parsechangelog, dpkg-shlibdeps), lintian, rpmlint, file,
+# man-db for the packages and their install tests; musl-tools for the static build
+# (packaging/build.sh).
 PKGS=(pacemaker pacemaker-cli-utils corosync resource-agents pcs libxml2-utils
       iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip
-      rpm lintian rpmlint file man-db musl-tools binutils
+      rpm dpkg-dev lintian rpmlint file man-db musl-tools binutils
       fence-agents  # fence_dummy: the cluster tests fence for real (only a Recommends of pacemaker)
       # tests/anchors.rs: Debian's own Google stack for gcp-vpc-move-vip (Recommends of
       # resource-agents, which a --no-install-recommends install leaves out), jq and curl
@@ -82,7 +83,6 @@ fi
 
 command -v cargo-nextest >/dev/null || cargo install --locked -q cargo-nextest
 command -v cargo-deb >/dev/null || cargo install --locked -q cargo-deb
-command -v cargo-generate-rpm >/dev/null || cargo install --locked -q cargo-generate-rpm
 # The static build's target. Toolchain downloads may be unavailable: build.sh then falls
 # back to a glibc build and says so (see README "Install"), so a failure here is not fatal.
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then

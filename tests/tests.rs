@@ -42,9 +42,9 @@ mod anchors;
 mod faults;
 // No secret the emulator issued in any log the suite kept (scripts/secret-scan.sh).
 mod secret_scan;
-// Exit reasons within Pacemaker's 128 bytes, the details in the log.
 // HA_debug: the agent's own steps, library internals only when asked for.
 mod debug_log;
+// Exit reasons within Pacemaker's 128 bytes, the details in the log.
 mod exit_reasons;
 // IPv6 VIPs on the clouds: refused on GCE, the Ipv6 object moved on OCI.
 mod cloud_ipv6;
@@ -52,3 +52,5 @@ mod cloud_ipv6;
 mod anchors_aws;
 // The probe responder of load-balancer mode: probes from another host, ownership, stop.
 mod responder;
+// resource-agents' ocft: our config (cloud=none) and the IPaddr2 configs against cloudvip.
+mod ocft;
