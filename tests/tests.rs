@@ -54,3 +54,5 @@ mod anchors_aws;
 mod responder;
 // resource-agents' ocft: our config (cloud=none) and the IPaddr2 configs against cloudvip.
 mod ocft;
+// The emulated load balancer: probes, client traffic to the one healthy backend, failover.
+mod lb;

@@ -32,6 +32,7 @@ pub mod clock;
 pub mod faults;
 pub mod gce;
 pub mod http;
+pub mod lb;
 pub mod oci;
 pub mod reqlog;
 pub mod secrets;
@@ -69,6 +70,7 @@ impl Sim {
         let mut oci = None;
         let mut aws = None;
         let mut azure = None;
+        let mut lb = None;
         let result = (|| {
             if let Some(part) = &world.gce {
                 let (cloud, started) = gce::start(core.clone(), part, tls.clone())?;
@@ -91,6 +93,12 @@ impl Sim {
             if let Some(part) = &world.azure {
                 let (cloud, started) = azure::start(core.clone(), part)?;
                 azure = Some(cloud);
+                clouds.push(started.cloud);
+                threads.extend(started.threads);
+            }
+            if let Some(part) = &world.lb {
+                let (cloud, started) = lb::start(core.clone(), part, None)?;
+                lb = Some(cloud);
                 clouds.push(started.cloud);
                 threads.extend(started.threads);
             }
@@ -120,6 +128,7 @@ impl Sim {
                 oci,
                 aws,
                 azure,
+                lb,
                 threads,
             }),
             Err(e) => {
@@ -141,6 +150,7 @@ pub struct SimHandle {
     oci: Option<Arc<oci::cloud::OciCloud>>,
     aws: Option<Arc<aws::AwsCloud>>,
     azure: Option<Arc<azure::AzureCloud>>,
+    lb: Option<Arc<lb::LbCloud>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -172,6 +182,11 @@ impl SimHandle {
     /// Direct access to the Azure cloud (IMDS documents) for in-process tests.
     pub fn azure(&self) -> Option<&Arc<azure::AzureCloud>> {
         self.azure.as_ref()
+    }
+
+    /// Direct access to the emulated load balancer (health, targets, logs).
+    pub fn lb(&self) -> Option<&Arc<lb::LbCloud>> {
+        self.lb.as_ref()
     }
 
     pub fn core(&self) -> &Arc<server::Core> {

@@ -24,6 +24,9 @@ pub struct World {
     /// Microsoft Azure (IMDS, DMI values); absent: no Azure listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<crate::azure::world::AzureWorld>,
+    /// The emulated internal load balancer (probes, routes the frontend IPs); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<crate::lb::LbWorld>,
 }
 
 /// Listener settings shared by every cloud.
@@ -115,6 +118,9 @@ impl World {
         }
         if let Some(a) = &self.azure {
             a.validate().map_err(|e| format!("[azure]: {e}"))?;
+        }
+        if let Some(l) = &self.lb {
+            l.validate().map_err(|e| format!("[lb]: {e}"))?;
         }
         Ok(())
     }

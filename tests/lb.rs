@@ -1,0 +1,381 @@
+//! The load-balancer test world (issue 14): nodes A and B and client C on one segment, the
+//! emulator's load balancer (`[lb]`, crates/sim/src/lb) in the cloud namespace owning the
+//! frontend IP. The client reaches the frontend IP only through it; it probes each node's
+//! responder and routes the frontend IP to the healthy one, packets keeping the frontend
+//! IP as destination, so a node answers only while it also holds the VIP. `LbLab` is the
+//! reusable harness (cluster tests build on it); the tests here drive it with responders
+//! started through the agent's hidden subcommand.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloudvip::deadline::Deadline;
+use cloudvip::local::responder::{self, Listen, Probe, Spec};
+use cloudvip_sim::admin::Cloud as _;
+use cloudvip_sim::{Sim, SimHandle, World};
+use serde_json::Value;
+
+use crate::netns::Lab;
+use crate::responder::in_ns;
+use crate::util::{sh, BIN};
+
+pub const VIP: &str = "10.66.1.100";
+pub const PROBE_PORT: u16 = 62503;
+/// The port of the stand-in service every node runs behind the VIP.
+pub const SERVICE_PORT: u16 = 8080;
+
+/// Three hosts (A, B, client C) and the cloud namespace with the load balancer in it.
+pub struct LbLab {
+    // The emulator first: it stops (and removes its routes) before the namespaces go.
+    pub sim: SimHandle,
+    pub lab: Lab,
+    stop: Arc<AtomicBool>,
+    servers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// The `[lb]` world part for nodes 1 and 2 (`probe` as `tcp` or `http:/path`).
+pub fn lb_world(interval: Duration, threshold: u32, probe: &str) -> String {
+    format!(
+        r#"
+[lb]
+frontends = ["{VIP}"]
+interval_ms = {}
+threshold = {threshold}
+probe = "{probe}"
+probe_port = {PROBE_PORT}
+apply_routes = true
+backends = [{{ name = "a", address = "10.66.0.1" }}, {{ name = "b", address = "10.66.0.2" }}]
+"#,
+        interval.as_millis()
+    )
+}
+
+impl LbLab {
+    pub fn new(world: &str) -> LbLab {
+        let mut lab = Lab::new(3);
+        let cloud = lab.add_cloud();
+        let w = World::from_toml(world).expect("world");
+        let sim = in_ns(&cloud, move || Sim::start(w).expect("emulator"));
+        // The client reaches the frontend only through the load balancer, and never takes
+        // a shortcut an ICMP redirect would offer.
+        let c = lab.ns(3).to_owned();
+        sh(&[
+            "ip",
+            "-n",
+            &c,
+            "route",
+            "add",
+            &format!("{VIP}/32"),
+            "via",
+            "10.66.0.254",
+        ]);
+        for k in ["all", "eth0"] {
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &c,
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv4.conf.{k}.accept_redirects=0"),
+            ]);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let servers = (1..=2)
+            .map(|i| service(lab.ns(i), ["node-a", "node-b"][i - 1], stop.clone()))
+            .collect();
+        LbLab {
+            sim,
+            lab,
+            stop,
+            servers,
+        }
+    }
+
+    pub fn state(&self) -> Value {
+        self.sim.lb().expect("lb").state()
+    }
+
+    pub fn reset(&self) {
+        self.sim.lb().expect("lb").reset();
+    }
+
+    /// One request to the service behind the VIP from the client.
+    pub fn ask(&self) -> Option<String> {
+        in_ns(self.lab.ns(3), || ask(&format!("{VIP}:{SERVICE_PORT}")))
+    }
+
+    /// Wait (bounded) until `pred(state)`; the last state either way.
+    pub fn wait_state(&self, within: Duration, pred: impl Fn(&Value) -> bool) -> (bool, Value) {
+        let end = Instant::now() + within;
+        loop {
+            let s = self.state();
+            if pred(&s) {
+                return (true, s);
+            }
+            if Instant::now() > end {
+                return (false, s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Node `i` takes the VIP and starts its responder (what the agent's start will do).
+    pub fn activate(&self, i: usize, state: &Path, probe: &Probe) -> i32 {
+        sh(&[
+            "ip",
+            "-n",
+            self.lab.ns(i),
+            "addr",
+            "add",
+            &format!("{VIP}/32"),
+            "dev",
+            "eth0",
+        ]);
+        let spec = spec(probe);
+        let (st, ns) = (state.to_owned(), self.lab.ns(i).to_owned());
+        in_ns(&ns, move || {
+            responder::start_responder_from(Path::new(BIN), &st, "vip", &spec, &dl())
+                .expect("start_responder")
+                .pid
+        })
+    }
+
+    /// Node `i` ends its responder first, then gives up the VIP (the agent's stop order).
+    pub fn deactivate(&self, i: usize, state: &Path) {
+        let (st, ns) = (state.to_owned(), self.lab.ns(i).to_owned());
+        let ended = in_ns(&ns, move || {
+            responder::stop_responder(&st, "vip", &dl()).expect("stop_responder")
+        });
+        assert!(ended, "node {i} had a responder to end");
+        sh(&[
+            "ip",
+            "-n",
+            self.lab.ns(i),
+            "addr",
+            "del",
+            &format!("{VIP}/32"),
+            "dev",
+            "eth0",
+        ]);
+    }
+
+    /// The client asks the service behind the VIP, every `every`, for `for_`: the answers
+    /// (`None`: no answer within 200 ms) with their times.
+    pub fn client(
+        &self,
+        every: Duration,
+        for_: Duration,
+    ) -> std::thread::JoinHandle<Vec<(Instant, Option<String>)>> {
+        let ns = self.lab.ns(3).to_owned();
+        std::thread::spawn(move || {
+            Lab::enter(&ns);
+            let end = Instant::now() + for_;
+            let mut seen = Vec::new();
+            while Instant::now() < end {
+                let t = Instant::now();
+                seen.push((t, ask(&format!("{VIP}:{SERVICE_PORT}"))));
+                std::thread::sleep(every.saturating_sub(t.elapsed()));
+            }
+            seen
+        })
+    }
+}
+
+impl Drop for LbLab {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for s in self.servers.drain(..) {
+            let _ = s.join();
+        }
+    }
+}
+
+fn dl() -> Deadline {
+    Deadline::for_timeout(Some(Duration::from_secs(10)))
+}
+
+pub fn spec(probe: &Probe) -> Spec {
+    Spec {
+        port: PROBE_PORT,
+        listen: Listen::Both,
+        probe: probe.clone(),
+    }
+}
+
+/// One request to the service; its answer, if any within 200 ms.
+pub fn ask(to: &str) -> Option<String> {
+    let to: SocketAddr = to.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// The stand-in service on a node: says its name to whoever connects to port 8080, until
+/// `stop` (bounded: at most 10 minutes, each connection answered at once).
+fn service(ns: &str, name: &'static str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        Lab::enter(&ns);
+        let l = TcpListener::bind(("0.0.0.0", SERVICE_PORT)).expect("service port");
+        l.set_nonblocking(true).expect("nonblocking");
+        let end = Instant::now() + Duration::from_secs(600);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.write_all(format!("{name}\n").as_bytes());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
+}
+
+/// The longest stretch without an answer between the last answer of `from` and the first
+/// of `to`; None if the traffic never moved.
+pub fn outage(seen: &[(Instant, Option<String>)], from: &str, to: &str) -> Option<Duration> {
+    let first_to = seen.iter().position(|(_, a)| a.as_deref() == Some(to))?;
+    let last_from = seen[..first_to]
+        .iter()
+        .rposition(|(_, a)| a.as_deref() == Some(from))?;
+    Some(seen[first_to].0 - seen[last_from].0)
+}
+
+fn targets(s: &Value) -> Vec<String> {
+    s["targets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Client traffic reaches the one healthy backend; two healthy responders at once show in
+/// the load balancer's state; a failover (stop on A: responder first, then the VIP; start
+/// on B: VIP, then responder) moves the traffic after about interval × threshold, with
+/// never two healthy backends, and the outage the client saw is printed.
+#[test]
+fn client_traffic_follows_the_one_healthy_backend() {
+    let (interval, threshold) = (Duration::from_millis(500), 2);
+    let probe = Probe::Http {
+        path: "/health".into(),
+    };
+    let lb = LbLab::new(&lb_world(interval, threshold, "http:/health"));
+    let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bound = interval * (threshold + 3) + Duration::from_secs(3);
+
+    // Nobody healthy: the frontend is a blackhole.
+    assert_eq!(lb.ask(), None);
+    lb.activate(1, sa.path(), &probe);
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["a"]);
+    assert!(ok, "the load balancer never routed to a: {s:#}");
+    let c = lb.client(Duration::from_millis(50), Duration::from_millis(500));
+    let seen = c.join().unwrap();
+    assert!(
+        seen.iter().all(|(_, a)| a.as_deref() == Some("node-a")),
+        "the client reaches a, and only a: {seen:?}"
+    );
+    assert_eq!(s["max_healthy_at_once"], 1);
+
+    // Two healthy responders at once: the harness sees it (a cluster must never do this).
+    lb.activate(2, sb.path(), &probe);
+    let (ok, s) = lb.wait_state(bound, |s| s["healthy_now"] == 2);
+    assert!(ok, "b never turned healthy: {s:#}");
+    assert_eq!(s["max_healthy_at_once"], 2);
+    assert_eq!(s["overlaps"][0]["backends"], serde_json::json!(["a", "b"]));
+    lb.deactivate(2, sb.path());
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["a"]);
+    assert!(ok, "b never turned unhealthy: {s:#}");
+    lb.reset();
+
+    // The failover, seen from the client.
+    let c = lb.client(Duration::from_millis(20), bound + interval * 4);
+    std::thread::sleep(interval);
+    let t0 = Instant::now();
+    lb.deactivate(1, sa.path());
+    lb.activate(2, sb.path(), &probe);
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["b"]);
+    let moved = t0.elapsed();
+    assert!(ok, "the traffic never moved to b: {s:#}");
+    let seen = c.join().unwrap();
+    let out = outage(&seen, "node-a", "node-b").unwrap_or_else(|| panic!("no move in {seen:?}"));
+    println!(
+        "emulated LB failover (interval {interval:?}, threshold {threshold}): client outage {out:?}, \
+         load balancer re-routed {moved:?} after stop began"
+    );
+    assert!(
+        seen.iter()
+            .rev()
+            .take(5)
+            .all(|(_, a)| a.as_deref() == Some("node-b")),
+        "the client ends on b: {:?}",
+        &seen[seen.len().saturating_sub(5)..]
+    );
+    assert_eq!(s["max_healthy_at_once"], 1, "never two healthy: {s:#}");
+    assert!(s["overlaps"].as_array().is_some_and(Vec::is_empty));
+    let tr: Vec<(String, bool)> = s["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["backend"].as_str().unwrap().to_owned(),
+                t["healthy"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        tr.contains(&("a".into(), false)) && tr.contains(&("b".into(), true)),
+        "{tr:?}"
+    );
+    lb.deactivate(2, sb.path());
+}
+
+/// A TCP probe needs only the handshake; an HTTP probe on the wrong path (404) or a port
+/// nobody answers keeps a backend unhealthy whatever else it serves.
+#[test]
+fn the_probe_decides_health() {
+    let (interval, threshold) = (Duration::from_millis(200), 2);
+    let lb = LbLab::new(&lb_world(interval, threshold, "http:/health"));
+    let sa = tempfile::tempdir().unwrap();
+    let bound = interval * (threshold + 3) + Duration::from_secs(3);
+    // A responder that answers 200 on /ready only: the load balancer's /health gets 404.
+    lb.activate(
+        1,
+        sa.path(),
+        &Probe::Http {
+            path: "/ready".into(),
+        },
+    );
+    let (_, s) = lb.wait_state(bound, |s| {
+        s["rounds"].as_u64() >= Some(u64::from(threshold) + 2)
+    });
+    assert_eq!(s["healthy_now"], 0, "{s:#}");
+    let err = s["backends"][0]["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(err.contains("404"), "{err}");
+    assert!(
+        s["backends"][1]["last_error"].as_str().is_some(),
+        "nobody on b"
+    );
+    lb.deactivate(1, sa.path());
+    drop(lb);
+
+    let lb = LbLab::new(&lb_world(interval, threshold, "tcp"));
+    lb.activate(1, sa.path(), &Probe::Tcp);
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["a"]);
+    assert!(ok, "{s:#}");
+    assert_eq!(lb.ask().as_deref(), Some("node-a"));
+    lb.deactivate(1, sa.path());
+}
