@@ -65,10 +65,16 @@ fn oci_node_local_credential_problems_are_exit_5() {
 fn oci_permanent_errors_fail_at_once() {
     let o = OciLab::new();
     // A server certificate this node does not trust: its trust store, not the cloud.
+    let t = Instant::now();
     let r = o
         .agent(2, "start", &[("ca_bundle", "")])
         .env("HA_debug", "1")
         .run();
+    println!(
+        "untrusted certificate: exit {} after {:?}",
+        r.code,
+        t.elapsed()
+    );
     r.expect(5, Some("certificate"));
     assert_eq!(
         attempts(&r),
