@@ -88,6 +88,10 @@ impl Deadline {
     }
 }
 
+/// The least a try after a pause needs: a request (a TLS handshake and an answer) on a
+/// busy node. A retry that cannot have this much is not started; the loop ends instead.
+pub const MIN_STEP: Duration = Duration::from_millis(250);
+
 /// The one retry schedule: pauses start at `first` and double up to `max`. With `jitter`
 /// each pause is drawn from [half, all] of its step, so that nodes (or parallel actions)
 /// retrying the same thing spread out instead of colliding again. `wait` asks the deadline
@@ -121,9 +125,14 @@ impl Backoff {
         }
     }
 
-    /// Sleep the next pause, or `Err(Expired)` at once when the deadline would pass first.
+    /// Sleep the next pause, or `Err(Expired)` at once when what would be left after it is
+    /// less than `MIN_STEP`: a pause is worth taking only if a try can follow it.
     pub fn wait(&mut self, deadline: &Deadline) -> Result<(), Expired> {
-        deadline.sleep(self.next_pause())
+        let pause = self.next_pause();
+        if pause + MIN_STEP >= deadline.remaining() {
+            return Err(Expired);
+        }
+        deadline.sleep(pause)
     }
 }
 

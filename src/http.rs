@@ -106,6 +106,18 @@ impl Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// How far this node's clock is behind the server's (negative: ahead), in seconds,
+    /// from the answer's `Date` header. Signatures and JWTs carry our time, and a cloud
+    /// refuses them when it is minutes off.
+    pub fn clock_offset(&self) -> Option<i64> {
+        let server = httpdate::parse_http_date(self.header("date")?).ok()?;
+        let now = std::time::SystemTime::now();
+        Some(match server.duration_since(now) {
+            Ok(ahead) => ahead.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        })
+    }
+
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
         serde_json::from_slice(&self.body).with_context(|| {
             let t = self.text();
@@ -227,6 +239,10 @@ fn retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
 }
 
+/// Less than this is no time for a request: a TLS handshake alone is CPU work that no
+/// timeout interrupts.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
 /// Between attempts of one request: short first (a dropped connection usually works on
 /// the next try), at most 3 s (a 20 s operation still gets several tries), jittered.
 const SEND_BACKOFF: Backoff =
@@ -254,11 +270,12 @@ fn retry(
     let mut tries = 0u32;
     loop {
         tries += 1;
-        // ureq's timeout fires late (measured on a loaded 2-core runner: 2.83 s -> 2.98 s,
-        // 6.27 s -> 6.43 s): a tenth is kept back so the last attempt ends before the deadline.
+        // ureq's timeout fires late on a loaded machine (2.83 s -> 2.98 s, 6.27 s -> 6.43 s,
+        // up to 220 ms measured on two busy cores): a tenth is kept back so the last
+        // attempt ends before the deadline.
         let left = deadline.remaining();
         let budget = (left - left / 10).min(req.per_call);
-        if budget < Duration::from_millis(20) {
+        if budget < MIN_ATTEMPT {
             return Err(HttpError::Transport(format!(
                 "{} {}: no time left for a request",
                 req.method.as_str(),

@@ -334,7 +334,7 @@ fn api_key_auth_including_an_encrypted_key() {
     // node3's instance principal may only read: its start is refused with a clear reason
     o.agent(3, "start", &[])
         .run()
-        .expect(2, Some("NotAuthorizedOrNotFound"));
+        .expect(4, Some("permission denied by the cloud"));
     assert_eq!(o.holder(VIP), vnic(1));
     let cfg = o.credentials_file("api.pem", None);
     o.agent(

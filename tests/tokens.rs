@@ -90,6 +90,13 @@ fn oci_permanent_errors_fail_at_once() {
     let hits = o.c.admin("GET", "/admin/faults", None)["faults"][0]["hits"].clone();
     assert_eq!(hits, 1, "the 404 was retried");
     o.c.clear_faults();
+    // This node's clock ten minutes off: OCI refuses every signature, no retry or other
+    // node's credentials help here; this node's problem (5), named.
+    o.c.fault(json!({"kind": "clock_skew", "secs": 600, "cloud": "oci"}));
+    o.agent(2, "start", &[])
+        .run()
+        .expect(5, Some("this node's clock is"));
+    o.c.clear_faults();
     // A URL that cannot be sent (longer than the HTTP client takes): 6, no retry.
     let long = format!("{}{}/", o.api, "x".repeat(70_000));
     let r = o
@@ -133,6 +140,11 @@ fn gce_key_file_problems_are_node_local_and_a_404_token_uri_fails_at_once() {
             .run()
             .expect(5, Some(why));
     }
+    g.c.fault(json!({"kind": "clock_skew", "secs": 600, "cloud": "gce"}));
+    g.agent(2, "start", &[("credentials", &good)])
+        .run()
+        .expect(5, Some("this node's clock is"));
+    g.c.clear_faults();
     g.c.fault(json!({"kind": "error", "status": 404, "api": "oauth2.token"}));
     g.agent(2, "start", &[("credentials", &good)])
         .run()

@@ -46,6 +46,21 @@ impl CloudError {
     }
 }
 
+/// When `r` refused our credentials and this node's clock is more than `limit_secs` off
+/// the server's, that is the cause: a node-local problem (its time, NTP) that no retry
+/// and no other credential fixes.
+pub fn clock_refusal(r: &crate::http::Response, limit_secs: i64) -> Option<CloudError> {
+    let off = r.clock_offset()?;
+    (off.abs() > limit_secs).then(|| {
+        CloudError::Local(format!(
+            "HTTP {} because this node's clock is {} s {} the server's (fix its time)",
+            r.status,
+            off.abs(),
+            if off > 0 { "behind" } else { "ahead of" }
+        ))
+    })
+}
+
 /// A failed HTTP exchange with `what` (e.g. "Compute API"): transport errors are
 /// transient; a request that cannot be built is a configuration error; an untrusted
 /// certificate is this node's trust store (or its proxy), and fails at once.

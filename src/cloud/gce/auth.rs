@@ -18,6 +18,9 @@ use crate::http::{Method, Request};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// How far this node's clock may be off before a refused JWT is blamed on it (Google
+/// tolerates little: golang/oauth2 back-dates iat by 10 s for it).
+const JWT_CLOCK_LIMIT_SECS: i64 = 60;
 /// A cached token is used while it has more than this left (google-auth refreshes at 3m45s).
 const REFRESH_MARGIN_SECS: u64 = 300;
 
@@ -129,6 +132,12 @@ impl Gce {
                         .map(str::to_owned)
                 })
                 .unwrap_or_default();
+            // A JWT is valid only near its iat: with this node's clock off, every key fails.
+            if matches!(r.status, 400 | 401) {
+                if let Some(e) = crate::cloud::clock_refusal(&r, JWT_CLOCK_LIMIT_SECS) {
+                    return Err(e);
+                }
+            }
             return Err(match r.status {
                 // The key is deleted or disabled, or the account lacks the right.
                 400 | 401 | 403 => denied(format!(

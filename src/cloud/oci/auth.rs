@@ -284,6 +284,11 @@ impl Oci {
             .api(&req, deadline, &|_| false)
             .map_err(|e| crate::cloud::http_error("federation endpoint", e))?;
         if !r.ok() {
+            if r.status == 401 {
+                if let Some(e) = crate::cloud::clock_refusal(&r, super::OCI_CLOCK_LIMIT_SECS) {
+                    return Err(e);
+                }
+            }
             let what = format!(
                 "federation endpoint refused the instance certificate: HTTP {} {}",
                 r.status,

@@ -26,6 +26,10 @@ use model::{Lifetime, PrivateIp, PublicIp, PublicIpState, VnicState};
 
 const DEFAULT_METADATA: &str = "http://169.254.169.254/opc/v2/";
 
+/// "401 (NotAuthenticated) is returned if the client's clock is skewed more than 5
+/// minutes" (oci-api.md §2.4).
+pub(super) const OCI_CLOCK_LIMIT_SECS: i64 = 300;
+
 /// Polling a public IP's asynchronous assignment: no duration is documented (oci-api.md
 /// §6); poll often at first, then every second.
 const PUBLIC_IP_POLL: Backoff =
@@ -289,14 +293,24 @@ impl Oci {
                 r.status,
                 error_text(&r)
             );
+            if r.status == 401 {
+                if let Some(e) = super::clock_refusal(&r, OCI_CLOCK_LIMIT_SECS) {
+                    return Err(e);
+                }
+            }
             return Err(match r.status {
                 401 if rejected.is_none() => {
                     rejected = self.creds.take().map(|c| c.key_id);
                     continue;
                 }
                 401 | 403 => CloudError::Denied(what),
-                // OCI answers 404 NotAuthorizedOrNotFound for a missing permission too.
-                404 => CloudError::NotFound(what),
+                // OCI's answer for a missing permission as for a missing object. Ours exist
+                // (IMDS lists our VNIC; a private IP was just listed), so it is the policy.
+                404 if error_text(&r).starts_with("NotAuthorizedOrNotFound") => {
+                    CloudError::Denied(what)
+                }
+                // No such operation: a wrong api_endpoint.
+                404 => CloudError::Invalid(what),
                 409 | 412 => CloudError::Conflict(what),
                 // The http layer already retried these until the deadline.
                 429 | 500..=599 => transient(what),
