@@ -308,6 +308,11 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
         }
     }
     steps.extend(cloud_steps);
+    // Other software that removes or fights the VIP (src/os_agents.rs).
+    if let Ok(l) = &link {
+        let vip = crate::os_agents::Vip::of(&params, &l.name);
+        steps.extend(crate::os_agents::steps(std::path::Path::new("/"), &vip));
+    }
     Ok(report(&steps))
 }
 

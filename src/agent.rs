@@ -104,6 +104,9 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let mut local = Local::open(&params, state, deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref())?;
     check_here(&params, &mut local, &nic)?;
+    // Other software that removes or fights the VIP (nm-cloud-setup, ...): a WARNING.
+    let vip = crate::os_agents::Vip::of(&params, &nic.name);
+    crate::os_agents::warn_at_start(std::path::Path::new("/"), &vip);
     if local.mode() != LocalMode::None {
         if !nic.up {
             return Err(Exit::generic(format!(

@@ -8,5 +8,6 @@ pub mod deadline;
 pub mod http;
 pub mod local;
 pub mod ocf;
+pub mod os_agents;
 pub mod params;
 pub mod state;

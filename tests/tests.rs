@@ -56,3 +56,5 @@ mod responder;
 mod ocft;
 // The emulated load balancer: probes, client traffic to the one healthy backend, failover.
 mod lb;
+// OS agents that remove or fight the VIP: start's warning and diagnose, on fake node files.
+mod os_agents;
