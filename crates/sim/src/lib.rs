@@ -97,7 +97,19 @@ impl Sim {
                 threads.extend(started.threads);
             }
             if let Some(part) = &world.lb {
-                let (cloud, started) = lb::start(core.clone(), part, None)?;
+                // gce_leader: the backend service's leader, asked of the GCE state.
+                let leader = match (&gce, &part.backend_service) {
+                    (Some(g), Some(bs)) if part.mode == lb::Mode::GceLeader => {
+                        let (g, bs): (Arc<gce::GceCloud>, String) = (g.clone(), bs.clone());
+                        Some(Box::new(move || g.ha.leader_of(&bs))
+                            as Box<dyn Fn() -> Option<String> + Send + Sync>)
+                    }
+                    (None, _) if part.mode == lb::Mode::GceLeader => {
+                        return Err("[lb] mode gce_leader needs [gce]".into())
+                    }
+                    _ => None,
+                };
+                let (cloud, started) = lb::start(core.clone(), part, leader)?;
                 lb = Some(cloud);
                 clouds.push(started.cloud);
                 threads.extend(started.threads);

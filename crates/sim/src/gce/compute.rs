@@ -46,6 +46,8 @@ enum Route {
     ZoneGet(String),
     RegionGet(String),
     SubnetGet(String, String),
+    /// Backend services, NEGs, forwarding rules (`backend.rs`).
+    Ha(super::backend::HaRoute),
     NotFound,
 }
 
@@ -68,6 +70,7 @@ impl Route {
             Route::ZoneGet(..) => "compute.zones.get",
             Route::RegionGet(..) => "compute.regions.get",
             Route::SubnetGet(..) => "compute.subnetworks.get",
+            Route::Ha(r) => r.api(),
             Route::NotFound => return None,
         })
     }
@@ -87,6 +90,7 @@ impl Route {
             Route::ZoneGet(..) => "compute.zones.get",
             Route::RegionGet(..) => "compute.regions.get",
             Route::SubnetGet(..) => "compute.subnetworks.get",
+            Route::Ha(r) => r.permission(),
             Route::Token | Route::Discovery | Route::NotFound => "",
         }
     }
@@ -95,7 +99,7 @@ impl Route {
         matches!(
             self,
             Route::UpdateNic(..) | Route::AddAccessConfig(..) | Route::DeleteAccessConfig(..)
-        )
+        ) || matches!(self, Route::Ha(r) if r.mutation())
     }
 
     fn instance(&self) -> Option<String> {
@@ -173,7 +177,7 @@ fn route(req: &Request) -> (Route, Option<String>) {
         ("GET", ["zones", z]) => Route::ZoneGet(o(z)),
         ("GET", ["regions", r]) => Route::RegionGet(o(r)),
         ("GET", ["regions", r, "subnetworks", s]) => Route::SubnetGet(o(r), o(s)),
-        _ => Route::NotFound,
+        _ => super::backend::route(m, rest).map_or(Route::NotFound, Route::Ha),
     };
     (r, Some(project.to_string()))
 }
@@ -275,6 +279,7 @@ impl Service for ComputeService {
             Route::OperationList(z) => self.operation_list(req, &z),
             Route::ZoneGet(z) => self.zone_get(&z),
             Route::RegionGet(reg) => self.region_get(&reg),
+            Route::Ha(r) => super::backend::handle(&self.cloud, &principal.email, req, r),
             Route::SubnetGet(reg, s) => self.subnet_get(&reg, &s),
             Route::Token | Route::Discovery | Route::NotFound => not_found(&req.path),
         }

@@ -4,6 +4,7 @@
 //! (`filter.rs`). This file owns `GceCloud` (state + clock), `start`, and the
 //! `/admin/gce/...` routes. Wire facts: `shared/research/gce-api.md`.
 
+pub mod backend;
 pub mod compute;
 pub mod errors;
 pub mod filter;
@@ -40,6 +41,8 @@ pub struct GceCloud {
     pub core: Arc<Core>,
     /// The Compute discovery document's bytes (`world.discovery_document`), as read at start.
     pub discovery: Option<Vec<u8>>,
+    /// Backend services with haPolicy, their NEGs and forwarding rules.
+    pub ha: backend::HaState,
     state: Mutex<GceState>,
     changed: Condvar,
     endpoints: OnceLock<GceEndpoints>,
@@ -55,6 +58,7 @@ impl GceCloud {
             world: w.clone(),
             core,
             discovery,
+            ha: backend::HaState::new(w)?,
             state: Mutex::new(GceState::new(w)?),
             changed: Condvar::new(),
             endpoints: OnceLock::new(),
@@ -211,6 +215,7 @@ impl GceCloud {
             "addresses": addresses,
             "operations": ops,
             "version": g.version,
+            "loadBalancing": self.ha.state_json(&l, region),
         })
     }
 

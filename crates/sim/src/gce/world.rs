@@ -103,6 +103,13 @@ pub struct GceWorld {
     /// Absent: both answer 404. Relative paths: against the world file's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_document: Option<std::path::PathBuf>,
+    /// Internal passthrough load balancing with haPolicy (Fast IP Move): `backend.rs`.
+    #[serde(default)]
+    pub network_endpoint_groups: Vec<super::backend::NegSpec>,
+    #[serde(default)]
+    pub backend_services: Vec<super::backend::BackendServiceSpec>,
+    #[serde(default)]
+    pub forwarding_rules: Vec<super::backend::ForwardingRuleSpec>,
 }
 
 /// What happens when a mutation targets an instance that still has an operation in flight
