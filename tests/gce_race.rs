@@ -40,69 +40,28 @@ const REJECT: Mode = Mode {
 };
 
 fn world(dir: &std::path::Path, m: Mode) -> String {
-    format!(
-        r#"
-[server]
-tls_cert = "{dir}/server.pem"
-tls_key = "{dir}/server.key"
-
-[gce]
-project = "my-project"
-project_number = 123456789012
-region = "us-central1"
-zones = ["us-central1-a", "us-central1-b", "us-central1-c"]
-api_listen = "10.66.0.254:0"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-
-[gce.operations]
-pending_ms = 50
-running_ms = {running}
-busy = "{busy}"
-fingerprint_roll = "{roll}"
-
-[[gce.networks]]
-name = "default"
-[[gce.networks.subnets]]
-name = "default"
-ip_cidr_range = "10.128.0.0/20"
-secondary_ranges = [{{ range_name = "vips", ip_cidr_range = "10.200.0.0/24" }}]
-
-[[gce.service_accounts]]
-email = "cloudvip@my-project.iam.gserviceaccount.com"
-
+    let ops = format!(
+        "pending_ms = 50\nrunning_ms = {}\nbusy = \"{}\"\nfingerprint_roll = \"{}\"",
+        m.running_ms, m.busy, m.roll
+    );
+    let mut w = crate::gce::preamble(dir, &ops);
+    for (i, (name, zone)) in NODES.iter().zip(["a", "b", "c"]).enumerate() {
+        w.push_str(&format!(
+            r#"
 [[gce.instances]]
-name = "node-a"
-zone = "us-central1-a"
+name = "{name}"
+zone = "us-central1-{zone}"
 service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.1"
+metadata_source = "10.66.0.{n}"
 [[gce.instances.nics]]
-network_ip = "10.128.0.10"
-mac = "02:66:00:00:00:01"
-
-[[gce.instances]]
-name = "node-b"
-zone = "us-central1-b"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.2"
-[[gce.instances.nics]]
-network_ip = "10.128.0.11"
-mac = "02:66:00:00:00:02"
-
-[[gce.instances]]
-name = "node-c"
-zone = "us-central1-c"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.3"
-[[gce.instances.nics]]
-network_ip = "10.128.0.12"
-mac = "02:66:00:00:00:03"
+network_ip = "10.128.0.{ip}"
+mac = "02:66:00:00:00:0{n}"
 "#,
-        dir = dir.display(),
-        running = m.running_ms,
-        busy = m.busy,
-        roll = m.roll,
-    )
+            n = i + 1,
+            ip = 10 + i
+        ));
+    }
+    w
 }
 
 /// Ranges that belong to nobody's VIP: they must survive everything.

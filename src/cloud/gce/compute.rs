@@ -335,20 +335,15 @@ impl<'a> Api<'a> {
                 .as_ref()
                 .map(|(k, v)| format!("labels.{k} = \"{v}\""))
         };
+        let mut path = format!(
+            "projects/{}/aggregated/instances?maxResults=500",
+            self.project()
+        );
+        if let Some(f) = &filter {
+            path.push_str(&format!("&filter={}", encode(f)));
+        }
         let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut path = format!(
-                "projects/{}/aggregated/instances?maxResults=500",
-                self.project()
-            );
-            if let Some(f) = &filter {
-                path.push_str(&format!("&filter={}", encode(f)));
-            }
-            if let Some(t) = &page {
-                path.push_str(&format!("&pageToken={}", encode(t)));
-            }
-            let v = self.call(Method::Get, &path, None, deadline)?;
+        self.pages(&path, "aggregatedList", deadline, |v| {
             match v.get("items") {
                 None | Some(Value::Null) => {}
                 Some(Value::Object(items)) => {
@@ -378,14 +373,35 @@ impl<'a> Api<'a> {
                     )))
                 }
             }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// GET `path` and its further pages (`nextPageToken`), handing each page to `each`;
+    /// at most `MAX_PAGES`, so a token that loops cannot spin.
+    fn pages(
+        &self,
+        path: &str,
+        what: &str,
+        deadline: &Deadline,
+        mut each: impl FnMut(&Value) -> Result<(), CloudError>,
+    ) -> Result<(), CloudError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut page: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let p = match &page {
+                Some(t) => format!("{path}{sep}pageToken={}", encode(t)),
+                None => path.to_owned(),
+            };
+            let v = self.call(Method::Get, &p, None, deadline)?;
+            each(&v)?;
             match v.get("nextPageToken").and_then(Value::as_str) {
                 Some(t) if !t.is_empty() => page = Some(t.to_owned()),
-                _ => return Ok(out),
+                _ => return Ok(()),
             }
         }
-        Err(transient(format!(
-            "aggregatedList: more than {MAX_PAGES} pages"
-        )))
+        Err(transient(format!("{what}: more than {MAX_PAGES} pages")))
     }
 
     /// The operations on the instance at `self_link` that are not DONE. Filtered on the
@@ -401,18 +417,13 @@ impl<'a> Api<'a> {
         let target = instance_ref(self_link)
             .ok_or_else(|| transient(format!("not an instance URL: {self_link}")))?;
         let filter = format!("targetLink=\"{self_link}\" AND status!=\"DONE\"");
+        let path = format!(
+            "projects/{}/zones/{zone}/operations?filter={}",
+            self.project(),
+            encode(&filter)
+        );
         let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut path = format!(
-                "projects/{}/zones/{zone}/operations?filter={}",
-                self.project(),
-                encode(&filter)
-            );
-            if let Some(t) = &page {
-                path.push_str(&format!("&pageToken={}", encode(t)));
-            }
-            let v = self.call(Method::Get, &path, None, deadline)?;
+        self.pages(&path, "zoneOperations.list", deadline, |v| {
             let items = match v.get("items") {
                 None | Some(Value::Null) => &[][..],
                 Some(Value::Array(a)) => a.as_slice(),
@@ -433,14 +444,9 @@ impl<'a> Api<'a> {
                     out.push(op.name);
                 }
             }
-            match v.get("nextPageToken").and_then(Value::as_str) {
-                Some(t) if !t.is_empty() => page = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
-        }
-        Err(transient(format!(
-            "zoneOperations.list: more than {MAX_PAGES} pages"
-        )))
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// The instance as every change accepted so far has left it: read it, find nothing in

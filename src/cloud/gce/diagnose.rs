@@ -156,7 +156,7 @@ impl Gce {
         let me = api.get_instance(&id.zone, &id.name, deadline);
         note(
             "compute.instances.get",
-            me.as_ref().map(|_| ()).map_err(clone_err),
+            me.as_ref().map(|_| ()).map_err(Clone::clone),
         );
         note(
             "compute.instances.list",
@@ -295,7 +295,28 @@ impl Gce {
                 }
             },
         };
-        // 5. The subnet: an alias from the primary range must be inside the NIC's subnet.
+        // 5. The subnet: the check start makes before it moves anything (the VIP in the
+        // subnet's primary range, or in the secondary range alias_range_name names), on the
+        // subnetwork as the API shows it; from the metadata server's netmask when the API
+        // cannot be read.
+        let sub = me
+            .as_ref()
+            .ok()
+            .and_then(|m| m["networkInterfaces"][idx]["subnetwork"].as_str())
+            .map(|url| api.subnetwork(url, deadline));
+        if let Some(Ok(sub)) = sub {
+            match self.check_range(&sub) {
+                Ok(range) => out.push(Step::pass("subnet", format!("{} lies in {range}", self.ip))),
+                Err(e) => out.push(Step::fail(
+                    "subnet",
+                    e.to_string(),
+                    "choose a VIP inside the subnet's primary range, or set alias_range_name to \
+                     the secondary range that contains it (gcloud compute networks subnets \
+                     describe shows secondaryIpRanges)",
+                )),
+            }
+            return out;
+        }
         let g = &id.nics[idx];
         let net = g.ip.parse::<std::net::Ipv4Addr>().ok();
         let prefix = g
@@ -311,7 +332,7 @@ impl Gce {
         match (&self.opts.alias_range_name, net, prefix) {
             (Some(r), _, _) => out.push(Step::pass(
                 "subnet",
-                format!("alias_range_name={r}: the VIP must lie in that secondary range (GCE checks it at start)"),
+                format!("alias_range_name={r}: not checked (the subnetwork cannot be read; start checks it before it moves anything)"),
             )),
             (None, Some(net), Some(len)) if in_subnet(self.ip, net, len) => out.push(Step::pass(
                 "subnet",
@@ -329,16 +350,5 @@ impl Gce {
             )),
         }
         out
-    }
-}
-
-fn clone_err(e: &CloudError) -> CloudError {
-    match e {
-        CloudError::Transient(m) => CloudError::Transient(m.clone()),
-        CloudError::Conflict(m) => CloudError::Conflict(m.clone()),
-        CloudError::Denied(m) => CloudError::Denied(m.clone()),
-        CloudError::NotFound(m) => CloudError::NotFound(m.clone()),
-        CloudError::Invalid(m) => CloudError::Invalid(m.clone()),
-        CloudError::Local(m) => CloudError::Local(m.clone()),
     }
 }

@@ -17,13 +17,12 @@ mod writer;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic};
-use crate::deadline::{Deadline, SystemClock};
+use crate::deadline::Deadline;
 use crate::http::{Http, HttpConfig};
 use crate::params::Params;
 use aliases::{holds, Want};
@@ -36,14 +35,11 @@ pub use aliases::is_host as alias_is;
 
 pub const DEFAULT_API: &str = "https://compute.googleapis.com/compute/v1/";
 
-/// Stop's best-effort release may use at most this much of stop's budget, and never more
-/// than half of what is left. A healthy release costs one operation (~1 s, gce-api.md §4)
-/// plus a few reads, or two batches of them when every VIP of the node stops at once; a
-/// release that needs longer only delays the start on the other node, which removes the
-/// alias from here anyway (as one operation of its own) before it adds it there.
-const RELEASE_SHARE: Duration = Duration::from_secs(8);
 /// The first API exchange of a release (token and one read) must answer within this: an
-/// API that does not is left to the next start elsewhere at once, with a warning.
+/// API that does not is left to the next start elsewhere at once, with a warning. (How long
+/// the whole release may take is stop's decision, `agent::STOP_RELEASE_BUDGET`: a healthy
+/// release is one operation of ~1 s plus reads, or two batches of them when every VIP of
+/// the node stops at once, gce-api.md §4.)
 const RELEASE_PROBE: Duration = Duration::from_secs(2);
 
 pub struct Gce {
@@ -59,11 +55,6 @@ pub struct Gce {
 
 fn transient(msg: String) -> CloudError {
     CloudError::Transient(msg)
-}
-
-/// A deadline `cap` from now at most, and never past `d`.
-fn capped(d: &Deadline, cap: Duration) -> Deadline {
-    Deadline::with_clock(d.remaining().min(cap), Arc::new(SystemClock))
 }
 
 /// An instance's name and zone (the last part of its zone URL); errors name what is missing.
@@ -241,10 +232,12 @@ impl Gce {
             }
             Err(e) => return Err(e),
         };
-        self.check_range(&sub)
+        self.check_range(&sub).map(|_| ())
     }
 
-    fn check_range(&self, sub: &Value) -> Result<(), CloudError> {
+    /// Is `ip` in the range it must be in? Ok names that range, e.g. "the primary range of
+    /// subnetwork default (10.128.0.0/20)".
+    fn check_range(&self, sub: &Value) -> Result<String, CloudError> {
         let sname = field(sub, "name", "subnetwork")?;
         let (cidr, what) = match self.opts.alias_range_name.as_deref() {
             None => (
@@ -281,7 +274,7 @@ impl Gce {
             }
         };
         match cidr_contains(&cidr, self.ip) {
-            Some(true) => Ok(()),
+            Some(true) => Ok(format!("{what} ({cidr})")),
             Some(false) => Err(CloudError::Invalid(format!(
                 "ip={} is outside {what} ({cidr}); set alias_range_name to the range that holds it",
                 self.ip
@@ -502,27 +495,36 @@ impl Cloud for Gce {
         self.move_public_ip(&Api::new(self), &id, idx, &want, deadline)
     }
 
-    /// Best effort, within `RELEASE_SHARE` of stop's budget: the API is asked (never the
-    /// metadata server alone, which does not show a change still queued), and an API that
-    /// does not answer within `RELEASE_PROBE` ends the release at once.
-    fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError> {
-        let budget = capped(deadline, (deadline.remaining() / 2).min(RELEASE_SHARE));
-        let probe = capped(&budget, RELEASE_PROBE);
+    /// Best effort, within the budget stop gives it: the API is asked (never the metadata
+    /// server alone, which does not show a change still queued), and an API that does not
+    /// answer within `RELEASE_PROBE` ends the release at once.
+    fn release(&mut self, budget: &Deadline) -> Result<(), CloudError> {
+        let probe = budget.within(RELEASE_PROBE);
         let id = self.with_identity(&probe)?;
         let api = Api::new(self);
-        let first = self.get_self(&api, &id, &probe)?;
-        let me = self.settled_self(&api, &id, Some(first), &budget)?;
-        for n in nics(&me, &id.name)? {
-            if !holds(&aliases_of(n, &id.name)?, self.ip) {
-                continue;
+        let holding = |inst: &Value| -> Result<Vec<String>, CloudError> {
+            let mut out = Vec::new();
+            for n in nics(inst, &id.name)? {
+                if holds(&aliases_of(n, &id.name)?, self.ip) {
+                    out.push(field(n, "name", &id.name)?.to_owned());
+                }
             }
+            Ok(out)
+        };
+        let first = self.get_self(&api, &id, &probe)?;
+        let mut ours = holding(&first)?;
+        if ours.is_empty() {
+            // Not shown: but a killed start's add may still be queued.
+            ours = holding(&self.settled_self(&api, &id, Some(first), budget)?)?;
+        }
+        for nic in &ours {
             let t = Target {
                 zone: &id.zone,
                 instance: &id.name,
-                nic: field(n, "name", &id.name)?,
+                nic,
                 own: true,
             };
-            self.write(&api, &id, &t, Want::absent(self.ip), &budget)?;
+            self.write(&api, &id, &t, Want::absent(self.ip), budget)?;
         }
         Ok(())
     }

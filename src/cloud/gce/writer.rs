@@ -24,7 +24,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -34,7 +33,7 @@ use super::aliases::{merged, satisfied, Want};
 use super::compute::{aliases_of, field, nics, Api};
 use super::transient;
 use crate::cloud::CloudError;
-use crate::deadline::{Backoff, Deadline, SystemClock};
+use crate::deadline::{Backoff, Deadline};
 
 /// The NIC whose alias list is written.
 pub struct Target<'a> {
@@ -162,7 +161,7 @@ pub fn apply(
                 t.show()
             )));
         }
-        let slice = Deadline::with_clock(POLL, Arc::new(SystemClock));
+        let slice = deadline.within(POLL);
         match crate::state::lock(&lock_path, &slice) {
             Ok(_held) => return hold(api, &dir, &mine, t, deadline),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
@@ -186,6 +185,7 @@ fn write_alone(api: &Api, t: &Target, want: Want, deadline: &Deadline) -> Result
         t,
         None,
         &mut vec![Entry::own(want)],
+        None,
         deadline,
     ))
 }
@@ -405,22 +405,22 @@ fn hold(
             },
         );
     }
-    if batch.len() > 1 {
-        log::info!(
-            "writing the aliases of {} for {} actions of this node at once",
-            t.show(),
-            batch.len()
-        );
-    }
-    let ids: Vec<String> = batch.iter().filter_map(|e| e.id.clone()).collect();
-    let several = batch.len() > 1;
-    let result = settle_list(api, t, Some(dir), &mut batch, deadline);
+    let mut joiners = Joiners {
+        dir,
+        own: &mine.id,
+        known: batch
+            .iter()
+            .filter_map(|e| e.id.clone())
+            .chain(superseded)
+            .collect(),
+        closed: alone,
+        joined: 0,
+    };
+    let initial = batch.len();
+    let result = settle_list(api, t, Some(dir), &mut batch, Some(&mut joiners), deadline);
+    let several = initial + joiners.joined > 1;
     // Entries still in the batch share its result; dropped ones were answered already.
-    let remaining: Vec<&String> = batch.iter().filter_map(|e| e.id.as_ref()).collect();
-    for id in &ids {
-        if !remaining.contains(&id) {
-            continue;
-        }
+    for id in batch.iter().filter_map(|e| e.id.as_ref()) {
         match &result {
             Ok(_) => answer(dir, id, &Outcome::Done),
             // Out of time or still conflicting: let each try with its own deadline.
@@ -437,7 +437,7 @@ fn hold(
         )));
     }
     match result {
-        Err(CloudError::Invalid(_)) if several && !own_superseded => {
+        Err(CloudError::Invalid(_)) if several => {
             // Ours alone, to learn whether it was ours.
             let own = mine.intent.want.clone();
             own_result(settle_list(
@@ -445,10 +445,46 @@ fn hold(
                 t,
                 None,
                 &mut vec![Entry::own(own)],
+                None,
                 deadline,
             ))
         }
         r => own_result(r),
+    }
+}
+
+/// The intents that arrive while the holder reads: taken into the write it is about to
+/// make, so actions that started a moment apart still share one operation.
+struct Joiners<'a> {
+    dir: &'a Path,
+    own: &'a str,
+    /// Intents already in the batch or answered.
+    known: Vec<String>,
+    /// Writing alone: nobody joins.
+    closed: bool,
+    joined: usize,
+}
+
+impl Joiners<'_> {
+    fn join(&mut self, batch: &mut Vec<Entry>) {
+        if self.closed {
+            return;
+        }
+        for (id, intent) in collect(self.dir, self.own) {
+            // An address already in the batch is the next holder's to decide.
+            if intent.alone
+                || self.known.contains(&id)
+                || batch.iter().any(|e| e.want.ip == intent.want.ip)
+            {
+                continue;
+            }
+            self.known.push(id.clone());
+            self.joined += 1;
+            batch.push(Entry {
+                id: Some(id),
+                want: intent.want,
+            });
+        }
     }
 }
 
@@ -468,6 +504,7 @@ fn settle_list(
     t: &Target,
     dir: Option<&Path>,
     batch: &mut Vec<Entry>,
+    mut joiners: Option<&mut Joiners>,
     deadline: &Deadline,
 ) -> Result<Option<String>, CloudError> {
     let mut wrote = 0u32;
@@ -483,8 +520,7 @@ fn settle_list(
                 t.show()
             )));
         }
-        let wants: Vec<Want> = batch.iter().map(|e| e.want.clone()).collect();
-        let step = read_and_write(api, t, &wants, wrote > 0, deadline);
+        let step = read_and_write(api, t, batch, joiners.as_deref_mut(), wrote > 0, deadline);
         let err = match step {
             Ok(Step::Settled) => {
                 if wrote > 1 {
@@ -559,7 +595,8 @@ enum Step {
 fn read_and_write(
     api: &Api,
     t: &Target,
-    wants: &[Want],
+    batch: &mut Vec<Entry>,
+    joiners: Option<&mut Joiners>,
     rewriting: bool,
     deadline: &Deadline,
 ) -> Result<Step, CloudError> {
@@ -567,7 +604,7 @@ fn read_and_write(
         Ok(i) => i,
         // A peer that no longer exists holds no alias.
         Err(CloudError::NotFound(m)) if !t.own => {
-            return if wants.iter().all(|w| w.entry.is_none()) {
+            return if batch.iter().all(|e| e.want.entry.is_none()) {
                 Ok(Step::Settled)
             } else {
                 Err(CloudError::NotFound(m))
@@ -589,7 +626,17 @@ fn read_and_write(
         })?;
     let list = aliases_of(nic, &what)?;
     let fingerprint = field(nic, "fingerprint", &what)?.to_owned();
-    if satisfied(&list, wants) {
+    if let Some(j) = joiners {
+        j.join(batch);
+    }
+    let wants: Vec<Want> = batch.iter().map(|e| e.want.clone()).collect();
+    if batch.len() > 1 && !rewriting {
+        log::info!(
+            "writing the aliases of {what} for {} actions of this node at once",
+            batch.len()
+        );
+    }
+    if satisfied(&list, &wants) {
         return Ok(Step::Settled);
     }
     if rewriting {
@@ -603,7 +650,7 @@ fn read_and_write(
             None => log::info!("removing {} from {what}", w.ip),
         }
     }
-    let new = merged(&list, wants);
+    let new = merged(&list, &wants);
     let op = api.patch_aliases(t.zone, t.instance, t.nic, &fingerprint, &new, deadline)?;
     api.wait(t.zone, &op, deadline)?;
     Ok(Step::Wrote)
