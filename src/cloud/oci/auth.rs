@@ -235,8 +235,17 @@ impl Oci {
         let tenancy =
             tenancy_of(&cert).ok_or_else(|| bad("no opc-tenant in the certificate subject"))?;
 
-        let session = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-            .map_err(|e| transient(format!("cannot generate a session key: {e}")))?;
+        if deadline.remaining() < crate::deadline::MIN_STEP * 2 {
+            return Err(transient("no time left for a federation".into()));
+        }
+        let session = match self.session_key.get() {
+            Some(k) => k.clone(),
+            None => {
+                let k = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+                    .map_err(|e| transient(format!("cannot generate a session key: {e}")))?;
+                self.session_key.get_or_init(|| k).clone()
+            }
+        };
         let session_der = session
             .to_pkcs1_der()
             .map_err(|e| transient(format!("session key: {e}")))?

@@ -45,6 +45,10 @@ pub struct Oci {
     state: Option<PathBuf>,
     instance: Option<Instance>,
     creds: Option<Credentials>,
+    /// The instance-principal session key, generated once per action: RSA key generation
+    /// is CPU work that no timeout interrupts, so a federation retried while the
+    /// endpoint is down must not pay it on every round.
+    session_key: std::cell::OnceCell<rsa::RsaPrivateKey>,
     /// Set by `claim`, used by `claim_extras`.
     private_ip_id: Option<String>,
 }
@@ -121,6 +125,7 @@ impl Oci {
             state,
             instance: None,
             creds: None,
+            session_key: std::cell::OnceCell::new(),
             private_ip_id: None,
         })
     }
