@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Benchmark: wall time and peak RSS of each OCF action, cloudvip (release build) beside
-# resource-agents' IPaddr2 doing the same job, in a throw-away network namespace.
-# Prints a table; asserts nothing. Needs root. Usage: bench/run.sh [runs-per-action]
+# The benchmark: cloudvip (release build) in every cloud and mode beside the agents it
+# replaces, unmodified, against cloudvip-sim in throw-away network namespaces, at zero and
+# at realistic latency. Prints the tables and writes bench/results/<date>-<host>.{md,json,csv}.
+# Measures, asserts nothing about speed; fails loudly when a tool gets an action wrong.
+# Needs root and what scripts/setup-deps.sh installs (resource-agents, the anchors' venvs
+# under /opt/cloudvip-test, strace).
+#   bench/run.sh                      # everything, 3 runs per cell (about 15 min on 2 cores)
+#   bench/run.sh --runs 9 --jobs gce,oci --profiles real
+#   bench/run.sh --jobs oci --profiles real --scale "" --perf   # + perf of the slow rows
+#   bench/run.sh --help               # every option
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
-cargo build --release --quiet -p cloudvip
-NS=cvbench$$
-cleanup() {
-    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    ip netns del "$NS" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" link add eth0 type veth peer name eth0p
-ip -n "$NS" link set eth0p up
-ip -n "$NS" addr add 10.66.0.1/24 dev eth0
-ip -n "$NS" link set eth0 up
-ip netns exec "$NS" python3 bench/bench.py "$PWD/target/release/cloudvip" "${1:-50}"
+case " $* " in *" -h "* | *" --help "*) exec python3 bench/bench.py --help ;; esac
+cargo build --release --quiet -p cloudvip -p cloudvip-sim
+case " $* " in *" --perf "*)   # the same release build, with symbols, for perf report
+    CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+        cargo build --release --quiet -p cloudvip --target-dir target/bench-prof ;;
+esac
+mkdir -p target/bench
+[ target/bench/reaper -nt bench/reaper.rs ] ||
+    rustc -O --edition 2021 -o target/bench/reaper bench/reaper.rs
+exec python3 bench/bench.py "$@"

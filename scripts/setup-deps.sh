@@ -11,12 +11,13 @@ command -v cargo >/dev/null || {
 
 # Pacemaker/corosync/pcs for the OCF tools and the cluster tests; resource-agents for
 # ocf-tester and ra-api-1.dtd; libxml2-utils for xmllint; iproute2/iputils for the
-# namespace tests; time for the benchmark's peak RSS.
+# namespace tests; time and strace for the benchmark (bench/).
 # rpm (rpmbuild), dpkg-dev (dpkg-parsechangelog, dpkg-shlibdeps), lintian, rpmlint, file,
 # man-db for the packages and their install tests; musl-tools for the static build
 # (packaging/build.sh).
 PKGS=(pacemaker pacemaker-cli-utils corosync resource-agents pcs libxml2-utils
-      iproute2 iputils-ping iputils-arping procps util-linux tcpdump time python3 python3-pip
+      iproute2 iputils-ping iputils-arping procps util-linux tcpdump time strace python3
+      python3-pip
       rpm dpkg-dev lintian rpmlint file man-db musl-tools binutils
       fence-agents  # fence_dummy: the cluster tests fence for real (only a Recommends of pacemaker)
       # tests/anchors.rs: Debian's own Google stack for gcp-vpc-move-vip (Recommends of
