@@ -380,7 +380,7 @@ impl Gce {
                 }
             }
         }
-        let me = self.get_self(api, id, deadline)?;
+        let me = self.settled_self(api, id, None, deadline)?;
         let nic = self.api_nic(&me, id, idx)?;
         let nic_name = field(nic, "name", &id.name)?.to_owned();
         for ac in access_configs(nic, &id.name)? {
@@ -483,15 +483,8 @@ impl Cloud for Gce {
         };
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
-        // The metadata server shows our external IP: when public_ip is given as an
-        // address and is already ours, this costs no API call.
-        if id.nics[idx]
-            .access_configs
-            .iter()
-            .any(|a| a.external_ip == want)
-        {
-            return Ok(());
-        }
+        // Not the metadata server's word that the address is ours: a detach queued by a
+        // killed start elsewhere would not show there yet (the API's settled read does).
         self.move_public_ip(&Api::new(self), &id, idx, &want, deadline)
     }
 

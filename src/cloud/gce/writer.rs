@@ -111,7 +111,8 @@ fn from_failed(kind: Kind, msg: String) -> CloudError {
 
 /// How long a waiter sleeps between looking for its answer and trying the lock.
 const POLL: Duration = Duration::from_millis(20);
-/// A temporary intent file older than this belongs to a dead writer.
+/// A temporary intent file (or an answer without its intent) older than this belongs to
+/// a dead or departed writer.
 const STALE_TMP: Duration = Duration::from_secs(60);
 
 /// Make the NIC's list satisfy `want`, together with whatever else this node's actions want
@@ -307,13 +308,14 @@ fn collect(dir: &Path, own: &str) -> Vec<(String, Intent)> {
         let Some(name) = name.to_str() else { continue };
         if let Some(tmp) = name.strip_prefix('.') {
             // a writer killed between creating and publishing its intent
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|a| a > STALE_TMP);
-            if old && tmp.ends_with(".tmp") {
+            if tmp.ends_with(".tmp") && older_than(&e, STALE_TMP) {
+                let _ = fs::remove_file(e.path());
+            }
+            continue;
+        }
+        if let Some(id) = name.strip_suffix(".done") {
+            // An answer nobody came for (its owner gave up first): old ones go.
+            if !dir.join(format!("{id}.want")).exists() && older_than(&e, STALE_TMP) {
                 let _ = fs::remove_file(e.path());
             }
             continue;
@@ -347,6 +349,14 @@ fn collect(dir: &Path, own: &str) -> Vec<(String, Intent)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+fn older_than(e: &fs::DirEntry, age: Duration) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|a| a > age)
 }
 
 /// We hold the NIC's lock: write for everyone waiting, answer them, return our own result.
