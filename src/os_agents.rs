@@ -699,6 +699,13 @@ mod tests {
         }
     }
 
+    impl Tree {
+        /// The risk of the one finding, which must be `agent`'s.
+        fn risk(&self, platform: Platform, local_mode: LocalMode, agent: &str) -> Risk {
+            only(&self.inspect(platform, local_mode), agent).risk
+        }
+    }
+
     fn only(f: &[Finding], agent: &str) -> Finding {
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].agent, agent);
@@ -741,11 +748,7 @@ mod tests {
             .contains("systemctl disable --now nm-cloud-setup.timer"));
         // The GCP provider only adds forwarded-IP routes; another cloud's does nothing here.
         assert_eq!(
-            only(
-                &t.inspect(Platform::Gce, LocalMode::Address),
-                "nm-cloud-setup"
-            )
-            .risk,
+            t.risk(Platform::Gce, LocalMode::Address, "nm-cloud-setup"),
             Risk::Compatible
         );
     }
@@ -763,11 +766,7 @@ mod tests {
             "[Service]\nEnvironment=NM_CLOUD_SETUP_EC2=yes\n",
         );
         assert_eq!(
-            only(
-                &t.inspect(Platform::Aws, LocalMode::Address),
-                "nm-cloud-setup"
-            )
-            .risk,
+            t.risk(Platform::Aws, LocalMode::Address, "nm-cloud-setup"),
             Risk::Fights
         );
         let f = only(
@@ -836,11 +835,7 @@ mod tests {
             .fix
             .contains("CLOUD_NETCONFIG_MANAGE='no' in /etc/sysconfig/network/ifcfg-eth0"));
         assert_eq!(
-            only(
-                &t.inspect(Platform::Oci, LocalMode::Address),
-                "cloud-netconfig"
-            )
-            .risk,
+            t.risk(Platform::Oci, LocalMode::Address, "cloud-netconfig"),
             Risk::Compatible
         );
         t.file(
@@ -848,11 +843,7 @@ mod tests {
             "BOOTPROTO='dhcp'\nCLOUD_NETCONFIG_MANAGE=\"no\" # HA cluster\n",
         );
         assert_eq!(
-            only(
-                &t.inspect(Platform::Gce, LocalMode::Address),
-                "cloud-netconfig"
-            )
-            .risk,
+            t.risk(Platform::Gce, LocalMode::Address, "cloud-netconfig"),
             Risk::Compatible
         );
     }
@@ -872,11 +863,7 @@ mod tests {
             "CLOUD_NETCONFIG_MANAGE=\"no\"\n",
         );
         assert_eq!(
-            only(
-                &t.inspect(Platform::Azure, LocalMode::Address),
-                "cloud-netconfig"
-            )
-            .risk,
+            t.risk(Platform::Azure, LocalMode::Address, "cloud-netconfig"),
             Risk::Compatible
         );
     }
@@ -896,11 +883,7 @@ mod tests {
         assert_eq!(f.risk, Risk::Compatible);
         assert!(f.effect.contains("protocol 167"), "{}", f.effect);
         assert_eq!(
-            only(
-                &t.inspect(Platform::Gce, LocalMode::None),
-                "google-guest-agent"
-            )
-            .risk,
+            t.risk(Platform::Gce, LocalMode::None, "google-guest-agent"),
             Risk::Compatible
         );
         // The distribution turns alias routes off, the user setting wins over it.
@@ -919,11 +902,7 @@ mod tests {
             "[IpForwarding]\nip_aliases = true\n",
         );
         assert_eq!(
-            only(
-                &t.inspect(Platform::Gce, LocalMode::None),
-                "google-guest-agent"
-            )
-            .risk,
+            t.risk(Platform::Gce, LocalMode::None, "google-guest-agent"),
             Risk::Compatible
         );
         t.file(
@@ -931,11 +910,7 @@ mod tests {
             "[Daemons]\nnetwork_daemon = false\n",
         );
         assert_eq!(
-            only(
-                &t.inspect(Platform::Gce, LocalMode::None),
-                "google-guest-agent"
-            )
-            .risk,
+            t.risk(Platform::Gce, LocalMode::None, "google-guest-agent"),
             Risk::Fights
         );
         assert!(t.inspect(Platform::Oci, LocalMode::None).is_empty());
@@ -972,7 +947,7 @@ mod tests {
             r#"{"exclude": ["10.0.1.100"], "deconfig": [], "sec_priv_ip": []}"#,
         );
         assert_eq!(
-            only(&t.inspect(Platform::Oci, LocalMode::Address), "ocid").risk,
+            t.risk(Platform::Oci, LocalMode::Address, "ocid"),
             Risk::Compatible
         );
         std::fs::remove_file(t.0.path().join("var/lib/oci-utils/vnic-info")).unwrap();
@@ -995,7 +970,7 @@ mod tests {
             )
             .file("proc/self/cmdline", "ocid\0");
         assert_eq!(
-            only(&t.inspect(Platform::Oci, LocalMode::Address), "ocid").risk,
+            t.risk(Platform::Oci, LocalMode::Address, "ocid"),
             Risk::Fights
         );
     }

@@ -118,12 +118,18 @@ fn pcs_create(
     )
 }
 
-#[test]
-fn pcs_refuses_a_duplicate_ip_as_for_ipaddr2() {
-    let root = install_agent();
+/// A CIB file with no resource (`cibadmin --empty`), for `pcs -f`; keep the dir alive.
+fn empty_cib() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let cib = tmp.path().join("cib.xml");
     std::fs::write(&cib, crate::util::sh(&["cibadmin", "--empty"])).unwrap();
+    (tmp, cib)
+}
+
+#[test]
+fn pcs_refuses_a_duplicate_ip_as_for_ipaddr2() {
+    let root = install_agent();
+    let (_tmp, cib) = empty_cib();
     let vip = ["ip=10.0.0.5", "cloud=none", "--disabled"];
     let first = pcs_create(&root, &cib, "VIP1", "ocf:rust:cloudvip", &vip);
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
@@ -162,9 +168,7 @@ fn pcs_agent_validation_runs_validate_all() {
     // pcs 0.11 runs the agent's validate-all at create only with --agent-validation
     // (README Quick start): a bad address is then refused with the agent's own message.
     let root = install_agent();
-    let tmp = tempfile::tempdir().unwrap();
-    let cib = tmp.path().join("cib.xml");
-    std::fs::write(&cib, crate::util::sh(&["cibadmin", "--empty"])).unwrap();
+    let (_tmp, cib) = empty_cib();
     let bad = ["ip=10.0.0.300", "cloud=none", "--disabled"];
     let plain = pcs_create(&root, &cib, "NOVAL", "ocf:rust:cloudvip", &bad);
     assert_eq!(

@@ -72,6 +72,14 @@ fn run_over(fake: &Path, agent: &Agent) -> Run {
     )
 }
 
+/// `start` over the fake files; its WARNING lines (from HA_LOGFILE). The start must work.
+fn start_warnings(fake: &Fake, start: Agent) -> Vec<String> {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    fake.run(&start.env("HA_LOGFILE", log.path().to_str().unwrap()))
+        .ok();
+    warnings(log.path())
+}
+
 fn warnings(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -120,13 +128,7 @@ fn oci_nm_cloud_setup_and_ocid_are_warned_about_and_diagnosed() {
         "etc/oci-utils.conf.d/00-oci-utils.conf",
         "[vnic]\n; enabled = true\n",
     );
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let r = fake.run(
-        &o.agent(2, "start", &[])
-            .env("HA_LOGFILE", log.path().to_str().unwrap()),
-    );
-    r.ok();
-    let w = warnings(log.path());
+    let w = start_warnings(&fake, o.agent(2, "start", &[]));
     let nm = w
         .iter()
         .find(|l| {
@@ -175,17 +177,8 @@ fn oci_nm_cloud_setup_and_ocid_are_warned_about_and_diagnosed() {
         "var/lib/oci-utils/vnic-info",
         r#"{"exclude": ["10.0.1.100"], "deconfig": [], "sec_priv_ip": []}"#,
     );
-    let log = tempfile::NamedTempFile::new().unwrap();
-    fake.run(
-        &o.agent(2, "start", &[])
-            .env("HA_LOGFILE", log.path().to_str().unwrap()),
-    )
-    .ok();
-    assert!(
-        warnings(log.path()).is_empty(),
-        "{:#?}",
-        warnings(log.path())
-    );
+    let w = start_warnings(&fake, o.agent(2, "start", &[]));
+    assert!(w.is_empty(), "{w:#?}");
     let d = fake.run(&o.agent(2, "diagnose", &[]));
     let steps = os_agent_steps(&d);
     assert!(
@@ -217,13 +210,7 @@ fn gce_cloud_netconfig_and_guest_agent_without_alias_routes() {
         "etc/default/instance_configs.cfg",
         "[IpForwarding]\nip_aliases = false\n",
     );
-    let log = tempfile::NamedTempFile::new().unwrap();
-    fake.run(
-        &g.agent(2, "start", &[])
-            .env("HA_LOGFILE", log.path().to_str().unwrap()),
-    )
-    .ok();
-    let w = warnings(log.path());
+    let w = start_warnings(&fake, g.agent(2, "start", &[]));
     assert!(
         w.iter().any(|l| l.contains("WARNING: cloud-netconfig (installed, CLOUD_NETCONFIG_MANAGE=\"yes\" from /etc/sysconfig/network/ifcfg-eth0)")
             && l.contains("fix: set CLOUD_NETCONFIG_MANAGE='no' in /etc/sysconfig/network/ifcfg-eth0")),
@@ -237,13 +224,7 @@ fn gce_cloud_netconfig_and_guest_agent_without_alias_routes() {
     g.agent(2, "stop", &[]).run().ok();
 
     // local_mode=none relies on the guest agent's alias route, which is off here.
-    let log = tempfile::NamedTempFile::new().unwrap();
-    fake.run(
-        &g.agent(2, "start", &[("local_mode", "none")])
-            .env("HA_LOGFILE", log.path().to_str().unwrap()),
-    )
-    .ok();
-    let w = warnings(log.path());
+    let w = start_warnings(&fake, g.agent(2, "start", &[("local_mode", "none")]));
     assert!(
         w.iter().any(
             |l| l.contains("WARNING: google-guest-agent (enabled, ip_aliases=false")
@@ -267,20 +248,13 @@ fn a_clean_node_has_no_os_agent_warning() {
     let o = OciLab::new();
     let fake = Fake::new();
     fake.file("etc/.keep", "");
-    let log = tempfile::NamedTempFile::new().unwrap();
-    fake.run(
-        &o.agent(2, "start", &[])
-            .env("HA_LOGFILE", log.path().to_str().unwrap()),
-    )
-    .ok();
+    let w = start_warnings(&fake, o.agent(2, "start", &[]));
     assert!(
-        !warnings(log.path())
-            .iter()
+        !w.iter()
             .any(|l| ["nm-cloud-setup", "ocid", "cloud-netconfig"]
                 .iter()
                 .any(|a| l.contains(a))),
-        "{:#?}",
-        warnings(log.path())
+        "{w:#?}"
     );
     let d = fake.run(&o.agent(2, "diagnose", &[]));
     let steps = os_agent_steps(&d);
