@@ -79,6 +79,7 @@ fn main() -> ExitCode {
     let daemon: Option<fn(&[String]) -> u8> = match argv.first().map(String::as_str) {
         Some(local::announcer::SUBCOMMAND) => Some(local::announcer::run),
         Some(local::responder::SUBCOMMAND) => Some(local::responder::run),
+        Some(local::fim::SUBCOMMAND) => Some(local::fim::run),
         _ => None,
     };
     if let Some(run) = daemon {

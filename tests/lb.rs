@@ -379,3 +379,258 @@ fn the_probe_decides_health() {
     assert_eq!(lb.ask().as_deref(), Some("node-a"));
     lb.deactivate(1, sa.path());
 }
+
+/// A GCE world with a Fast IP Move backend service (leader node-a) and the load balancer in
+/// gce_leader mode in front of it; node MACs are the lab's.
+fn fim_world() -> String {
+    format!(
+        r#"
+[gce]
+project = "my-project"
+project_number = 123456789012
+region = "us-central1"
+zones = ["us-central1-a", "us-central1-b"]
+[[gce.networks]]
+name = "default"
+[[gce.networks.subnets]]
+name = "default"
+ip_cidr_range = "10.66.0.0/24"
+[[gce.service_accounts]]
+email = "cloudvip@my-project.iam.gserviceaccount.com"
+[[gce.instances]]
+name = "node-a"
+zone = "us-central1-a"
+[[gce.instances.nics]]
+network_ip = "10.66.0.1"
+mac = "{}"
+[[gce.instances]]
+name = "node-b"
+zone = "us-central1-b"
+[[gce.instances.nics]]
+network_ip = "10.66.0.2"
+mac = "{}"
+[[gce.network_endpoint_groups]]
+name = "neg-a"
+zone = "us-central1-a"
+endpoints = ["node-a"]
+[[gce.network_endpoint_groups]]
+name = "neg-b"
+zone = "us-central1-b"
+endpoints = ["node-b"]
+[[gce.backend_services]]
+name = "ilb-bs"
+backends = ["neg-a", "neg-b"]
+fast_ip_move = "GARP_RA"
+leader = "node-a"
+[[gce.forwarding_rules]]
+name = "ilb-fr"
+ip_address = "{VIP}"
+backend_service = "ilb-bs"
+
+[lb]
+mode = "gce_leader"
+backend_service = "ilb-bs"
+frontends = ["{VIP}"]
+garp_interface = "eth0"
+apply_routes = true
+backends = [
+  {{ name = "node-a", address = "10.66.0.1", mac = "{}" }},
+  {{ name = "node-b", address = "10.66.0.2", mac = "{}" }},
+]
+"#,
+        Lab::mac(1),
+        Lab::mac(2),
+        Lab::mac(1),
+        Lab::mac(2)
+    )
+}
+
+fn ifindex(ns: &str) -> u32 {
+    let out = sh(&["ip", "-n", ns, "-o", "link", "show", "eth0"]);
+    out.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("ifindex")
+}
+
+fn mac_bytes(m: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (b, p) in out.iter_mut().zip(m.split(':')) {
+        *b = u8::from_str_radix(p, 16).unwrap();
+    }
+    out
+}
+
+fn accepted_from(s: &Value, backend: &str) -> usize {
+    s["garp_log"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|e| e["backend"] == backend && e["accepted"] == true)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Fast IP Move end to end: the frontend goes to the haPolicy leader; the new leader's
+/// GARP (Google's packet format, from the agent's code) moves the traffic at once, before
+/// any API call, and wins over the leader API; the repetitions come from the agent's
+/// `__fim` daemon on its schedule and end by themselves; stopping them is immediate and
+/// leaves 3 s of quiet before the next leader may announce.
+#[test]
+fn fast_ip_move_garp_moves_traffic_before_the_leader_update() {
+    use cloudvip::local::fim::{self, Fim};
+    let lb = LbLab::new(&fim_world());
+    let gce = lb.sim.gce().expect("gce").clone();
+    let bound = Duration::from_secs(5);
+    sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(1),
+        "addr",
+        "add",
+        &format!("{VIP}/32"),
+        "dev",
+        "eth0",
+    ]);
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["node-a"]);
+    assert!(ok, "the frontend goes to the leader: {s:#}");
+    let mut got = None;
+    for _ in 0..50 {
+        got = lb.ask();
+        if got.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The first connection may find the neighbour entries cold: asked again, bounded.
+    assert_eq!(got.as_deref(), Some("node-a"));
+
+    // Failover to b: a gives up the VIP, b takes it and announces.
+    let c = lb.client(Duration::from_millis(20), Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(1),
+        "addr",
+        "del",
+        &format!("{VIP}/32"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(2),
+        "addr",
+        "add",
+        &format!("{VIP}/32"),
+        "dev",
+        "eth0",
+    ]);
+    let f = Fim {
+        ifindex: ifindex(lb.lab.ns(2)),
+        mac: mac_bytes(&Lab::mac(2)),
+        ip: VIP.parse().unwrap(),
+        every: Duration::from_millis(300),
+        hold: Duration::from_millis(1500),
+    };
+    let t0 = Instant::now();
+    let first = std::time::SystemTime::now();
+    in_ns(lb.lab.ns(2), {
+        let f = f.clone();
+        move || fim::send_now(&f).expect("GARP")
+    });
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["node-b"]);
+    let moved = t0.elapsed();
+    assert!(ok, "the GARP moved the frontend: {s:#}");
+    assert_eq!(
+        s["leader"], "node-a",
+        "before any leader update: the GARP wins"
+    );
+    assert_eq!(accepted_from(&s, "node-b"), 1, "{s:#}");
+    let seen = c.join().unwrap();
+    let out = outage(&seen, "node-a", "node-b");
+    println!(
+        "Fast IP Move through the emulated LB: re-routed {moved:?} after the GARP, client gap {out:?} \
+         (from a's last answer; a stopped answering when it gave up the VIP)"
+    );
+    assert!(seen
+        .iter()
+        .rev()
+        .take(5)
+        .all(|(_, a)| a.as_deref() == Some("node-b")));
+
+    // The agent would now set haPolicy.leader (the console call stands in), then leave the
+    // repetitions to its daemon.
+    gce.ha.set_leader("ilb-bs", Some("node-b")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let st = state.path().to_owned();
+    let r = in_ns(lb.lab.ns(2), {
+        let (f, st) = (f.clone(), st.clone());
+        move || {
+            fim::start_fim_from(Path::new(BIN), &st, &f, first, std::time::SystemTime::now())
+                .expect("start_fim")
+        }
+    });
+    // 300 ms cadence until 1.5 s after the leader update: about five more GARPs, then the
+    // daemon ends by itself.
+    let (ok, s) = lb.wait_state(bound, |s| accepted_from(s, "node-b") >= 5);
+    assert!(ok, "the daemon repeats the GARP: {s:#}");
+    let end = Instant::now() + bound;
+    while std::fs::metadata(format!("/proc/{}/cmdline", r.pid)).is_ok()
+        && std::fs::read(format!("/proc/{}/cmdline", r.pid)).is_ok_and(|c| !c.is_empty())
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = lb.state();
+    assert!(
+        accepted_from(&after, "node-b") <= 8,
+        "it stops after its hold: {after:#}"
+    );
+    assert_eq!(after["targets"], serde_json::json!(["node-b"]));
+    assert!(after["garp_races"].as_array().is_some_and(Vec::is_empty));
+
+    // A long hold, ended by stop: no packet after it, and 3 s of quiet before it returns.
+    let long = Fim {
+        hold: Duration::from_secs(60),
+        ..f.clone()
+    };
+    let r = in_ns(lb.lab.ns(2), {
+        let st = st.clone();
+        move || {
+            let now = std::time::SystemTime::now();
+            fim::start_fim_from(Path::new(BIN), &st, &long, now, now).expect("start_fim")
+        }
+    });
+    let before = accepted_from(&lb.state(), "node-b");
+    let (ok, _) = lb.wait_state(bound, |s| accepted_from(s, "node-b") > before);
+    assert!(ok, "the second daemon announces");
+    let ended = in_ns(lb.lab.ns(2), {
+        let st = st.clone();
+        move || fim::stop_fim(&st, VIP.parse().unwrap(), &dl())
+    });
+    assert!(ended, "stop ended the daemon");
+    let s = lb.state();
+    let last = s["garp_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["t_ms"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        s["now_ms"].as_u64().unwrap() >= last + 2900,
+        "stop returned within 3 s of the last GARP: last {last} now {}",
+        s["now_ms"]
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        lb.state()["garp_log"].as_array().unwrap().len(),
+        s["garp_log"].as_array().unwrap().len(),
+        "no GARP after stop"
+    );
+    assert!(std::fs::read(format!("/proc/{}/cmdline", r.pid)).map_or(true, |c| c.is_empty()));
+}

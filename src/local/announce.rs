@@ -121,6 +121,11 @@ pub fn garp_payload(mac: &[u8; 6], ip: Ipv4Addr) -> Vec<u8> {
 }
 
 fn send_garp(ifindex: u32, mac: &[u8; 6], ip: Ipv4Addr) -> io::Result<()> {
+    send_arp(ifindex, &garp_payload(mac, ip))
+}
+
+/// One ARP payload to the broadcast address on `ifindex` (also Fast IP Move's, `fim.rs`).
+pub(super) fn send_arp(ifindex: u32, p: &[u8]) -> io::Result<()> {
     let proto = (libc::ETH_P_ARP as u16).to_be();
     // SOCK_DGRAM packet socket: the kernel builds the Ethernet header from sll_addr.
     let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto))?;
@@ -131,7 +136,6 @@ fn send_garp(ifindex: u32, mac: &[u8; 6], ip: Ipv4Addr) -> io::Result<()> {
     sll.sll_ifindex = ifindex as i32;
     sll.sll_halen = 6;
     sll.sll_addr[..6].fill(0xff);
-    let p = garp_payload(mac, ip);
     // SAFETY: buffer and address pointers/lengths describe live locals.
     let r = unsafe {
         libc::sendto(
@@ -156,6 +160,11 @@ pub fn na_payload(mac: &[u8; 6], ip: Ipv6Addr) -> Vec<u8> {
 }
 
 fn send_unsolicited_na(ifindex: u32, mac: &[u8; 6], ip: Ipv6Addr) -> io::Result<()> {
+    send_icmp6_all_nodes(ifindex, &na_payload(mac, ip))
+}
+
+/// One ICMPv6 message to ff02::1 on `ifindex`, hop limit 255 (also Fast IP Move's RA).
+pub(super) fn send_icmp6_all_nodes(ifindex: u32, p: &[u8]) -> io::Result<()> {
     // The kernel computes the ICMPv6 checksum on raw ICMPv6 sockets and picks the
     // interface's link-local source, so this also works in local_mode=route, where the
     // VIP is not an interface address and could not be bound.
@@ -181,7 +190,6 @@ fn send_unsolicited_na(ifindex: u32, mac: &[u8; 6], ip: Ipv6Addr) -> io::Result<
     dst.sin6_family = libc::AF_INET6 as u16;
     dst.sin6_addr.s6_addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets();
     dst.sin6_scope_id = ifindex;
-    let p = na_payload(mac, ip);
     // SAFETY: buffer and address pointers/lengths describe live locals.
     let r = unsafe {
         libc::sendto(

@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod announcer;
 pub mod daemon;
+pub mod fim;
 pub mod netlink;
 pub mod responder;
 

@@ -100,9 +100,7 @@ impl Sim {
                 // gce_leader: the backend service's leader, asked of the GCE state.
                 let leader = match (&gce, &part.backend_service) {
                     (Some(g), Some(bs)) if part.mode == lb::Mode::GceLeader => {
-                        let (g, bs): (Arc<gce::GceCloud>, String) = (g.clone(), bs.clone());
-                        Some(Box::new(move || g.ha.leader_of(&bs))
-                            as Box<dyn Fn() -> Option<String> + Send + Sync>)
+                        Some((g.clone(), bs.clone()))
                     }
                     (None, _) if part.mode == lb::Mode::GceLeader => {
                         return Err("[lb] mode gce_leader needs [gce]".into())

@@ -260,6 +260,33 @@ impl HaState {
             .and_then(|b| b.leader.as_ref().map(|(_, i)| i.clone()))
     }
 
+    /// A console change of the leader (`POST /admin/gce/backend-services/{bs}/leader`,
+    /// `{"instance": name}` or `{"instance": null}`): the same rules as the API, no
+    /// fingerprint, no IAM.
+    pub fn set_leader(&self, bs: &str, instance: Option<&str>) -> Result<(), String> {
+        let mut g = self.lock();
+        let negs = g.negs.clone();
+        let b = g
+            .services
+            .iter_mut()
+            .find(|b| b.spec.name == bs)
+            .ok_or_else(|| format!("no backend service {bs}"))?;
+        b.leader = match instance {
+            None => None,
+            Some(i) => {
+                let neg = negs
+                    .iter()
+                    .find(|n| {
+                        b.spec.backends.contains(&n.name) && n.endpoints.iter().any(|e| e == i)
+                    })
+                    .ok_or_else(|| format!("{i} is in none of {bs}'s NEGs"))?;
+                Some((neg.name.clone(), i.to_owned()))
+            }
+        };
+        b.fingerprint = new_fingerprint();
+        Ok(())
+    }
+
     /// The instances attached to `bs`'s NEGs (who may claim its frontends by GARP/RA).
     pub fn endpoints_of(&self, bs: &str) -> Vec<String> {
         let g = self.lock();

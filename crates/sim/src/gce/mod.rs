@@ -267,6 +267,16 @@ impl GceCloud {
                 Err(e) => admin::err(404, e),
             },
             ("POST", ["instances", name, "nics", nic]) => self.admin_set_nic(name, nic, req),
+            ("POST", ["backend-services", bs, "leader"]) => {
+                let b = body().unwrap_or_default();
+                match self
+                    .ha
+                    .set_leader(bs, b.get("instance").and_then(Value::as_str))
+                {
+                    Ok(()) => admin::ok(json!({"leader": self.ha.leader_of(bs)})),
+                    Err(e) => admin::err(400, e),
+                }
+            }
             ("POST", ["operations", "release"]) => {
                 // Lets stuck operations finish without deleting their fault rules.
                 let mut g = self.lock();

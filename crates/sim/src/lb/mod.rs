@@ -15,6 +15,7 @@
 //! for a rehearsal as well as for the tests; it stops with the emulator and removes the
 //! routes it made.
 
+pub mod leader;
 pub mod probe;
 pub mod route;
 
@@ -194,17 +195,22 @@ pub struct LbState {
     pub garp_log: VecDeque<Event>,
     pub route_errors: Vec<String>,
     pub rounds: u64,
+    /// gce_leader: the backend service's leader, the GARP/RA re-route in force, and every
+    /// time two VMs announced within 3 s of each other.
+    pub leader: Option<String>,
+    pub garp_override: Option<leader::Override>,
+    pub garp_races: Vec<Value>,
 }
 
 pub struct LbCloud {
     pub world: LbWorld,
     pub core: Arc<Core>,
     state: Mutex<LbState>,
-    /// gce_leader: who the backend service names as leader now (set by `Sim::start`).
-    pub leader: Option<Box<dyn Fn() -> Option<String> + Send + Sync>>,
+    /// gce_leader: the GCE cloud and the backend service's name (set by `Sim::start`).
+    pub gce: Option<(Arc<crate::gce::GceCloud>, String)>,
 }
 
-fn push(log: &mut VecDeque<Event>, max: usize, e: Event) {
+pub(crate) fn push(log: &mut VecDeque<Event>, max: usize, e: Event) {
     log.push_back(e);
     while log.len() > max {
         log.pop_front();
@@ -220,7 +226,7 @@ impl LbCloud {
         self.core.started.elapsed().as_millis() as u64
     }
 
-    fn event(&self, what: Value) -> Event {
+    pub(crate) fn event(&self, what: Value) -> Event {
         Event {
             t_ms: self.now_ms(),
             what,
@@ -363,6 +369,12 @@ impl LbCloud {
             "garp_log": g.garp_log,
             "route_errors": g.route_errors,
             "rounds": g.rounds,
+            "leader": g.leader,
+            "garp_override": g.garp_override.as_ref().map(|o| json!({
+                "backend": o.backend,
+                "remaining_ms": o.until.saturating_duration_since(Instant::now()).as_millis() as u64,
+            })),
+            "garp_races": g.garp_races,
             "now_ms": self.now_ms(),
         })
     }
@@ -377,6 +389,7 @@ impl LbCloud {
         g.probe_log.clear();
         g.garp_log.clear();
         g.route_errors.clear();
+        g.garp_races.clear();
     }
 }
 
@@ -403,12 +416,12 @@ impl Cloud for LbCloud {
     }
 }
 
-/// Starts the load balancer's loop. `leader` (gce_leader mode) names the backend service's
-/// leader now.
+/// Starts the load balancer's loop (and, in gce_leader mode, its GARP/RA listener on the
+/// backend service `gce.1` of `gce.0`).
 pub fn start(
     core: Arc<Core>,
     w: &LbWorld,
-    leader: Option<Box<dyn Fn() -> Option<String> + Send + Sync>>,
+    gce: Option<(Arc<crate::gce::GceCloud>, String)>,
 ) -> Result<(Arc<LbCloud>, Started), String> {
     if w.apply_routes {
         route::enable_forwarding()?;
@@ -427,8 +440,17 @@ pub fn start(
                 .collect(),
             ..Default::default()
         }),
-        leader,
+        gce,
     });
+    let mut threads = Vec::new();
+    if w.mode == Mode::GceLeader {
+        let c = cloud.clone();
+        let t = std::thread::Builder::new()
+            .name("lb-garp".into())
+            .spawn(move || leader::listen(c))
+            .map_err(|e| e.to_string())?;
+        threads.push(t);
+    }
     let c = cloud.clone();
     let t = std::thread::Builder::new()
         .name("lb".into())
@@ -455,22 +477,6 @@ pub fn start(
             }
         })
         .map_err(|e| e.to_string())?;
-    Ok((
-        cloud.clone(),
-        Started {
-            cloud,
-            threads: vec![t],
-        },
-    ))
-}
-
-impl LbCloud {
-    /// gce_leader: the leader's backend gets the traffic (GARP/RA handling: `leader.rs`).
-    fn leader_round(&self) {
-        let leader = self.leader.as_ref().and_then(|f| f());
-        let mut g = self.lock();
-        g.rounds += 1;
-        let targets: Vec<String> = leader.into_iter().collect();
-        self.route_to(&mut g, targets);
-    }
+    threads.push(t);
+    Ok((cloud.clone(), Started { cloud, threads }))
 }
