@@ -380,53 +380,11 @@ fn the_probe_decides_health() {
     lb.deactivate(1, sa.path());
 }
 
-/// A GCE world with a Fast IP Move backend service (leader node-a) and the load balancer in
-/// gce_leader mode in front of it; node MACs are the lab's.
+/// cloudvip-sim's Fast IP Move world (backend service ilb-bs, leader node-a; the MACs are
+/// this lab's) and the load balancer in gce_leader mode in front of it.
 fn fim_world() -> String {
-    format!(
+    let lb = format!(
         r#"
-[gce]
-project = "my-project"
-project_number = 123456789012
-region = "us-central1"
-zones = ["us-central1-a", "us-central1-b"]
-[[gce.networks]]
-name = "default"
-[[gce.networks.subnets]]
-name = "default"
-ip_cidr_range = "10.66.0.0/24"
-[[gce.service_accounts]]
-email = "cloudvip@my-project.iam.gserviceaccount.com"
-[[gce.instances]]
-name = "node-a"
-zone = "us-central1-a"
-[[gce.instances.nics]]
-network_ip = "10.66.0.1"
-mac = "{}"
-[[gce.instances]]
-name = "node-b"
-zone = "us-central1-b"
-[[gce.instances.nics]]
-network_ip = "10.66.0.2"
-mac = "{}"
-[[gce.network_endpoint_groups]]
-name = "neg-a"
-zone = "us-central1-a"
-endpoints = ["node-a"]
-[[gce.network_endpoint_groups]]
-name = "neg-b"
-zone = "us-central1-b"
-endpoints = ["node-b"]
-[[gce.backend_services]]
-name = "ilb-bs"
-backends = ["neg-a", "neg-b"]
-fast_ip_move = "GARP_RA"
-leader = "node-a"
-[[gce.forwarding_rules]]
-name = "ilb-fr"
-ip_address = "{VIP}"
-backend_service = "ilb-bs"
-
 [lb]
 mode = "gce_leader"
 backend_service = "ilb-bs"
@@ -439,9 +397,11 @@ backends = [
 ]
 "#,
         Lab::mac(1),
-        Lab::mac(2),
-        Lab::mac(1),
         Lab::mac(2)
+    );
+    format!(
+        "{}{lb}",
+        include_str!("../crates/sim/examples/world-fim.toml")
     )
 }
 

@@ -36,22 +36,27 @@ pub fn parse(args: &[String]) -> Option<Announcement> {
     let [ifindex, mac, ip, count, interval] = args else {
         return None;
     };
+    Some(Announcement {
+        ifindex: ifindex.parse().ok()?,
+        mac: parse_mac(mac)?,
+        ip: ip.parse().ok()?,
+        count: count.parse::<u32>().ok()?.min(100),
+        interval: Duration::from_millis(interval.parse::<u64>().ok()?.clamp(1, 10_000)),
+        background: false,
+    })
+}
+
+/// `format_mac`'s form back: six colon-separated hex bytes.
+pub(super) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut m = [0u8; 6];
-    let parts: Vec<&str> = mac.split(':').collect();
+    let parts: Vec<&str> = text.split(':').collect();
     if parts.len() != 6 {
         return None;
     }
     for (b, p) in m.iter_mut().zip(parts) {
         *b = u8::from_str_radix(p, 16).ok()?;
     }
-    Some(Announcement {
-        ifindex: ifindex.parse().ok()?,
-        mac: m,
-        ip: ip.parse().ok()?,
-        count: count.parse::<u32>().ok()?.min(100),
-        interval: Duration::from_millis(interval.parse::<u64>().ok()?.clamp(1, 10_000)),
-        background: false,
-    })
+    Some(m)
 }
 
 /// Start the announcer for `a`, ending any earlier one of this VIP first, and record it in

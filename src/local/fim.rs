@@ -161,19 +161,11 @@ fn parse(a: &[String]) -> Option<Parsed> {
     let [pf, ifindex, mac, ip, every, hold, first, leader_set] = a else {
         return None;
     };
-    let mut m = [0u8; 6];
-    let parts: Vec<&str> = mac.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    for (b, p) in m.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
     Some(Parsed {
         pidfile: PathBuf::from(pf),
         fim: Fim {
             ifindex: ifindex.parse().ok()?,
-            mac: m,
+            mac: super::announcer::parse_mac(mac)?,
             ip: ip.parse().ok()?,
             // Never faster than one a second nor slower than Google's 10 s; at most an hour.
             every: Duration::from_millis(every.parse::<u64>().ok()?.clamp(100, 10_000)),
@@ -247,11 +239,13 @@ pub fn run(a: &[String]) -> u8 {
         if daemon::owner(&p.pidfile) != daemon::Owner::Me {
             return 0;
         }
-        let _ = send_now(&p.fim);
+        // Noted before the packet leaves: stop may end us in between, and its quiet gap
+        // must count from a time no earlier than our last packet.
         let _ = fs::write(
             lastfile(&p.pidfile),
             format!("{}\n", unix_ms(SystemTime::now())),
         );
+        let _ = send_now(&p.fim);
     }
     let _ = fs::remove_file(&p.pidfile);
     0

@@ -16,58 +16,8 @@ use serde_json::{json, Value};
 
 const SA: &str = "cloudvip@my-project.iam.gserviceaccount.com";
 
-pub fn fim_world(extra_gce: &str) -> String {
-    format!(
-        r#"
-[gce]
-project = "my-project"
-project_number = 123456789012
-region = "us-central1"
-zones = ["us-central1-a", "us-central1-b"]
-{extra_gce}
-[[gce.networks]]
-name = "default"
-[[gce.networks.subnets]]
-name = "default"
-ip_cidr_range = "10.66.0.0/24"
-[[gce.service_accounts]]
-email = "{SA}"
-[[gce.instances]]
-name = "node-a"
-zone = "us-central1-a"
-[[gce.instances.nics]]
-network_ip = "10.66.0.1"
-mac = "02:66:00:00:00:01"
-[[gce.instances]]
-name = "node-b"
-zone = "us-central1-b"
-[[gce.instances.nics]]
-network_ip = "10.66.0.2"
-mac = "02:66:00:00:00:02"
-[[gce.network_endpoint_groups]]
-name = "neg-a"
-zone = "us-central1-a"
-endpoints = ["node-a"]
-[[gce.network_endpoint_groups]]
-name = "neg-b"
-zone = "us-central1-b"
-endpoints = ["node-b"]
-[[gce.network_endpoint_groups]]
-name = "neg-x"
-zone = "us-central1-a"
-endpoints = ["node-a"]
-[[gce.backend_services]]
-name = "ilb-bs"
-backends = ["neg-a", "neg-b"]
-fast_ip_move = "GARP_RA"
-leader = "node-a"
-[[gce.forwarding_rules]]
-name = "ilb-fr"
-ip_address = "10.66.1.100"
-backend_service = "ilb-bs"
-"#
-    )
-}
+/// The Fast IP Move world shared with the load-balancer tests (tests/lb.rs).
+pub const WORLD: &str = include_str!("../examples/world-fim.toml");
 
 fn venv_python() -> PathBuf {
     let cache =
@@ -94,9 +44,11 @@ fn discovery_doc(py: &PathBuf) -> PathBuf {
 }
 
 fn start(py: &PathBuf) -> SimHandle {
-    let doc = discovery_doc(py);
-    let w = fim_world(&format!("discovery_document = \"{}\"", doc.display()));
-    Sim::start(World::from_toml(&w).expect("world")).expect("emulator")
+    let mut w = World::from_toml(WORLD).expect("world");
+    if let Some(g) = w.gce.as_mut() {
+        g.discovery_document = Some(discovery_doc(py));
+    }
+    Sim::start(w).expect("emulator")
 }
 
 #[test]
@@ -183,7 +135,7 @@ fn googleapiclient_reads_and_sets_the_leader() {
 
 #[test]
 fn a_world_with_a_leader_outside_its_negs_is_refused() {
-    let w = fim_world("").replace("leader = \"node-a\"", "leader = \"node-c\"");
+    let w = WORLD.replace("leader = \"node-a\"", "leader = \"node-c\"");
     let e = Sim::start(World::from_toml(&w).unwrap()).err().unwrap();
     assert!(e.contains("leader node-c"), "{e}");
 }
