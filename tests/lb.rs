@@ -127,18 +127,14 @@ impl LbLab {
 
     /// Node `i` takes the VIP and starts its responder (what the agent's start will do).
     pub fn activate(&self, i: usize, state: &Path, probe: &Probe) -> i32 {
-        sh(&[
-            "ip",
-            "-n",
-            self.lab.ns(i),
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "eth0",
-        ]);
-        let spec = spec(probe);
-        let (st, ns) = (state.to_owned(), self.lab.ns(i).to_owned());
+        self.activate_vip(i, state, probe, &format!("{VIP}/32"))
+    }
+
+    /// `activate` for another VIP (`addr/len`, IPv6 too).
+    pub fn activate_vip(&self, i: usize, state: &Path, probe: &Probe, vip: &str) -> i32 {
+        let ns = self.lab.ns(i).to_owned();
+        sh(&["ip", "-n", &ns, "addr", "add", vip, "dev", "eth0", "nodad"]);
+        let (spec, st) = (spec(probe), state.to_owned());
         in_ns(&ns, move || {
             responder::start_responder_from(Path::new(BIN), &st, "vip", &spec, &dl())
                 .expect("start_responder")
@@ -148,6 +144,10 @@ impl LbLab {
 
     /// Node `i` ends its responder first, then gives up the VIP (the agent's stop order).
     pub fn deactivate(&self, i: usize, state: &Path) {
+        self.deactivate_vip(i, state, &format!("{VIP}/32"))
+    }
+
+    pub fn deactivate_vip(&self, i: usize, state: &Path, vip: &str) {
         let (st, ns) = (state.to_owned(), self.lab.ns(i).to_owned());
         let ended = in_ns(&ns, move || {
             responder::stop_responder(&st, "vip", &dl()).expect("stop_responder")
@@ -159,10 +159,50 @@ impl LbLab {
             self.lab.ns(i),
             "addr",
             "del",
-            &format!("{VIP}/32"),
+            vip,
             "dev",
             "eth0",
         ]);
+    }
+
+    /// An IPv6 frontend: the load balancer's namespace gets fd00:66::fe, the client routes
+    /// `vip6` through it and ignores redirects.
+    pub fn ipv6_frontend(&self, vip6: &str) {
+        let cloud = self.lab.ns(4).to_owned();
+        sh(&[
+            "ip",
+            "-n",
+            &cloud,
+            "addr",
+            "add",
+            "fd00:66::fe/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        let c = self.lab.ns(3).to_owned();
+        let route = format!("{vip6}/128");
+        sh(&[
+            "ip",
+            "-n",
+            &c,
+            "-6",
+            "route",
+            "add",
+            &route,
+            "via",
+            "fd00:66::fe",
+        ]);
+        for k in ["all", "eth0"] {
+            let key = format!("net.ipv6.conf.{k}.accept_redirects=0");
+            sh(&["ip", "netns", "exec", &c, "sysctl", "-q", "-w", &key]);
+        }
+    }
+
+    /// One request to `to` (`[addr]:port`) from the client.
+    pub fn ask_at(&self, to: &str) -> Option<String> {
+        let to = to.to_owned();
+        in_ns(self.lab.ns(3), move || ask(&to))
     }
 
     /// The client asks the service behind the VIP, every `every`, for `for_`: the answers
@@ -224,7 +264,8 @@ fn service(ns: &str, name: &'static str, stop: Arc<AtomicBool>) -> std::thread::
     let ns = ns.to_owned();
     std::thread::spawn(move || {
         Lab::enter(&ns);
-        let l = TcpListener::bind(("0.0.0.0", SERVICE_PORT)).expect("service port");
+        // Both families on one socket (net.ipv6.bindv6only is 0 in a fresh namespace).
+        let l = TcpListener::bind(("::", SERVICE_PORT)).expect("service port");
         l.set_nonblocking(true).expect("nonblocking");
         let end = Instant::now() + Duration::from_secs(600);
         while !stop.load(Ordering::SeqCst) && Instant::now() < end {
@@ -593,4 +634,48 @@ fn fast_ip_move_garp_moves_traffic_before_the_leader_update() {
         "no GARP after stop"
     );
     assert!(std::fs::read(format!("/proc/{}/cmdline", r.pid)).map_or(true, |c| c.is_empty()));
+}
+
+/// An IPv6 frontend: probes over IPv6 to a responder listening on both families, traffic
+/// routed to the healthy backend's IPv6 address and moving with the responder.
+#[test]
+fn an_ipv6_frontend_follows_the_healthy_backend() {
+    let vip6 = "fd00:66:1::100";
+    let world = format!(
+        r#"
+[lb]
+frontends = ["{vip6}"]
+interval_ms = 200
+threshold = 2
+probe = "tcp"
+probe_port = {PROBE_PORT}
+apply_routes = true
+backends = [{{ name = "a", address6 = "fd00:66::1" }}, {{ name = "b", address6 = "fd00:66::2" }}]
+"#
+    );
+    let lb = LbLab::new(&world);
+    lb.ipv6_frontend(vip6);
+    let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bound = Duration::from_secs(5);
+    let to = format!("[{vip6}]:{SERVICE_PORT}");
+    let answer = |want: &str| {
+        (0..30).find_map(|_| {
+            let a = lb.ask_at(&to).filter(|a| a == want);
+            if a.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            a
+        })
+    };
+    lb.activate_vip(1, sa.path(), &Probe::Tcp, &format!("{vip6}/128"));
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["a"]);
+    assert!(ok, "{s:#}");
+    assert_eq!(answer("node-a").as_deref(), Some("node-a"));
+    lb.deactivate_vip(1, sa.path(), &format!("{vip6}/128"));
+    lb.activate_vip(2, sb.path(), &Probe::Tcp, &format!("{vip6}/128"));
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["b"]);
+    assert!(ok, "{s:#}");
+    assert_eq!(answer("node-b").as_deref(), Some("node-b"));
+    assert_eq!(s["max_healthy_at_once"], 1);
+    lb.deactivate_vip(2, sb.path(), &format!("{vip6}/128"));
 }
