@@ -679,3 +679,119 @@ backends = [{{ name = "a", address6 = "fd00:66::1" }}, {{ name = "b", address6 =
     assert_eq!(s["max_healthy_at_once"], 1);
     lb.deactivate_vip(2, sb.path(), &format!("{vip6}/128"));
 }
+
+/// Fast IP Move for an IPv6 frontend: the new leader's Router Advertisement (link-local
+/// source, ff02::1, hop limit 255, the VIP as a /128 prefix) moves the traffic.
+#[test]
+fn fast_ip_move_ra_moves_an_ipv6_frontend() {
+    use cloudvip::local::fim::{self, Fim};
+    let vip6 = "fd00:66:1::100";
+    let world = format!(
+        r#"{}
+[[gce.forwarding_rules]]
+name = "ilb-fr6"
+ip_address = "{vip6}"
+backend_service = "ilb-bs"
+
+[lb]
+mode = "gce_leader"
+backend_service = "ilb-bs"
+frontends = ["{vip6}"]
+garp_interface = "eth0"
+apply_routes = true
+backends = [
+  {{ name = "node-a", address6 = "fd00:66::1", mac = "{}" }},
+  {{ name = "node-b", address6 = "fd00:66::2", mac = "{}" }},
+]
+"#,
+        include_str!("../crates/sim/examples/world-fim.toml"),
+        Lab::mac(1),
+        Lab::mac(2)
+    );
+    let lb = LbLab::new(&world);
+    lb.ipv6_frontend(vip6);
+    let bound = Duration::from_secs(5);
+    // The RA leaves from the link-local address, which must be past duplicate detection.
+    let end = Instant::now() + bound;
+    while sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(2),
+        "-6",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+        "scope",
+        "link",
+    ])
+    .contains("tentative")
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let to = format!("[{vip6}]:{SERVICE_PORT}");
+    let answer = |want: &str| {
+        (0..30).find_map(|_| {
+            let a = lb.ask_at(&to).filter(|a| a == want);
+            if a.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            a
+        })
+    };
+    let host = format!("{vip6}/128");
+    sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(1),
+        "addr",
+        "add",
+        &host,
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["node-a"]);
+    assert!(ok, "{s:#}");
+    assert_eq!(answer("node-a").as_deref(), Some("node-a"));
+    sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(1),
+        "addr",
+        "del",
+        &host,
+        "dev",
+        "eth0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        lb.lab.ns(2),
+        "addr",
+        "add",
+        &host,
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    let f = Fim {
+        ifindex: ifindex(lb.lab.ns(2)),
+        mac: mac_bytes(&Lab::mac(2)),
+        ip: vip6.parse().unwrap(),
+        every: fim::EVERY,
+        hold: fim::HOLD,
+    };
+    in_ns(lb.lab.ns(2), move || fim::send_now(&f).expect("RA"));
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["node-b"]);
+    assert!(ok, "the RA moved the frontend: {s:#}");
+    let ra = &s["garp_log"][0];
+    assert_eq!(
+        (ra["kind"].as_str(), ra["accepted"].as_bool()),
+        (Some("ra"), Some(true)),
+        "{s:#}"
+    );
+    assert_eq!(s["leader"], "node-a");
+    assert_eq!(answer("node-b").as_deref(), Some("node-b"));
+}

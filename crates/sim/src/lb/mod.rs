@@ -194,6 +194,8 @@ pub struct LbState {
     /// gce_leader: GARP/RA packets seen, accepted or not.
     pub garp_log: VecDeque<Event>,
     pub route_errors: Vec<String>,
+    /// The last route change failed (e.g. the next hop not yet reachable): retried.
+    pub routes_pending: bool,
     pub rounds: u64,
     /// gce_leader: the backend service's leader, the GARP/RA re-route in force, and every
     /// time two VMs announced within 3 s of each other.
@@ -325,7 +327,7 @@ impl LbCloud {
 
     /// Point the frontends at `targets` (backend names) if that changed.
     pub fn route_to(&self, g: &mut LbState, targets: Vec<String>) {
-        if g.targets == targets && g.rounds > 1 {
+        if g.targets == targets && g.rounds > 1 && !g.routes_pending {
             return;
         }
         let w = &self.world;
@@ -336,9 +338,13 @@ impl LbCloud {
                 .filter(|b| targets.contains(&b.name))
                 .flat_map(Backend::addresses)
                 .collect();
+            g.routes_pending = false;
             for fe in &w.frontends {
                 if let Err(e) = route::set(*fe, &via) {
-                    g.route_errors.push(e);
+                    g.routes_pending = true;
+                    if g.route_errors.last() != Some(&e) && g.route_errors.len() < w.log_max {
+                        g.route_errors.push(e);
+                    }
                 }
             }
         }
