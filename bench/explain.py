@@ -87,7 +87,8 @@ def parse_strace(path):
                     if name.startswith("/etc/ssl/certs/") and name != SYSTEM_BUNDLE:
                         name = "/etc/ssl/certs/* (files of the directory)"
                     if name.startswith(("/etc/", "/run/resource-agents")):
-                        files[re.sub(r"\.tmp\.\d+$", ".tmp.PID", name)] += 1
+                        name = re.sub(r"[0-9a-f]{8,}", "…", name)
+                        files[re.sub(r"(?<=[.-])\d+(?=[.-]|$)", "N", name)] += 1
             elif call == "execve" and m.group(3):
                 execs += 1
             elif call in ("clone", "clone3", "fork", "vfork") and m.group(3):
@@ -142,7 +143,8 @@ def perf_text(ctx, tool, action, extra, need_state, vip):
     for line in report("dso,symbol", "1.5"):
         m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[([.k])\]\s+(.*)", line)
         if m:
-            sym = re.sub(r"::h[0-9a-f]{16}$", "", " ".join(m.group(4).split()))
+            sym = " ".join(w for w in m.group(4).split() if w != "-")
+            sym = re.sub(r"::h[0-9a-f]{16}$", "", sym)
             syms.append(f"{float(m.group(1)):.1f}% {sym[:70]}" + (" [kernel]"
                                                                   if m.group(3) == "k" else ""))
     if not dsos:
