@@ -44,6 +44,7 @@ pub fn run(action: Action, env: &OcfEnv) -> anyhow::Result<Status> {
         }
         Action::MigrateFrom => start(env, &deadline),
         Action::Reload => reload(env, &deadline),
+        Action::ReloadAgent => reload_agent(env, &deadline),
         Action::MetaData | Action::Usage => Ok(Status::Success),
     }
 }
@@ -56,7 +57,7 @@ fn print(s: &str) -> anyhow::Result<()> {
 
 pub fn usage() -> String {
     let mut s = String::from(
-        "usage: cloudvip {start|stop|monitor|migrate_to|migrate_from|reload|meta-data|validate-all|usage}\n\n\
+        "usage: cloudvip {start|stop|monitor|migrate_to|migrate_from|reload|reload-agent|meta-data|validate-all|usage}\n\n\
          An OCF resource agent: Pacemaker runs it with the action as the only argument and the\n\
          parameters in OCF_RESKEY_<name> variables (see `cloudvip meta-data`).\n\nExit codes:\n",
     );
@@ -316,7 +317,9 @@ fn check_here(
     Ok(())
 }
 
-/// Reload re-applies the local side and re-announces, for a VIP that is running here.
+/// Reload (OCF 1.0, called by ocf-tester and by hand; Pacemaker calls it only for agents
+/// older than OCF 1.1) re-applies the local side and re-announces, for a VIP that is
+/// running here.
 fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     match monitor(env, deadline)? {
         Status::Success => start(env, deadline),
@@ -324,9 +327,108 @@ fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     }
 }
 
+/// The parameters whose change needs no stop and start (meta-data `reloadable="1"`): when
+/// only these change, Pacemaker 2.1 calls `reload-agent` instead of restarting the VIP.
+/// None of them says where the VIP is or how it looks on the node:
+/// - arp_count, arp_interval, arp_bg: how it is announced; reload-agent re-announces it
+///   with the new settings;
+/// - peers, peer_label: where the next start looks for the holder to take it from;
+/// - access_config_name, restore_ephemeral_ip: what the next start names or leaves behind
+///   when it moves public_ip;
+/// - proxy, ca_bundle: how the agent reaches the API; every action reads them afresh, and
+///   restarting the VIP over a proxy that does not work would only take it down.
+///
+/// Not reloadable: everything that places the VIP (ip, cidr_netmask, nic, label,
+/// local_mode, cloud, alias_range_name, public_ip, vnic_id) or names the account and the
+/// cloud that hold it (credentials, oci_profile, api_endpoint, auth_endpoint,
+/// metadata_url): a change there is a different VIP, which only stop and start can move.
+pub const RELOADABLE: &[&str] = &[
+    "arp_count",
+    "arp_interval",
+    "arp_bg",
+    "peers",
+    "peer_label",
+    "access_config_name",
+    "restore_ephemeral_ip",
+    "proxy",
+    "ca_bundle",
+];
+
+/// OCF 1.1's reload-agent, with the new parameters, on the node that runs the VIP. Nothing
+/// moves and nothing is removed: the parameters are checked as start checks them (a
+/// ca_bundle that cannot be read fails here, not at the next failover), and the VIP is
+/// announced again with the new settings, when the cloud (its metadata, no API quota)
+/// confirms it routes the VIP here. The other reloadable parameters are read by the next
+/// action that needs them.
+fn reload_agent(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    let params = Params::parse(env)?;
+    let state = env.state_dir();
+    let mut cloud = cloud::backend(&params, state.as_deref())?;
+    let mut local = Local::open(&params, state, deadline)?;
+    if local.mode() != LocalMode::None && local.presence()? == Presence::Absent {
+        log::info!(
+            "reload-agent: {} is not on this node; the new parameters apply at its next start",
+            params.ip
+        );
+        return Ok(Status::Success);
+    }
+    let nic = local.resolve_nic(params.nic.as_deref())?;
+    let budget = deadline.within(MONITOR_CLOUD_BUDGET);
+    match cloud::confirmed(cloud.as_mut(), &nic_of(&nic), &budget) {
+        Ok(Some(proof)) => {
+            local.end_announcer();
+            local.announce(&proof, &nic, deadline);
+            log::info!(
+                "reload-agent: new parameters in effect; {} announced again on {} ({} x {} ms)",
+                params.ip,
+                nic.name,
+                params.arp_count,
+                params.arp_interval.as_millis()
+            );
+        }
+        Ok(None) => {
+            // Announcing an address the cloud sends elsewhere would be a black hole; the
+            // next monitor reports the VIP's state.
+            local.end_announcer();
+            log::warn!(
+                "reload-agent: {} does not route {} here: not announced",
+                cloud.name(),
+                params.ip
+            );
+        }
+        Err(e) => log::warn!(
+            "reload-agent: cannot ask {} about {} ({e}); new parameters in effect, not announced again",
+            cloud.name(),
+            params.ip
+        ),
+    }
+    Ok(Status::Success)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reloadable_parameters_exist_and_never_place_the_vip() {
+        for name in RELOADABLE {
+            assert!(
+                crate::params::PARAMS.iter().any(|p| p.name == *name),
+                "{name} is no parameter"
+            );
+        }
+        for placing in [
+            "ip",
+            "cidr_netmask",
+            "nic",
+            "label",
+            "local_mode",
+            "cloud",
+            "public_ip",
+        ] {
+            assert!(!RELOADABLE.contains(&placing), "{placing}");
+        }
+    }
 
     #[test]
     fn cloud_errors_never_mean_not_running() {

@@ -207,6 +207,21 @@ pub const PARAMS: &[ParamDef] = &[
          access configs are always removed by their real name, whatever it is.",
     ),
     p(
+        "restore_ephemeral_ip",
+        Content::Boolean,
+        Some("false"),
+        "GCE: new ephemeral external IP for the node public_ip leaves",
+        "GCE only, with public_ip. GCE allows one access config per NIC, so the node that \
+         takes public_ip loses its ephemeral external IP, and the node it leaves has none \
+         afterwards: it keeps no direct internet access. When true, start gives the node it \
+         took public_ip from a new ephemeral external IP (an access config named \
+         access_config_name), after public_ip works here and never delaying it; a failure \
+         there is a warning. GCE released the old ephemeral address with its access \
+         config, so the new one may be another address. Off by default: an \
+         external IP costs money and exposes the passive node; Cloud NAT gives nodes \
+         without one their outbound access.",
+    ),
+    p(
         "credentials",
         Content::String,
         None,
@@ -326,6 +341,7 @@ pub struct CloudOpts {
     pub peer_label: Option<(String, String)>,
     pub public_ip: Option<String>,
     pub access_config_name: String,
+    pub restore_ephemeral_ip: bool,
     pub credentials: Option<String>,
     pub oci_profile: String,
     pub vnic_id: Option<String>,
@@ -538,6 +554,22 @@ fn parse_cloud_opts<'a>(
         Some(v) if v.len() <= 63 => v.to_owned(),
         Some(v) => return Err(invalid("access_config_name", v, "at most 63 characters")),
     };
+    let restore_ephemeral_ip = match get("restore_ephemeral_ip") {
+        None => false,
+        Some(v) => parse_bool("restore_ephemeral_ip", v)?,
+    };
+    if restore_ephemeral_ip {
+        if matches!(cloud, CloudKind::Oci | CloudKind::None) {
+            return Err(Exit::configured(
+                "restore_ephemeral_ip is for cloud=gce (on OCI a node keeps its own public IP)",
+            ));
+        }
+        if public_ip.is_none() {
+            return Err(Exit::configured(
+                "restore_ephemeral_ip=true without public_ip: no external IP moves",
+            ));
+        }
+    }
     let path_param = |name: &str| -> Result<Option<String>, Exit> {
         match get(name) {
             None => Ok(None),
@@ -592,6 +624,7 @@ fn parse_cloud_opts<'a>(
         peer_label,
         public_ip,
         access_config_name,
+        restore_ephemeral_ip,
         credentials,
         oci_profile,
         vnic_id,
@@ -966,7 +999,7 @@ mod tests {
                 "cidr_netmask" => "24",
                 "nic" => "eth0",
                 "label" => "vip",
-                "cloud" => "none",
+                "cloud" => "oci",
                 "local_mode" => "route",
                 "arp_count" => "3",
                 "arp_interval" => "100",
@@ -976,6 +1009,7 @@ mod tests {
                 "peer_label" => "cluster=db1",
                 "public_ip" => "vip-ext",
                 "access_config_name" => "external-nat",
+                "restore_ephemeral_ip" => "true",
                 "credentials" => "/etc/cloudvip/sa.json",
                 "oci_profile" => "cloudvip",
                 "vnic_id" => "ocid1.vnic.oc1.iad.abcd",
@@ -986,8 +1020,15 @@ mod tests {
                 "ca_bundle" => "/etc/ssl/private-ca.pem",
                 other => panic!("no test value for parameter {other}"),
             };
-            let base = parse(&[("ip", "10.0.0.5"), ("cloud", "gce")]).unwrap();
-            let set = parse(&[("ip", "10.0.0.5"), ("cloud", "gce"), (def.name, value)]).unwrap();
+            // restore_ephemeral_ip needs a public_ip to act on.
+            let base = parse(&[("ip", "10.0.0.5"), ("cloud", "gce"), ("public_ip", "x")]).unwrap();
+            let set = parse(&[
+                ("ip", "10.0.0.5"),
+                ("cloud", "gce"),
+                ("public_ip", "x"),
+                (def.name, value),
+            ])
+            .unwrap();
             assert_ne!(base, set, "{} had no effect", def.name);
         }
     }

@@ -79,11 +79,39 @@ fn valid_against_pcs_ocf_1_1_rng() {
 
 #[test]
 fn the_dtd_check_can_fail() {
-    // The internal DTD subset declares unique-group and nothing else: an undeclared OCF
-    // 1.1 attribute still fails, so the DTD test above means something.
-    let xml = meta_data().replacen("required=\"1\"", "required=\"1\" reloadable=\"1\"", 1);
+    // The internal DTD subset declares unique-group, reloadable and reload-agent and
+    // nothing else: an undeclared attribute or action still fails, so the DTD test above
+    // means something.
+    let xml = meta_data().replacen("required=\"1\"", "required=\"1\" advanced=\"1\"", 1);
     let (ok, err) = xmllint(&["--noout", "--valid", "-"], &xml);
-    assert!(!ok && err.contains("reloadable"), "{err}");
+    assert!(!ok && err.contains("advanced"), "{err}");
+    let xml = meta_data().replacen("\"reload-agent\"", "\"reload-params\"", 1);
+    let (ok, err) = xmllint(&["--noout", "--valid", "-"], &xml);
+    assert!(!ok && err.contains("reload-params"), "{err}");
+}
+
+#[test]
+fn reload_agent_is_advertised_with_the_reloadable_parameters() {
+    // Pacemaker 2.1 uses reload-agent only for an OCF 1.1 agent that advertises it, and
+    // restarts the resource for a change of any parameter not marked reloadable.
+    let xml = meta_data();
+    assert!(xml.contains("<version>1.1</version>"));
+    assert!(
+        xml.contains("<action name=\"reload-agent\" timeout=\"20s\"/>"),
+        "{xml}"
+    );
+    let reloadable: Vec<&str> = xml
+        .split("<parameter name=\"")
+        .skip(1)
+        .filter(|p| {
+            p.split('>')
+                .next()
+                .unwrap_or("")
+                .contains("reloadable=\"1\"")
+        })
+        .map(|p| p.split('"').next().unwrap())
+        .collect();
+    assert_eq!(reloadable, cloudvip::agent::RELOADABLE);
 }
 
 #[test]
@@ -102,14 +130,7 @@ fn meta_data_needs_nothing() {
 
 #[test]
 fn unknown_and_missing_actions_are_unimplemented() {
-    for action in [
-        "bogus",
-        "promote",
-        "demote",
-        "notify",
-        "reload-agent",
-        "status",
-    ] {
+    for action in ["bogus", "promote", "demote", "notify", "status"] {
         Agent::new(action)
             .run()
             .expect(3, Some(&format!("unsupported action \"{action}\"")));

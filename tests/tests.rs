@@ -58,3 +58,7 @@ mod ocft;
 mod lb;
 // OS agents that remove or fight the VIP: start's warning and diagnose, on fake node files.
 mod os_agents;
+// OCF 1.1 reload-agent: new reloadable parameters applied without touching the VIP.
+mod reload;
+// GCE's static external IP and the node it leaves: restore_ephemeral_ip.
+mod public_ip;

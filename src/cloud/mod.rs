@@ -121,10 +121,52 @@ const SETTLE_BACKOFF: Backoff = Backoff::new(
     true,
 );
 
+/// For a VIP that is already running here (reload-agent): the cloud's own word, at depth 0
+/// (metadata, no API quota), that it routes the VIP to `nic`, as the proof announcing
+/// needs. `None` when it positively routes it elsewhere or nowhere.
+pub fn confirmed(
+    cloud: &mut dyn Cloud,
+    nic: &Nic,
+    deadline: &Deadline,
+) -> Result<Option<Claimed>, CloudError> {
+    Ok(cloud.check(nic, 0, deadline)?.then_some(Claimed(())))
+}
+
 /// The local interface the VIP belongs to: its MAC tells which cloud NIC/VNIC is ours.
 pub struct Nic {
     pub name: String,
     pub mac: Option<[u8; 6]>,
+}
+
+/// What a dry run asks a backend to plan: the changes of `claim`, of `claim_extras` or of
+/// `release`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Claim,
+    Extras,
+    Release,
+}
+
+/// One change a dry run shows: the API call that would make it, when one would.
+pub struct Planned {
+    pub call: Option<String>,
+    pub what: String,
+}
+
+impl Planned {
+    pub fn call(call: impl Into<String>, what: impl Into<String>) -> Planned {
+        Planned {
+            call: Some(call.into()),
+            what: what.into(),
+        }
+    }
+    /// A decision that needs no call (e.g. "the public IP follows the private IP").
+    pub fn note(what: impl Into<String>) -> Planned {
+        Planned {
+            call: None,
+            what: what.into(),
+        }
+    }
 }
 
 /// Moves the VIP between instances as the cloud sees it. Every method is idempotent,
@@ -156,6 +198,17 @@ pub trait Cloud {
     }
     /// Detach the VIP from this instance if attached; Ok when it was not.
     fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError>;
+    /// For `--dry-run`: the changes `op` would make now, decided from read-only calls the
+    /// way the real action decides them (a check that would fail it first fails here too).
+    /// Nothing is written; an empty list means nothing to change.
+    fn plan(
+        &mut self,
+        _op: Op,
+        _nic: &Nic,
+        _deadline: &Deadline,
+    ) -> Result<Vec<Planned>, CloudError> {
+        Ok(Vec::new())
+    }
     /// For `cloudvip status`: who holds the VIP (and its public IP) as the cloud sees it.
     /// May cost a few read-only API calls; never called by Pacemaker.
     fn holders(

@@ -8,6 +8,8 @@
 //! deprecated and we ignore it"). So a unique parameter carries both, and the DOCTYPE's
 //! internal subset declares the OCF 1.1 attribute on top of the external DTD (XML merges
 //! attribute-list declarations), which keeps the document valid for `xmllint --valid`.
+//! The same goes for OCF 1.1's `reloadable` and the `reload-agent` action: the internal
+//! subset comes first, so its list of action names is the one that binds.
 
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -44,6 +46,7 @@ pub const ACTIONS: &[ActionDef] = &[
     a("migrate_to", "60s"),
     a("migrate_from", "60s"),
     a("reload", "20s"),
+    a("reload-agent", "20s"),
     a("meta-data", "5s"),
     a("validate-all", "20s"),
 ];
@@ -64,9 +67,12 @@ one federation call when the cached instance-principal token is near expiry). \
 A transient cloud or network error is never reported as 'not running', and stop never \
 fails because a cloud API is slow: every action finishes within its timeout.";
 
-/// ra-api-1.dtd plus the OCF 1.1 attributes this agent uses.
+/// ra-api-1.dtd plus the OCF 1.1 attributes and action this agent uses (the DTD's
+/// action names and reload-agent).
 const DOCTYPE: &str = "resource-agent SYSTEM \"ra-api-1.dtd\" [\n\
-  <!ATTLIST parameter unique-group CDATA #IMPLIED>\n]";
+  <!ATTLIST parameter unique-group CDATA #IMPLIED reloadable (1|0) \"0\">\n\
+  <!ATTLIST action name (start|stop|recover|monitor|restart|migrate_to|migrate_from|promote|\
+demote|notify|status|reload|reload-agent|meta-data|usage|methods|validate-all) #REQUIRED>\n]";
 
 pub fn xml() -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
@@ -131,6 +137,10 @@ fn parameter(w: &mut Writer<Vec<u8>>, p: &ParamDef) -> std::io::Result<()> {
     // OCF 1.0 (ocf-tester's DTD, crmsh, pcs for 1.0 agents).
     attrs.push(("unique", if p.unique { "1" } else { "0" }));
     attrs.push(("required", if p.required { "1" } else { "0" }));
+    // OCF 1.1: a change of this parameter alone is applied by reload-agent, not a restart.
+    if crate::agent::RELOADABLE.contains(&p.name) {
+        attrs.push(("reloadable", "1"));
+    }
     w.create_element("parameter")
         .with_attributes(attrs)
         .write_inner_content(|w| {
@@ -193,11 +203,14 @@ pub fn man_page() -> String {
     );
     m.push_str(".SH PARAMETERS\n");
     for p in PARAMS {
-        let default = match (p.required, p.default) {
+        let mut default = match (p.required, p.default) {
             (true, _) => "required".to_owned(),
             (false, Some(d)) => format!("default: {}", roff(d)),
             (false, None) => "optional".to_owned(),
         };
+        if crate::agent::RELOADABLE.contains(&p.name) {
+            default.push_str(", reloadable");
+        }
         let _ = writeln!(
             m,
             ".TP\n\\fB{}\\fP ({}, {default})\n{}.\n{}",
@@ -269,11 +282,14 @@ pub fn man_page() -> String {
 pub fn markdown_params() -> String {
     let mut s = String::from("| parameter | default | description |\n|---|---|---|\n");
     for p in PARAMS {
-        let default = match (p.required, p.default) {
+        let mut default = match (p.required, p.default) {
             (true, _) => "(required)".to_owned(),
             (false, Some(d)) => format!("`{d}`"),
             (false, None) => "see text".to_owned(),
         };
+        if crate::agent::RELOADABLE.contains(&p.name) {
+            default.push_str(" (reloadable)");
+        }
         s.push_str(&format!(
             "| `{}` | {} | **{}.** {} |\n",
             p.name,

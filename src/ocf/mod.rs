@@ -158,8 +158,10 @@ pub enum Action {
     /// Live move, target side: claim the VIP (same as start)
     #[command(name = "migrate_from")]
     MigrateFrom,
-    /// Re-apply the local address and re-announce a running VIP
+    /// Re-apply the local address and re-announce a running VIP (OCF 1.0's reload)
     Reload,
+    /// Make changed reloadable parameters effective without moving the VIP (OCF 1.1)
+    ReloadAgent,
     /// Print the OCF meta-data XML
     MetaData,
     /// Check the parameters (OCF_CHECK_LEVEL>=10: also this node's interfaces)

@@ -13,21 +13,23 @@ pub mod auth;
 mod compute;
 mod diagnose;
 pub mod metadata;
+mod plan;
 mod writer;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic};
+use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic, Op, Planned};
 use crate::deadline::Deadline;
 use crate::http::{Http, HttpConfig};
 use crate::params::Params;
 use aliases::{holds, Want};
-use compute::{aliases_of, field, instance_ref, nics, primary_ip, Api};
+use compute::{aliases_of, field, nics, primary_ip, Api};
 use metadata::Identity;
+use plan::Change;
 use writer::Target;
 
 /// For the fuzz targets: is this alias entry the single address `ip`?
@@ -292,47 +294,40 @@ impl Gce {
         validated: &mut bool,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let me = self.settled_self(api, id, None, deadline)?;
-        let gnic = self.api_nic(&me, id, idx)?;
-        let nic_name = field(gnic, "name", &id.name)?;
-        if holds(&aliases_of(gnic, &id.name)?, self.ip) {
-            log::info!("{} is already an alias of {} {nic_name}", self.ip, id.name);
-            return Ok(());
-        }
-        let peers = api.candidates(id.region(), deadline)?;
-        if !*validated {
-            self.validate(api, id, &me, gnic, &peers, deadline)?;
-            *validated = true;
-        }
-        for inst in &peers {
-            let (name, zone) = name_and_zone(inst)?;
-            if name == id.name && zone == id.zone {
-                continue;
-            }
-            for n in nics(inst, name)? {
-                if !holds(&aliases_of(n, name)?, self.ip) {
-                    continue;
-                }
-                let t = Target {
+        for c in self.alias_changes(api, id, idx, validated, deadline)? {
+            let (t, want) = match &c {
+                Change::RemoveAlias {
                     zone,
-                    instance: name,
-                    nic: field(n, "name", name)?,
-                    own: false,
-                };
-                self.write(api, id, &t, Want::absent(self.ip), deadline)?;
-            }
+                    instance,
+                    nic,
+                } => (
+                    Target {
+                        zone,
+                        instance,
+                        nic,
+                        own: false,
+                    },
+                    Want::absent(self.ip),
+                ),
+                Change::AddAlias { nic } => (
+                    Target {
+                        zone: &id.zone,
+                        instance: &id.name,
+                        nic,
+                        own: true,
+                    },
+                    Want::present(self.ip, self.opts.alias_range_name.as_deref()),
+                ),
+                _ => continue,
+            };
+            self.write(api, id, &t, want, deadline)?;
         }
-        let t = Target {
-            zone: &id.zone,
-            instance: &id.name,
-            nic: nic_name,
-            own: true,
-        };
-        let want = Want::present(self.ip, self.opts.alias_range_name.as_deref());
-        self.write(api, id, &t, want, deadline)
+        Ok(())
     }
 
-    /// Attach the static external address to our NIC, detaching it from its holder.
+    /// Attach the static external address to our NIC, detaching it from its holder; with
+    /// restore_ephemeral_ip, then give each instance it left a new ephemeral IP (best
+    /// effort: public_ip already works here).
     fn move_public_ip(
         &self,
         api: &Api,
@@ -341,76 +336,77 @@ impl Gce {
         want: &str,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
+        let mut left: Vec<Change> = Vec::new();
         settle("public IP move", deadline, || {
-            self.move_public_ip_once(api, id, idx, want, deadline)
-        })
+            self.move_public_ip_once(api, id, idx, want, &mut left, deadline)
+        })?;
+        for c in left {
+            if let Change::Restore {
+                zone,
+                instance,
+                nic,
+            } = &c
+            {
+                if let Err(e) = self.restore_ephemeral(api, zone, instance, nic, deadline) {
+                    log::warn!(
+                        "restore_ephemeral_ip: {instance} {nic} got no new external IP ({e})"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
+    /// One round: the changes as read now, carried out in order. The instances it detached
+    /// the address from go to `left` as they are detached (a later round no longer sees
+    /// them as users).
     fn move_public_ip_once(
         &self,
         api: &Api,
         id: &Identity,
         idx: usize,
         want: &str,
+        left: &mut Vec<Change>,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let addr = api.address(id.region(), want, deadline)?;
-        let nat_ip = field(&addr, "address", want)?.to_owned();
-        let users = match addr.get("users") {
-            None | Some(Value::Null) => &[][..],
-            Some(Value::Array(a)) => a.as_slice(),
-            Some(_) => return Err(transient(format!("address {want}: users is not a list"))),
-        };
-        for user in users.iter().filter_map(Value::as_str) {
-            let Some((zone, name)) = instance_ref(user) else {
-                continue;
-            };
-            if zone == id.zone && name == id.name {
-                continue;
-            }
-            let inst = api.get_instance(&zone, &name, deadline)?;
-            for nic in nics(&inst, &name)? {
-                for ac in access_configs(nic, &name)? {
-                    if ac["natIP"].as_str() == Some(&nat_ip) {
-                        let nic_name = field(nic, "name", &name)?;
-                        let ac_name = field(ac, "name", &name)?;
-                        log::info!("detaching {nat_ip} from {name} ({zone}) {nic_name}");
-                        api.delete_access_config(&zone, &name, nic_name, ac_name, deadline)?;
+        let changes = self.public_changes(api, id, idx, want, deadline)?;
+        for c in &changes {
+            match c {
+                Change::Detach {
+                    zone,
+                    instance,
+                    nic,
+                    config,
+                } => {
+                    log::info!("detaching {want} from {instance} ({zone}) {nic}");
+                    api.delete_access_config(zone, instance, nic, config, deadline)?;
+                    if self.opts.restore_ephemeral_ip {
+                        left.push(Change::Restore {
+                            zone: zone.clone(),
+                            instance: instance.clone(),
+                            nic: nic.clone(),
+                        });
                     }
                 }
+                Change::MakeRoom { nic, config, ip } => {
+                    log::info!(
+                        "removing access config {config:?} ({ip}) from {nic} to make room for {want}"
+                    );
+                    api.delete_access_config(&id.zone, &id.name, nic, config, deadline)?;
+                }
+                Change::Attach { nic, config } => {
+                    log::info!("attaching {want} to {} {nic}", id.name);
+                    api.add_access_config(&id.zone, &id.name, nic, config, deadline)?;
+                }
+                _ => {}
             }
         }
-        let me = self.settled_self(api, id, None, deadline)?;
-        let nic = self.api_nic(&me, id, idx)?;
-        let nic_name = field(nic, "name", &id.name)?.to_owned();
-        for ac in access_configs(nic, &id.name)? {
-            if ac["natIP"].as_str() == Some(&nat_ip) {
-                return Ok(());
-            }
-            // One access config per NIC: an ephemeral IP has to make room.
-            let ac_name = field(ac, "name", &id.name)?;
-            log::info!(
-                "removing access config {ac_name:?} ({}) from {nic_name} to make room for {nat_ip}",
-                ac["natIP"].as_str().unwrap_or("-")
-            );
-            api.delete_access_config(&id.zone, &id.name, &nic_name, ac_name, deadline)?;
-        }
-        let mut config = json!({
-            "kind": "compute#accessConfig",
-            "type": "ONE_TO_ONE_NAT",
-            "name": self.opts.access_config_name,
-            "natIP": nat_ip,
-        });
-        if let Some(tier) = addr["networkTier"].as_str() {
-            config["networkTier"] = json!(tier);
-        }
-        log::info!("attaching {nat_ip} to {} {nic_name}", id.name);
-        api.add_access_config(&id.zone, &id.name, &nic_name, &config, deadline)
+        Ok(())
     }
 }
 
 /// A NIC's access configs: absent means none; anything but a list is an error.
-fn access_configs<'v>(nic: &'v Value, what: &str) -> Result<&'v [Value], CloudError> {
+pub(super) fn access_configs<'v>(nic: &'v Value, what: &str) -> Result<&'v [Value], CloudError> {
     match nic.get("accessConfigs") {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) => Ok(a.as_slice()),
@@ -495,31 +491,42 @@ impl Cloud for Gce {
         let probe = budget.within(RELEASE_PROBE);
         let id = self.with_identity(&probe)?;
         let api = Api::new(self);
-        let holding = |inst: &Value| -> Result<Vec<String>, CloudError> {
-            let mut out = Vec::new();
-            for n in nics(inst, &id.name)? {
-                if holds(&aliases_of(n, &id.name)?, self.ip) {
-                    out.push(field(n, "name", &id.name)?.to_owned());
-                }
+        for c in self.release_changes(&api, &id, &probe, budget)? {
+            if let Change::ReleaseAlias { nic } = &c {
+                let t = Target {
+                    zone: &id.zone,
+                    instance: &id.name,
+                    nic,
+                    own: true,
+                };
+                self.write(&api, &id, &t, Want::absent(self.ip), budget)?;
             }
-            Ok(out)
-        };
-        let first = self.get_self(&api, &id, &probe)?;
-        let mut ours = holding(&first)?;
-        if ours.is_empty() {
-            // Not shown: but a killed start's add may still be queued.
-            ours = holding(&self.settled_self(&api, &id, Some(first), budget)?)?;
-        }
-        for nic in &ours {
-            let t = Target {
-                zone: &id.zone,
-                instance: &id.name,
-                nic,
-                own: true,
-            };
-            self.write(&api, &id, &t, Want::absent(self.ip), budget)?;
         }
         Ok(())
+    }
+
+    /// The same decisions as claim, claim_extras and release, from the same reads, with
+    /// nothing written.
+    fn plan(&mut self, op: Op, nic: &Nic, deadline: &Deadline) -> Result<Vec<Planned>, CloudError> {
+        let id = self.with_identity(deadline)?;
+        let api = Api::new(self);
+        let changes = match op {
+            Op::Claim => {
+                let idx = self.our_nic(&id, nic)?;
+                self.alias_changes(&api, &id, idx, &mut false, deadline)?
+            }
+            Op::Extras => match self.opts.public_ip.clone() {
+                None => Vec::new(),
+                Some(want) => {
+                    let idx = self.our_nic(&id, nic)?;
+                    self.public_changes(&api, &id, idx, &want, deadline)?
+                }
+            },
+            Op::Release => {
+                self.release_changes(&api, &id, &deadline.within(RELEASE_PROBE), deadline)?
+            }
+        };
+        Ok(changes.iter().map(|c| self.describe(&id, c)).collect())
     }
 
     fn holders(
@@ -538,6 +545,7 @@ impl Cloud for Gce {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn ranges() {
