@@ -42,22 +42,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
-# Python clients the emulator's conformance tests drive (Google's and Oracle's SDKs).
-pip_reqs=()
-for f in crates/sim/tests/requirements*.txt; do
-    case $f in *-aws.txt) continue ;; esac  # in its own venv, below
-    [ -e "$f" ] && pip_reqs+=(-r "$f")
-done
-if [ ${#pip_reqs[@]} -gt 0 ]; then
-    python3 -m pip install -q --disable-pip-version-check "${pip_reqs[@]}" 2>&1 \
-        | grep -v 'Running pip as the .root. user' || true
-fi
-
-# The anchor conformance runs (tests/anchors.rs): PyPI stacks in venvs under a cache dir,
-# one venv per requirements file, rebuilt only when that file changes. venv-aws (botocore,
-# boto3, AWS CLI v1) serves crates/sim/tests/aws_sdk.rs and tests/anchors_aws.rs.
+# Every PyPI client the tests drive lives in a venv under a cache dir (never the system's
+# pip), one venv per requirements file, rebuilt only when that file changes: venv-gce
+# (google-cloud-compute) and venv-oci (the OCI SDK) for the emulator's conformance tests,
+# venv-aws (botocore, boto3, AWS CLI v1) for crates/sim/tests/aws_sdk.rs and
+# tests/anchors_aws.rs, venv-google and venv-oci-cli for the anchors (tests/anchors.rs).
 ANCHOR_CACHE=${CLOUDVIP_TEST_CACHE:-/opt/cloudvip-test}
-for req in tests/anchors/requirements-*.txt crates/sim/tests/requirements-aws.txt; do
+for req in tests/anchors/requirements-*.txt crates/sim/tests/requirements-*.txt; do
     [ -e "$req" ] || continue
     name=$(basename "$req" .txt); name=${name#requirements-}
     venv="$ANCHOR_CACHE/venv-$name"

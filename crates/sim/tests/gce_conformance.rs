@@ -1,5 +1,5 @@
 //! Conformance with Google's own clients, unmodified: the preinstalled `gcloud` CLI and the
-//! Python `google-cloud-compute` / `google-auth` libraries (tests/requirements.txt). A
+//! Python `google-cloud-compute` / `google-auth` libraries (tests/requirements-gce.txt, in a venv). A
 //! missing tool fails the test loudly; it never skips. All traffic goes to loopback.
 
 mod common;
@@ -252,10 +252,11 @@ fn gcloud_describe_update_access_configs_and_operations() {
 
 #[test]
 fn python_google_cloud_compute_and_google_auth() {
+    let python = venv_python("gce");
     need(
-        "python3",
+        python.to_str().unwrap(),
         &["-c", "import google.cloud.compute_v1, google.auth"],
-        "pip install -r crates/sim/tests/requirements.txt",
+        "scripts/setup-deps.sh builds this venv from crates/sim/tests/requirements-gce.txt",
     );
     let sim = start(|_| {});
     let g = Gce { sim: &sim };
@@ -264,7 +265,7 @@ fn python_google_cloud_compute_and_google_auth() {
     let file = sim.gce().unwrap().new_key_file(SA).unwrap();
     std::fs::write(&key, serde_json::to_string_pretty(&file).unwrap()).unwrap();
     let md_host = g.md("node-a").trim_start_matches("http://").to_string();
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gce_python.py"))
         .env("SIM_API", g.api())
         .env("SIM_PROJECT", PROJECT)

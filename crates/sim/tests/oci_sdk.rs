@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use cloudvip_sim::{Sim, SimHandle, World};
+use common::venv_python;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{json, Value};
@@ -151,13 +154,15 @@ fn setup_with(tls: bool) -> Setup {
 
 /// Fails loudly when python3 or the SDK is missing (no silent skip).
 fn require_sdk() {
-    let out = Command::new("python3")
+    let out = Command::new(venv_python("oci"))
         .args(["-c", "import oci; print(oci.__version__)"])
         .output()
-        .unwrap_or_else(|e| panic!("python3 is required for the OCI SDK conformance tests: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("the venv-oci Python is required for the OCI SDK conformance tests: {e}")
+        });
     assert!(
         out.status.success(),
-        "the `oci` Python SDK is required: pip install -r {REQUIREMENTS}\n{}",
+        "the `oci` Python SDK is required: scripts/setup-deps.sh builds venv-oci from {REQUIREMENTS}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -168,7 +173,7 @@ fn run_driver(dir: &Path, params: Value, mut on_flag: impl FnMut()) -> Value {
     let pfile = dir.join(format!("params-{}.json", params["mode"].as_str().unwrap()));
     std::fs::write(&pfile, params.to_string()).unwrap();
     let flag = params["revoke_flag"].as_str().map(PathBuf::from);
-    let mut child = Command::new("python3")
+    let mut child = Command::new(venv_python("oci"))
         .arg(SCRIPT)
         .arg(&pfile)
         .stdout(Stdio::piped())

@@ -231,3 +231,13 @@ impl Gce<'_> {
             .clone()
     }
 }
+
+/// The Python of the venv `scripts/setup-deps.sh` builds from
+/// `crates/sim/tests/requirements-<name>.txt` (under CLOUDVIP_TEST_CACHE, default
+/// /opt/cloudvip-test): PyPI clients never come from the system's pip.
+pub fn venv_python(name: &str) -> std::path::PathBuf {
+    std::env::var_os("CLOUDVIP_TEST_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("/opt/cloudvip-test"))
+        .join(format!("venv-{name}/bin/python"))
+}
