@@ -77,7 +77,10 @@ class Ctx:
         # On tmpfs, as a node's /run is: on a disk under other I/O, the agents' state-file
         # renames stall for 100 ms and more.
         self.workdir = tempfile.mkdtemp(prefix="cloudvip-bench-", dir="/dev/shm")
-        self.cloudvip = os.path.join(ROOT, "target/release/cloudvip")
+        self.cloudvip = os.path.join(
+            ROOT, os.environ.get("CLOUDVIP_BENCH_AGENT", "target/release/cloudvip"))
+        self.cloudvip_prof = os.path.join(ROOT, os.environ.get(
+            "CLOUDVIP_BENCH_PROF", "target/bench-prof/release/cloudvip"))
         self.sim_bin = os.path.join(ROOT, "target/release/cloudvip-sim")
         self.reaper = os.path.join(ROOT, "target/bench/reaper")
         for p in (self.cloudvip, self.sim_bin, self.reaper):
@@ -342,6 +345,7 @@ def inner(args):
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **machine(),
             "runs": args.runs, "scale_runs": args.scale_runs,
             "cloudvip": sh(ctx.cloudvip, "--version", check=False).strip(),
+            "build": ("static musl" if "musl" in ctx.cloudvip else "glibc") + " release",
             "commit": subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
                                      stdout=subprocess.PIPE, text=True).stdout.strip(),
             "profiles": {p: vars(PROFILES[p]) for p in args.profiles.split(",")}}

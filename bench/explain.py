@@ -119,7 +119,7 @@ def strace_text(t):
 
 def perf_text(ctx, tool, action, extra, need_state, vip):
     """Where the CPU goes, from a symbolised build if bench/run.sh --perf made one."""
-    binary = os.path.join(ctx.root, "target/bench-prof/release/cloudvip")
+    binary = ctx.cloudvip_prof
     if not (ctx.args.perf and os.path.exists(binary) and os.path.exists(PERF)):
         return None
     ctx.prepare(tool, need_state, [vip])

@@ -206,7 +206,8 @@ def header(meta):
     load2 = ", ".join(f"{x:.1f}" for x in meta.get("load_after", []))
     return (f"{meta['date']} on {meta['host']} ({meta['cpu']}, {meta['cores']} cores, "
             f"Linux {meta['kernel']}); load average {load} before, {load2} after; "
-            f"{meta['cloudvip']} at {meta['commit']}; medians of {meta['runs']} runs "
+            f"{meta['cloudvip']} ({meta.get('build', 'release')}) at {meta['commit']}; "
+            f"medians of {meta['runs']} runs "
             f"(scale: {meta['scale_runs']}); {meta.get('seconds', 0)} s in all.")
 
 

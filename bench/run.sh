@@ -5,7 +5,7 @@
 # Measures, asserts nothing about speed; fails loudly when a tool gets an action wrong.
 # Needs root and what scripts/setup-deps.sh installs (resource-agents, the anchors' venvs
 # under /opt/cloudvip-test, strace).
-#   bench/run.sh                      # everything, 3 runs per cell (about 15 min on 2 cores)
+#   bench/run.sh                      # everything, 3 runs per cell (25-30 min on 2 cores)
 #   bench/run.sh --runs 9 --jobs gce,oci --profiles real
 #   bench/run.sh --jobs oci --profiles real --scale "" --perf   # + perf of the slow rows
 #   bench/run.sh --help               # every option
@@ -13,10 +13,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 case " $* " in *" -h "* | *" --help "*) exec python3 bench/bench.py --help ;; esac
-cargo build --release --quiet -p cloudvip -p cloudvip-sim
+# cloudvip as the packages ship it (packaging/build.sh): the static musl build where the
+# target is installed, else the glibc one (whose ld.so and libc mappings add ~1.8 MiB RSS).
+MUSL=x86_64-unknown-linux-musl
+target=()
+if rustup target list --installed 2>/dev/null | grep -qx "$MUSL" && command -v musl-gcc >/dev/null
+then
+    target=(--target "$MUSL")
+    export CLOUDVIP_BENCH_AGENT=target/$MUSL/release/cloudvip
+else
+    echo "bench/run.sh: no $MUSL target: measuring the glibc build" >&2
+    export CLOUDVIP_BENCH_AGENT=target/release/cloudvip
+fi
+cargo build --release --quiet -p cloudvip "${target[@]}"
+cargo build --release --quiet -p cloudvip-sim
 case " $* " in *" --perf "*)   # the same release build, with symbols, for perf report
     CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-        cargo build --release --quiet -p cloudvip --target-dir target/bench-prof ;;
+        cargo build --release --quiet -p cloudvip "${target[@]}" --target-dir target/bench-prof
+    export CLOUDVIP_BENCH_PROF=${CLOUDVIP_BENCH_AGENT/#target/target/bench-prof} ;;
 esac
 mkdir -p target/bench
 [ target/bench/reaper -nt bench/reaper.rs ] ||
