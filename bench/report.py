@@ -142,14 +142,19 @@ def cpu_hour_table(results, profile):
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def find(results, profile, job, tool, action):
+    """(summary, result) of one action row, or (None, None)."""
+    for r in results:
+        if (r["kind"] == "action" and r["profile"] == profile and r["job"] == job
+                and r["tool"] == tool and r["action"] == action):
+            return summary(r), r
+    return None, None
+
+
 def targets_table(results, profile):
     """Issue 15's reach targets, as this run measured them (measurement, not a test)."""
     def get(job, tool, action):
-        for r in results:
-            if (r["kind"] == "action" and r["profile"] == profile and r["job"] == job
-                    and r["tool"] == tool and r["action"] == action):
-                return summary(r), r
-        return None, None
+        return find(results, profile, job, tool, action)
     rows = []
 
     def add(what, value, met):
@@ -285,11 +290,7 @@ def write(results, meta, outdir):
 def readme_table(results, profile):
     """One row per job and tool: what a user waits for and pays."""
     def get(job, tool, action):
-        for r in results:
-            if (r["kind"] == "action" and r["profile"] == profile and r["job"] == job
-                    and r["tool"] == tool and r["action"] == action):
-                return summary(r), r
-        return None, None
+        return find(results, profile, job, tool, action)
     scale = {(r["job"], r["tool"]): r for r in results
              if r["kind"] == "scale" and r["profile"] == profile and r["vips"] == 32}
     lines = ["| job | tool | monitor | start, VIP elsewhere (floor) | 32 VIPs at once: "
@@ -305,6 +306,8 @@ def readme_table(results, profile):
         mon, _ = get(job, tool, "monitor")
         st, sr = get(job, tool, "start (elsewhere)")
         md, _ = get(job, tool, "meta-data")
+        if not (mon and st and md):
+            continue
         sc = scale.get((job, tool))
         sc_txt = "-"
         if sc:
