@@ -19,9 +19,11 @@ CONFIG=${CONFIG:-/etc/cloudvip/oci_config}
 
 # The reserved public IP belongs to the private IP object, which keeps its OCID when it
 # moves: the public IP follows without a second call in most moves; start checks it and
-# assigns it again if the assignment failed silently.
+# assigns it again if the assignment failed silently. cidr_netmask=32 (the default, written
+# out): the subnet route already exists through the VNIC's primary address, and a host
+# prefix keeps the VIP from becoming the source address for the whole subnet.
 pcs resource create vip-oci-public ocf:rust:cloudvip \
-    ip="$VIP" cidr_netmask=24 cloud=oci credentials="$CONFIG" oci_profile=DEFAULT \
+    ip="$VIP" cidr_netmask=32 cloud=oci credentials="$CONFIG" oci_profile=DEFAULT \
     public_ip="$PUBLIC" \
     op monitor interval=10s timeout=20s \
     op start timeout=90s \

@@ -168,11 +168,17 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     }
     let mut here_cloud = None;
     let mut cloud_error = None;
+    // Who the cloud routes the VIP to when not here: the VIP's own row (the first).
+    let mut elsewhere = None;
     if backend.name() != "none" {
         let cnic = nic.as_ref().ok().map(nic_of);
         match backend.holders(cnic.as_ref(), &deadline) {
             Ok(hs) => {
                 here_cloud = Some(hs.iter().any(|h| h.ours));
+                elsewhere = hs
+                    .first()
+                    .filter(|h| h.held && !h.ours)
+                    .map(|h| h.holder.clone());
                 for h in hs {
                     rows.push([backend.name().into(), h.what, h.holder, yes(h.ours).into()]);
                 }
@@ -206,8 +212,16 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
             )
         }
         (Some(true), None | Some(true)) | (None, Some(true)) => "this node serves the VIP".into(),
-        (Some(false) | None, None | Some(false)) => "this node does not serve the VIP".into(),
-        (Some(true), Some(false)) => "inconsistent: the address is here but the cloud routes the VIP elsewhere (Pacemaker's monitor reports an error; `cloudvip start` here claims it)".into(),
+        (Some(false) | None, None) => "this node does not serve the VIP".into(),
+        (Some(false) | None, Some(false)) => match &elsewhere {
+            Some(h) => format!("this node does not serve the VIP: the cloud routes it to {h}"),
+            None => "this node does not serve the VIP, and nobody holds it in the cloud                      (`cloudvip start` on a node claims it)"
+                .into(),
+        },
+        (Some(true), Some(false)) => match &elsewhere {
+            Some(h) => format!("inconsistent: the address is here but the cloud routes the VIP to {h} (Pacemaker's monitor reports an error; `cloudvip start` here claims it)"),
+            None => "inconsistent: the address is here but nobody holds the VIP in the cloud (`cloudvip start` here claims it)".into(),
+        },
         (Some(false), Some(true)) => "inconsistent: the cloud routes the VIP here but the address is missing (`cloudvip start` adds it)".into(),
     };
     let ok = verdict == "this node serves the VIP";

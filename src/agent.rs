@@ -131,8 +131,10 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     }
     cloud
         .validate(&nic_of(&nic), deadline)
-        .map_err(cloud_exit)?;
-    let claimed = cloud.claim(&nic_of(&nic), deadline).map_err(cloud_exit)?;
+        .map_err(|e| cloud_exit(e.at("validate")))?;
+    let claimed = cloud
+        .claim(&nic_of(&nic), deadline)
+        .map_err(|e| cloud_exit(e.at("claim")))?;
     let added = local.add(&nic)?;
     match (local.mode(), added) {
         (LocalMode::None, _) => log::info!("{} claimed in {}", params.ip, cloud.name()),
@@ -144,7 +146,7 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     local.announce(&claimed, &nic, deadline);
     cloud
         .claim_extras(&nic_of(&nic), &claimed, deadline)
-        .map_err(cloud_exit)?;
+        .map_err(|e| cloud_exit(e.at("public IP")))?;
     Ok(Status::Success)
 }
 
@@ -264,7 +266,7 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
             Ok(Status::Success)
         }
         // A probe with local_mode=none: only the cloud knows, and it did not answer.
-        Err(e) => Err(cloud_exit(e).into()),
+        Err(e) => Err(cloud_exit(e.at("check")).into()),
     }
 }
 
@@ -289,7 +291,7 @@ fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         check_here(&params, &mut local, &nic)?;
         cloud
             .validate(&nic_of(&nic), deadline)
-            .map_err(cloud_exit)?;
+            .map_err(|e| cloud_exit(e.at("validate")))?;
     }
     Ok(Status::Success)
 }

@@ -26,6 +26,7 @@ pub enum Method {
     Post,
     Put,
     Patch,
+    Delete,
 }
 
 impl Method {
@@ -35,6 +36,7 @@ impl Method {
             Method::Post => "POST",
             Method::Put => "PUT",
             Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -268,6 +270,8 @@ fn retry(
 ) -> Result<Response, HttpError> {
     let mut backoff = SEND_BACKOFF;
     let mut tries = 0u32;
+    // The previous attempt's outcome: when no time is left for another, it is the cause.
+    let mut last: Option<Result<Response, HttpError>> = None;
     loop {
         tries += 1;
         // ureq's timeout fires late on a loaded machine (2.83 s -> 2.98 s, 6.27 s -> 6.43 s,
@@ -276,11 +280,13 @@ fn retry(
         let left = deadline.remaining();
         let budget = (left - left / 10).min(req.per_call);
         if budget < MIN_ATTEMPT {
-            return Err(HttpError::Transport(format!(
-                "{} {}: no time left for a request",
-                req.method.as_str(),
-                redact(&req.url)
-            )));
+            return last.unwrap_or_else(|| {
+                Err(HttpError::Transport(format!(
+                    "{} {}: no time left for a request",
+                    req.method.as_str(),
+                    redact(&req.url)
+                )))
+            });
         }
         let started = Instant::now();
         let outcome = attempt(budget);
@@ -317,6 +323,7 @@ fn retry(
             }
             return outcome;
         }
+        last = Some(outcome);
     }
 }
 
@@ -338,6 +345,7 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
         .run();
     let mut resp = match result {
         Ok(r) => r,
+        Err(ureq::Error::Timeout(_)) => return Err(timed_out(req, budget, "")),
         Err(e) => return Err(classify(req, e)),
     };
     let status = resp.status().as_u16();
@@ -347,18 +355,30 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
         .with_config()
         .limit(16 * 1024 * 1024)
         .read_to_vec()
-        .map_err(|e| {
-            HttpError::Transport(format!(
+        .map_err(|e| match e {
+            ureq::Error::Timeout(_) => timed_out(req, budget, " for the whole body"),
+            e => HttpError::Transport(format!(
                 "{} {}: reading the body: {e}",
                 req.method.as_str(),
                 redact(&req.url)
-            ))
+            )),
         })?;
     Ok(Response {
         status,
         headers,
         body,
     })
+}
+
+/// An attempt that ran out of its budget. ureq says "timeout: global", which names neither
+/// the request nor the wait.
+fn timed_out(req: &Request, budget: Duration, what: &str) -> HttpError {
+    HttpError::Transport(format!(
+        "{} {}: no answer{what} within {:.1} s",
+        req.method.as_str(),
+        redact(&req.url),
+        budget.as_secs_f64()
+    ))
 }
 
 /// Which ureq errors are permanent. TLS failures arrive as an I/O error wrapping the

@@ -459,3 +459,259 @@ fn help_speaks_to_newcomers_and_ocf_parsing_is_unchanged() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// The wait a failed step reports ("no answer within 2.7 s"): the budget it was given,
+/// as the agent's own message says it, not a time this test measured.
+fn waited_secs(line: &str) -> f64 {
+    let (_, rest) = line
+        .split_once("no answer within ")
+        .unwrap_or_else(|| panic!("no \"no answer within\" in: {line}"));
+    rest.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in: {line}"))
+}
+
+#[test]
+fn diagnose_with_a_hung_metadata_server_says_so_in_its_own_budget_and_skips_the_rest() {
+    let g = GceLab::new();
+    // Hung, not refused: the connection is accepted and never answered.
+    g.fault(
+        serde_json::json!({"kind": "hang", "ms": 60000, "cloud": "gce", "service": "metadata"}),
+    );
+    let r = cli(
+        &g,
+        2,
+        &gce_args(
+            &g,
+            "diagnose",
+            &["-p", "ip=10.128.0.100", "--timeout", "60"],
+        ),
+    );
+    assert!(g.fault_fired(), "the hang never applied");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_status(&r, "parameters", "ok");
+    assert_status(&r, "metadata", "FAIL");
+    for s in ["credentials", "permissions", "nic", "subnet"] {
+        assert_status(&r, s, "skip");
+    }
+    let md = step(&r, "metadata");
+    // Its own few seconds, not the 54 s the command had: the finding, then the rest.
+    let waited = waited_secs(md);
+    assert!(waited <= 3.0, "waited {waited} s of a 54 s budget: {md}");
+    assert!(!r.stdout.contains("timeout: global"), "{}", r.stdout);
+    assert!(md.contains("169.254.169.254"), "names the request: {md}");
+
+    // The API hung instead: metadata and credentials pass, each permission probe reports
+    // its own wait, and the NIC (metadata only) is still checked.
+    g.clear_faults();
+    g.fault(serde_json::json!({"kind": "hang", "ms": 60000, "cloud": "gce", "service": "compute"}));
+    let r = cli(
+        &g,
+        2,
+        &gce_args(
+            &g,
+            "diagnose",
+            &["-p", "ip=10.128.0.100", "--timeout", "60"],
+        ),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_status(&r, "metadata", "ok");
+    assert_status(&r, "credentials", "ok");
+    assert_status(&r, "permissions", "FAIL");
+    assert_status(&r, "nic", "ok");
+    let p = step(&r, "permissions");
+    assert!(p.contains("could not check"), "{p}");
+    // (The probes that need the instance's own record are not made without it.)
+    for probe in ["compute.instances.get: ", "compute.instances.list: "] {
+        let (_, after) = p
+            .split_once(probe)
+            .unwrap_or_else(|| panic!("{probe} not reported: {p}"));
+        let waited = waited_secs(after);
+        assert!(waited <= 5.0, "{probe} waited {waited} s: {p}");
+    }
+    assert!(!p.contains("no time left"), "a probe was starved: {p}");
+}
+
+#[test]
+fn gce_diagnose_names_the_account_and_only_the_permissions_it_checked() {
+    let g = GceLab::new();
+    // node-c's account lacks updateNetworkInterface: the fix names that account.
+    let r = cli(&g, 3, &gce_args(&g, "diagnose", &["-p", "ip=10.128.0.100"]));
+    assert_status(&r, "permissions", "FAIL");
+    let fix = fix_after(&r, "permissions");
+    assert!(
+        fix.contains("--member serviceAccount:readonly@my-project.iam.gserviceaccount.com"),
+        "{fix}"
+    );
+    assert!(!r.stdout.contains("SA_EMAIL"), "{}", r.stdout);
+    assert!(
+        step(&r, "credentials").contains("readonly@my-project.iam.gserviceaccount.com"),
+        "{}",
+        r.stdout
+    );
+
+    // Without public_ip the addresses are not checked, and not claimed to be.
+    let r = cli(&g, 2, &gce_args(&g, "diagnose", &["-p", "ip=10.128.0.100"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let p = step(&r, "permissions");
+    assert!(
+        p.contains("instances.get") && p.contains("updateNetworkInterface"),
+        "{p}"
+    );
+    assert!(
+        !p.contains("addresses"),
+        "no public_ip, no addresses.get: {p}"
+    );
+    let r = cli(
+        &g,
+        2,
+        &gce_args(
+            &g,
+            "diagnose",
+            &["-p", "ip=10.128.0.100", "-p", "public_ip=vip-ext"],
+        ),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        step(&r, "permissions").contains("addresses.get"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn status_says_when_nobody_holds_the_vip() {
+    let g = GceLab::new();
+    // No instance has 10.128.0.120.
+    let vip = "ip=10.128.0.120";
+    let r = cli(&g, 2, &gce_args(&g, "status", &["-p", vip]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("alias 10.128.0.120"))
+        .unwrap_or_else(|| panic!("no alias row:\n{}", r.stdout));
+    assert!(row.contains("no instance in the region has it"), "{row}");
+    assert!(
+        r.stdout.contains("nobody holds it in the cloud"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("routes"), "{}", r.stdout);
+
+    // The address configured here by hand, still held by nobody: inconsistent, and said so.
+    sh(&[
+        "ip",
+        "-n",
+        g.lab.ns(2),
+        "addr",
+        "add",
+        "10.128.0.120/32",
+        "dev",
+        "eth0",
+    ]);
+    let r = cli(&g, 2, &gce_args(&g, "status", &["-p", vip]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("the address is here but nobody holds the VIP in the cloud"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("elsewhere"), "{}", r.stdout);
+
+    // Held by another node: that node is named.
+    let r = cli(&g, 2, &gce_args(&g, "status", &["-p", "ip=10.128.0.100"]));
+    assert!(
+        r.stdout
+            .contains("the cloud routes it to node-a nic0 (us-central1-a)"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// The OCI lab with node3's instance principal allowed `use` (move) but not `manage`
+/// (create) private IPs.
+fn oci_lab_without_manage() -> OciLab {
+    let c =
+        CloudLab::start(|d| crate::oci::world(d).replace("access = \"read\"", "access = \"use\""));
+    let api = c.endpoints["oci"]["api"]
+        .as_str()
+        .unwrap()
+        .replace("http://", "https://");
+    OciLab { c, api }
+}
+
+#[test]
+fn oci_diagnose_probes_the_right_to_create_the_private_ip() {
+    let o = oci_lab_without_manage();
+    // 10.0.1.120 has no private IP object: the first start must create it.
+    let r = cli(&o.c, 3, &oci_args(&o, "diagnose", &["-p", "ip=10.0.1.120"]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_status(&r, "permissions", "FAIL");
+    let p = step(&r, "permissions");
+    assert!(p.contains("manage private-ips (CreatePrivateIp"), "{p}");
+    assert!(!p.contains("UpdatePrivateIp"), "use is granted: {p}");
+    let fix = fix_after(&r, "permissions");
+    assert!(fix.contains("to manage private-ips"), "{fix}");
+    // The VIP's private IP exists (on node1): start only moves it; create is a note.
+    let r = cli(&o.c, 3, &oci_args(&o, "diagnose", &["-p", "ip=10.0.1.100"]));
+    assert_status(&r, "permissions", "ok");
+    let p = step(&r, "permissions");
+    assert!(p.contains("CreatePrivateIp is not allowed"), "{p}");
+    // With every right, create is probed and allowed; the probe created nothing.
+    let before = o.c.admin("GET", "/admin/state", None)["oci"]["privateIps"].clone();
+    let r = cli(&o.c, 2, &oci_args(&o, "diagnose", &["-p", "ip=10.0.1.120"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        step(&r, "permissions").contains("and CreatePrivateIp (probed, nothing changed): allowed"),
+        "{}",
+        r.stdout
+    );
+    let after = o.c.admin("GET", "/admin/state", None)["oci"]["privateIps"].clone();
+    assert_eq!(before, after, "the probes changed the private IPs");
+    let posts: Vec<serde_json::Value> =
+        o.c.log()
+            .into_iter()
+            .filter(|e| {
+                e["method"] == "POST"
+                    && e["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/privateIps"))
+            })
+            .collect();
+    assert!(!posts.is_empty(), "no create probe in the request log");
+
+    // OCI's create-only answer that means "not authorized, or it exists" (its API errors
+    // page): undecided, never reported as allowed.
+    o.c.fault(serde_json::json!({
+        "kind": "error", "cloud": "oci", "method": "POST", "path_contains": "/privateIps",
+        "status": 409, "code": "NotAuthorizedOrResourceAlreadyExists",
+        "message": "You do not have authorization to perform this request, or the resource already exists"
+    }));
+    let r = cli(&o.c, 2, &oci_args(&o, "diagnose", &["-p", "ip=10.0.1.120"]));
+    assert!(o.c.fault_fired(), "the 409 never applied");
+    let p = step(&r, "permissions");
+    assert!(p.contains("CreatePrivateIp undecided"), "{p}");
+    assert!(!p.contains("and CreatePrivateIp (probed"), "{p}");
+}
+
+#[test]
+fn a_start_that_runs_out_of_time_says_in_which_step() {
+    let g = GceLab::new();
+    g.fault(serde_json::json!({"kind": "hang", "ms": 60000, "cloud": "gce", "service": "compute"}));
+    let r = g
+        .agent(2, "start", &[])
+        .env("OCF_RESKEY_CRM_meta_timeout", "8000")
+        .run();
+    assert!(g.fault_fired(), "the hang never applied");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let reason = r.reason().unwrap_or_default();
+    assert!(
+        reason.starts_with("transient cloud error: claim: "),
+        "the step follows the kind: {reason}"
+    );
+    assert!(reason.contains("no answer within"), "{reason}");
+    assert!(!r.stderr.contains("timeout: global"), "{}", r.stderr);
+}

@@ -85,7 +85,7 @@ fn ring_md5(der: &[u8]) -> String {
     out.rsplit(' ').next().unwrap().trim().to_owned()
 }
 
-fn world(dir: &Path) -> String {
+pub fn world(dir: &Path) -> String {
     let fp = make_api_key(dir);
     let d = dir.display();
     let mut w = format!(

@@ -44,7 +44,27 @@ impl CloudError {
     pub fn is_transient(&self) -> bool {
         matches!(self, CloudError::Transient(_) | CloudError::Conflict(_))
     }
+
+    /// The same error, naming the step of the action it happened in ("claim", "public IP")
+    /// right after its kind, when its cause does not already say what was being done: a
+    /// timeout or a 503 ("transient cloud error: claim: Compute API: GET …: no answer
+    /// within 4.5 s"). A denial names the permission, a missing object names the object,
+    /// and Pacemaker keeps only 128 characters of the reason: those stay as they are.
+    pub fn at(self, step: &str) -> CloudError {
+        match self {
+            CloudError::Transient(x) => CloudError::Transient(format!("{step}: {x}")),
+            CloudError::Conflict(x) => CloudError::Conflict(format!("{step}: {x}")),
+            e => e,
+        }
+    }
 }
+
+/// How long one `cloudvip diagnose` step may wait: a metadata server answers in
+/// milliseconds, so a few seconds without an answer is the finding, not a reason to wait
+/// out the whole command's budget (20 s) and skip everything after it.
+pub const DIAGNOSE_METADATA: std::time::Duration = std::time::Duration::from_secs(3);
+/// Every other diagnose step (a token, one permission probe, one read).
+pub const DIAGNOSE_STEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// When `r` refused our credentials and this node's clock is more than `limit_secs` off
 /// the server's, that is the cause: a node-local problem (its time, NTP) that no retry
@@ -209,8 +229,9 @@ pub trait Cloud {
     ) -> Result<Vec<Planned>, CloudError> {
         Ok(Vec::new())
     }
-    /// For `cloudvip status`: who holds the VIP (and its public IP) as the cloud sees it.
-    /// May cost a few read-only API calls; never called by Pacemaker.
+    /// For `cloudvip status`: who holds the VIP (and its public IP) as the cloud sees it,
+    /// the VIP's own row first. May cost a few read-only API calls; never called by
+    /// Pacemaker.
     fn holders(
         &mut self,
         _nic: Option<&Nic>,
@@ -234,9 +255,30 @@ pub trait Cloud {
 pub struct Holding {
     /// e.g. "alias 10.0.0.250/32", "public 203.0.113.10"
     pub what: String,
-    /// e.g. "node-a nic0 (us-central1-a)"; "-" when nobody holds it.
+    /// e.g. "node-a nic0 (us-central1-a)"; "- (why)" when nobody holds it.
     pub holder: String,
     pub ours: bool,
+    /// Some instance holds it (this one or another).
+    pub held: bool,
+}
+
+impl Holding {
+    pub fn held(what: String, holder: String, ours: bool) -> Holding {
+        Holding {
+            what,
+            holder,
+            ours,
+            held: true,
+        }
+    }
+    pub fn nobody(what: String, why: &str) -> Holding {
+        Holding {
+            what,
+            holder: format!("- ({why})"),
+            ours: false,
+            held: false,
+        }
+    }
 }
 
 /// One check of `cloudvip diagnose`.

@@ -62,6 +62,13 @@ impl Gce {
         }
     }
 
+    /// The account of `credentials=`, for diagnose's messages; `None` when the key file
+    /// cannot be read (diagnose's credentials step says why).
+    pub(super) fn key_email(&self) -> Option<String> {
+        let path = self.opts.credentials.as_deref()?;
+        read_key(Path::new(path)).ok().map(|k| k.client_email)
+    }
+
     fn metadata_token(&self, deadline: &Deadline) -> Result<Secret, CloudError> {
         let r = self.md_get("instance/service-accounts/default/token", deadline)?;
         let t: TokenResponse = serde_json::from_slice(&r.body)

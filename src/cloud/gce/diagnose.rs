@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 
 use super::compute::{instance_ref, Api};
 use super::{name_and_zone, nic_has, Gce};
-use crate::cloud::{format_mac, in_subnet, named_permission, CloudError, Holding, Nic, Step};
+use crate::cloud::{
+    format_mac, in_subnet, named_permission, CloudError, Holding, Nic, Step, DIAGNOSE_METADATA,
+    DIAGNOSE_STEP,
+};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
 
@@ -21,24 +24,21 @@ impl Gce {
         let id = self.with_identity(deadline)?;
         let api = Api::new(self);
         let mut rows = Vec::new();
+        let alias = format!("alias {}", self.ip);
         for inst in api.candidates(id.region(), deadline)? {
             let (name, zone) = name_and_zone(&inst)?;
             for nic in inst["networkInterfaces"].as_array().into_iter().flatten() {
                 if nic_has(nic, self.ip) {
-                    rows.push(Holding {
-                        what: format!("alias {}", self.ip),
-                        holder: format!("{name} {} ({zone})", nic["name"].as_str().unwrap_or("?")),
-                        ours: name == id.name && zone == id.zone,
-                    });
+                    rows.push(Holding::held(
+                        alias.clone(),
+                        format!("{name} {} ({zone})", nic["name"].as_str().unwrap_or("?")),
+                        name == id.name && zone == id.zone,
+                    ));
                 }
             }
         }
         if rows.is_empty() {
-            rows.push(Holding {
-                what: format!("alias {}", self.ip),
-                holder: "- (no instance in the region has it)".into(),
-                ours: false,
-            });
+            rows.push(Holding::nobody(alias, "no instance in the region has it"));
         }
         if let Some(want) = self.opts.public_ip.clone() {
             let addr = api.address(id.region(), &want, deadline)?;
@@ -51,18 +51,17 @@ impl Gce {
                 .filter_map(instance_ref)
                 .collect();
             if users.is_empty() {
-                rows.push(Holding {
-                    what: format!("external {nat}"),
-                    holder: "- (reserved, not attached)".into(),
-                    ours: false,
-                });
+                rows.push(Holding::nobody(
+                    format!("external {nat}"),
+                    "reserved, not attached",
+                ));
             }
             for (zone, name) in users {
-                rows.push(Holding {
-                    what: format!("external {nat}"),
-                    ours: zone == id.zone && name == id.name,
-                    holder: format!("{name} ({zone})"),
-                });
+                rows.push(Holding::held(
+                    format!("external {nat}"),
+                    format!("{name} ({zone})"),
+                    zone == id.zone && name == id.name,
+                ));
             }
         }
         Ok(rows)
@@ -75,8 +74,9 @@ impl Gce {
                 out.push(Step::skip(name));
             }
         };
-        // 1. The metadata server.
-        let id = match self.with_identity(deadline) {
+        // 1. The metadata server: it answers in milliseconds, so a short wait is enough
+        // to call it down, and the steps after it are skipped, not starved.
+        let id = match self.with_identity(&deadline.within(DIAGNOSE_METADATA)) {
             Ok(id) => {
                 out.push(Step::pass(
                     "metadata",
@@ -103,29 +103,34 @@ impl Gce {
                 return out;
             }
         };
-        // 2. Credentials: a token for the API.
-        let who = match &self.opts.credentials {
-            Some(p) => format!("the service-account key {p}"),
-            None => {
-                let email = self
-                    .md_get("instance/service-accounts/default/email", deadline)
-                    .map(|r| r.text().trim().to_owned())
-                    .unwrap_or_default();
-                if email.is_empty() {
-                    "the instance's service account".to_owned()
-                } else {
-                    format!("the instance's service account {email}")
-                }
-            }
+        // 2. Credentials: a token for the API, and whose it is (the fixes name it).
+        let step = deadline.within(DIAGNOSE_STEP);
+        let account = match &self.opts.credentials {
+            Some(_) => self.key_email(),
+            None => self
+                .md_get("instance/service-accounts/default/email", &step)
+                .ok()
+                .map(|r| r.text().trim().to_owned())
+                .filter(|e| !e.is_empty()),
         };
-        if let Err(e) = self.token(deadline, false) {
+        let who = match (&self.opts.credentials, &account) {
+            (Some(p), Some(a)) => format!("the service-account key {p} ({a})"),
+            (Some(p), None) => format!("the service-account key {p}"),
+            (None, Some(a)) => format!("the instance's service account {a}"),
+            (None, None) => "the instance's service account".to_owned(),
+        };
+        // In the fixes: the account itself, or where to put one.
+        let sa = account
+            .clone()
+            .unwrap_or_else(|| format!("NAME@{}.iam.gserviceaccount.com", id.project));
+        if let Err(e) = self.token(&step, false) {
             let fix = match &self.opts.credentials {
                 Some(_) => "credentials= must name a JSON key of a service account \
                             (gcloud iam service-accounts keys create), readable by root, mode 0600"
                     .to_owned(),
                 None => format!(
                     "attach a service account with the cloud-platform scope: gcloud compute \
-                     instances set-service-account {} --zone {} --service-account SA_EMAIL \
+                     instances set-service-account {} --zone {} --service-account {sa} \
                      --scopes cloud-platform (the instance must be stopped), or set credentials=",
                     id.name, id.zone
                 ),
@@ -143,24 +148,30 @@ impl Gce {
             format!("{who}: access token obtained"),
         ));
         // 3. Permissions: every call start makes, read ones for real, the mutation probed.
+        // Each probe has its own budget: one that hangs does not starve the others.
         let api = Api::new(self);
         let mut missing: Vec<String> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
-        let mut note = |perm: &str, r: Result<(), CloudError>| match r {
-            Ok(()) => {}
-            Err(CloudError::Denied(m)) => {
-                missing.push(named_permission(&m).unwrap_or_else(|| perm.to_owned()))
+        let mut checked: Vec<&'static str> = Vec::new();
+        let mut note = |perm: &'static str, r: Result<(), CloudError>| {
+            checked.push(perm.trim_start_matches("compute."));
+            match r {
+                Ok(()) => {}
+                Err(CloudError::Denied(m)) => {
+                    missing.push(named_permission(&m).unwrap_or_else(|| perm.to_owned()))
+                }
+                Err(e) => errors.push(format!("{perm}: {e}")),
             }
-            Err(e) => errors.push(format!("{perm}: {e}")),
         };
-        let me = api.get_instance(&id.zone, &id.name, deadline);
+        let probe = || deadline.within(DIAGNOSE_STEP);
+        let me = api.get_instance(&id.zone, &id.name, &probe());
         note(
             "compute.instances.get",
             me.as_ref().map(|_| ()).map_err(Clone::clone),
         );
         note(
             "compute.instances.list",
-            api.candidates(id.region(), deadline).map(|_| ()),
+            api.candidates(id.region(), &probe()).map(|_| ()),
         );
         // start waits for operations in flight on the instances it writes, and checks the
         // VIP against the subnet's ranges before it takes the VIP from its holder
@@ -168,13 +179,13 @@ impl Gce {
             if let Some(link) = me["selfLink"].as_str() {
                 note(
                     "compute.zoneOperations.list",
-                    api.pending_on(&id.zone, link, deadline).map(|_| ()),
+                    api.pending_on(&id.zone, link, &probe()).map(|_| ()),
                 );
             }
             if let Some(url) = me["networkInterfaces"][0]["subnetwork"].as_str() {
                 note(
                     "compute.subnetworks.get",
-                    api.subnetwork(url, deadline).map(|_| ()),
+                    api.subnetwork(url, &probe()).map(|_| ()),
                 );
             }
         }
@@ -194,16 +205,16 @@ impl Gce {
                 encode(nic_name)
             );
             // 412 (stale fingerprint) means IAM let the call through; it changed nothing.
-            let probe = match api.call(Method::Patch, &path, Some(&body), deadline) {
+            let refused = match api.call(Method::Patch, &path, Some(&body), &probe()) {
                 Ok(_) | Err(CloudError::Conflict(_)) => Ok(()),
                 Err(e) => Err(e),
             };
-            note("compute.instances.updateNetworkInterface", probe);
+            note("compute.instances.updateNetworkInterface", refused);
         }
         if let Some(p) = self.opts.public_ip.clone() {
             note(
                 "compute.addresses.get",
-                api.address(id.region(), &p, deadline).map(|_| ()),
+                api.address(id.region(), &p, &probe()).map(|_| ()),
             );
         }
         if !missing.is_empty() {
@@ -233,7 +244,7 @@ impl Gce {
                 format!(
                     "grant it a role with these permissions, e.g. a custom role: \
                      gcloud iam roles create cloudvip --project {p} --permissions {} ; \
-                     gcloud projects add-iam-policy-binding {p} --member serviceAccount:SA_EMAIL \
+                     gcloud projects add-iam-policy-binding {p} --member serviceAccount:{sa} \
                      --role projects/{p}/roles/cloudvip (see pcs-examples/gce-iam.sh)",
                     all.join(","),
                     p = id.project
@@ -249,8 +260,11 @@ impl Gce {
         } else {
             out.push(Step::pass(
                 "permissions",
-                "instances.get, instances.list, zoneOperations.list, subnetworks.get, \
-                 updateNetworkInterface (probed, nothing changed), addresses.get with public_ip: allowed",
+                format!(
+                    "{}: allowed (updateNetworkInterface probed with a stale fingerprint, \
+                     nothing changed)",
+                    checked.join(", ")
+                ),
             ));
         }
         // 4. The NIC: the local interface's MAC must be one of this instance's NICs.
@@ -303,7 +317,7 @@ impl Gce {
             .as_ref()
             .ok()
             .and_then(|m| m["networkInterfaces"][idx]["subnetwork"].as_str())
-            .map(|url| api.subnetwork(url, deadline));
+            .map(|url| api.subnetwork(url, &deadline.within(DIAGNOSE_STEP)));
         if let Some(Ok(sub)) = sub {
             match self.check_range(&sub) {
                 Ok(range) => out.push(Step::pass("subnet", format!("{} lies in {range}", self.ip))),

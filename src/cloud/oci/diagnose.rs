@@ -2,16 +2,25 @@
 //! what the reserved public IP is assigned to, and the checks IMDS → credentials →
 //! permissions → VNIC → subnet with the fix for each failure. Read-only: the right to move
 //! a private IP is probed with a PUT carrying a wrong `if-match`, which OCI refuses (412)
-//! only after its policy check (404 NotAuthorizedOrNotFound).
+//! only after its policy check (404 NotAuthorizedOrNotFound), and the right to create one
+//! with a POST for an address the subnet already has.
 
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
 use super::Oci;
-use crate::cloud::{in_subnet, CloudError, Holding, Nic, Step};
+use crate::cloud::{in_subnet, CloudError, Holding, Nic, Step, DIAGNOSE_METADATA, DIAGNOSE_STEP};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
+
+/// What the CreatePrivateIp probe learnt.
+enum CreateProbe {
+    /// The service looked at the address: the policy let the call through.
+    Allowed,
+    /// OCI's answer that means "not authorized, or it exists".
+    Undecided(String),
+}
 
 const PROBE_ETAG: &str = "cloudvip-diagnose-probe";
 
@@ -20,6 +29,50 @@ fn str_of(v: &Value) -> String {
 }
 
 impl Oci {
+    /// May this principal create a private IP on `vnic`? Asked with the VNIC's own primary
+    /// address, which the subnet already has, so the service refuses to create it whatever
+    /// the policy says: 404 NotAuthorizedOrNotFound (Denied) when the policy does not allow
+    /// it, a conflict or a 400 about the address when it does (the emulator's order:
+    /// policy first, then the address). OCI's API errors page lists one create-only answer
+    /// that means either: "409 NotAuthorizedOrResourceAlreadyExists: You do not have
+    /// authorization to perform this request, or the resource you are attempting to create
+    /// already exists" (docs.oracle.com/en-us/iaas/Content/API/References/apierrors.htm);
+    /// that answer is reported as undecided, never as allowed. Should a service ever
+    /// create the address anyway, it is deleted at once.
+    fn probe_create(
+        &mut self,
+        vnic: &str,
+        taken: &str,
+        deadline: &Deadline,
+    ) -> Result<CreateProbe, CloudError> {
+        let body =
+            json!({ "vnicId": vnic, "ipAddress": taken, "displayName": "cloudvip-diagnose-probe" });
+        match self.call(Method::Post, "privateIps", Some(&body), &[], deadline) {
+            Ok(r) => {
+                let id = serde_json::from_slice::<Value>(&r.body)
+                    .ok()
+                    .map(|v| str_of(&v["id"]))
+                    .unwrap_or_default();
+                log::warn!("diagnose: the create probe made private IP {id:?}; deleting it");
+                if !id.is_empty() {
+                    self.call(
+                        Method::Delete,
+                        &format!("privateIps/{id}"),
+                        None,
+                        &[],
+                        deadline,
+                    )?;
+                }
+                Ok(CreateProbe::Allowed)
+            }
+            Err(CloudError::Conflict(m)) if m.contains("NotAuthorizedOrResourceAlreadyExists") => {
+                Ok(CreateProbe::Undecided(m))
+            }
+            Err(CloudError::Conflict(_) | CloudError::Invalid(_)) => Ok(CreateProbe::Allowed),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Our VNIC: the one for `nic`'s MAC (or vnic_id), else the first one IMDS lists.
     fn diag_vnic(&self, nic: Option<&Nic>) -> Option<String> {
         match nic {
@@ -45,20 +98,18 @@ impl Oci {
             .ok_or_else(|| CloudError::NotFound("no VNIC of this instance matches".into()))?;
         let mut rows = Vec::new();
         let found = self.private_ips(&vnic, deadline)?;
+        let what = format!("private {}", self.ip);
         for p in &found {
-            let holder = p.vnic_id.clone().unwrap_or_else(|| "-".into());
-            rows.push(Holding {
-                what: format!("private {}", self.ip),
-                ours: holder == vnic,
-                holder: format!("VNIC {holder}"),
+            rows.push(match &p.vnic_id {
+                Some(h) => Holding::held(what.clone(), format!("VNIC {h}"), *h == vnic),
+                None => Holding::nobody(what.clone(), "reserved, on no VNIC"),
             });
         }
         if found.is_empty() {
-            rows.push(Holding {
-                what: format!("private {}", self.ip),
-                holder: "- (no private IP object: start creates it)".into(),
-                ours: false,
-            });
+            rows.push(Holding::nobody(
+                what,
+                "no private IP object: start creates it",
+            ));
         }
         if let Some(want) = self.opts.public_ip.clone() {
             let (p, _) = self.public_ip(&want, deadline)?;
@@ -66,14 +117,11 @@ impl Oci {
             let ours = found
                 .iter()
                 .any(|f| f.id == target && f.vnic_id.as_deref() == Some(vnic.as_str()));
-            rows.push(Holding {
-                what: format!("public {}", p.ip_address),
-                holder: if target.is_empty() {
-                    format!("- ({:?})", p.lifecycle_state)
-                } else {
-                    format!("private IP {target}")
-                },
-                ours,
+            let what = format!("public {}", p.ip_address);
+            rows.push(if target.is_empty() {
+                Holding::nobody(what, &format!("{:?}", p.lifecycle_state))
+            } else {
+                Holding::held(what, format!("private IP {target}"), ours)
             });
         }
         Ok(rows)
@@ -86,8 +134,8 @@ impl Oci {
                 out.push(Step::skip(name));
             }
         };
-        // 1. IMDS.
-        if let Err(e) = self.load(deadline) {
+        // 1. IMDS, which answers in milliseconds: a short wait decides it.
+        if let Err(e) = self.load(&deadline.within(DIAGNOSE_METADATA)) {
             out.push(Step::fail(
                 "metadata",
                 format!("the instance metadata service does not answer: {e}"),
@@ -115,7 +163,8 @@ impl Oci {
             Some(p) => format!("the API key of {p}"),
             None => "the instance principal".to_owned(),
         };
-        match self.credentials(deadline, None) {
+        // An instance principal's first token costs an RSA key and a federation call.
+        match self.credentials(&deadline.within(DIAGNOSE_STEP * 2), None) {
             Ok(c) => {
                 self.creds = Some(c);
                 out.push(Step::pass(
@@ -139,13 +188,19 @@ impl Oci {
                 return out;
             }
         }
-        // 3. Permissions: the reads start makes, and the move probed.
+        // 3. Permissions: the reads start makes, the move and the creation probed, each
+        // with its own budget.
         let vnic = self
             .diag_vnic(nic)
             .or_else(|| vnics.first().map(|v| v.vnic_id.clone()));
+        let probe = || deadline.within(DIAGNOSE_STEP);
         let mut missing: Vec<&str> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
         let mut subnet: Option<Value> = None;
+        // CreatePrivateIp refused while the VIP's private IP exists: start does not need it.
+        let mut create_note: Option<String> = None;
+        // CreatePrivateIp shown as allowed: probed, and the answer says so.
+        let mut create_checked = false;
         if let Some(v) = &vnic {
             let mut note = |what: &'static str, r: Result<(), CloudError>| match r {
                 Ok(()) => {}
@@ -154,41 +209,80 @@ impl Oci {
                 Err(CloudError::NotFound(m)) if m.contains("NotAuthorized") => missing.push(what),
                 Err(e) => errors.push(format!("{what}: {e}")),
             };
-            let got = self.get_json(&format!("vnics/{v}"), deadline);
+            let got = self.get_json(&format!("vnics/{v}"), &probe());
             let subnet_id = got
                 .as_ref()
                 .map(|(j, _)| str_of(&j["subnetId"]))
                 .unwrap_or_default();
             note("read vnics (GetVnic)", got.map(|_| ()));
+            let mut exists = None;
             if !subnet_id.is_empty() {
-                let s = self.get_json(&format!("subnets/{subnet_id}"), deadline);
+                let s = self.get_json(&format!("subnets/{subnet_id}"), &probe());
                 if let Ok((j, _)) = &s {
                     subnet = Some(j.clone());
                 }
                 note("read subnets (GetSubnet)", s.map(|_| ()));
+                // What start looks for first: the VIP's private IP object in the subnet.
+                let path = format!(
+                    "{}?ipAddress={}&subnetId={}",
+                    super::ipv6::collection(self.ip),
+                    encode(&self.ip.to_string()),
+                    encode(&subnet_id)
+                );
+                let found = self.get_json(&path, &probe());
+                exists = found
+                    .as_ref()
+                    .ok()
+                    .and_then(|(j, _)| j.as_array().map(|a| !a.is_empty()));
+                note("read private-ips (ListPrivateIps)", found.map(|_| ()));
             }
-            let listed = self.get_json(&format!("privateIps?vnicId={}", encode(v)), deadline);
+            let listed = self.get_json(&format!("privateIps?vnicId={}", encode(v)), &probe());
             let primary = listed.as_ref().ok().and_then(|(j, _)| {
                 j.as_array()?
                     .iter()
                     .find(|p| p["isPrimary"] == true)
-                    .map(|p| str_of(&p["id"]))
+                    .map(|p| (str_of(&p["id"]), str_of(&p["ipAddress"])))
             });
             note("read private-ips (ListPrivateIps)", listed.map(|_| ()));
-            if let Some(pid) = primary {
+            if let Some((pid, primary_ip)) = primary {
                 // 412 (wrong etag) means the policy let the call through; nothing changed.
                 let r = self.call(
                     Method::Put,
                     &format!("privateIps/{pid}"),
                     Some(&json!({})),
                     &[("if-match", PROBE_ETAG.to_owned())],
-                    deadline,
+                    &probe(),
                 );
                 let r = match r {
                     Ok(_) | Err(CloudError::Conflict(_)) => Ok(()),
                     Err(e) => Err(e),
                 };
                 note("use private-ips (UpdatePrivateIp, to move the VIP)", r);
+                // IPv6 addresses are created through another collection: not probed.
+                if self.ip.is_ipv4() {
+                    match self.probe_create(v, &primary_ip, &probe()) {
+                        Ok(CreateProbe::Allowed) => create_checked = true,
+                        Ok(CreateProbe::Undecided(m)) => {
+                            create_note = Some(format!(
+                                "; CreatePrivateIp undecided ({m}): OCI gives that answer both \
+                                 for a missing policy and for an address that exists, so check \
+                                 that the policy grants manage private-ips"
+                            ));
+                        }
+                        Err(CloudError::Denied(_)) if exists == Some(true) => {
+                            create_note = Some(
+                                "; CreatePrivateIp is not allowed, which start needs only if the \
+                                 VIP's private IP is deleted (manage private-ips)"
+                                    .to_owned(),
+                            );
+                        }
+                        Err(e) => note(
+                            "manage private-ips (CreatePrivateIp: the first start creates the \
+                             VIP's private IP)",
+                            Err(e),
+                        ),
+                    }
+                }
             }
         }
         let subject = match &self.opts.credentials {
@@ -196,13 +290,18 @@ impl Oci {
             None => "dynamic-group <a dynamic group matching these instances>",
         };
         if !missing.is_empty() {
+            let verb = if missing.iter().any(|m| m.starts_with("manage")) {
+                "manage private-ips and use virtual-network-family"
+            } else {
+                "use virtual-network-family"
+            };
+            missing.dedup();
             out.push(Step::fail(
                 "permissions",
                 format!("{who} may not: {}", missing.join(", ")),
                 format!(
-                    "add the IAM policy statement: Allow {subject} to use virtual-network-family \
-                     in compartment <the VCN's compartment> (and `manage private-ips` if start must \
-                     create the private IP); see pcs-examples/oci-policy.sh"
+                    "add the IAM policy statement: Allow {subject} to {verb} in compartment \
+                     <the VCN's compartment>; see pcs-examples/oci-policy.sh"
                 ),
             ));
         } else if !errors.is_empty() || vnic.is_none() {
@@ -214,7 +313,16 @@ impl Oci {
         } else {
             out.push(Step::pass(
                 "permissions",
-                "GetVnic, GetSubnet, ListPrivateIps, UpdatePrivateIp (probed, nothing changed): allowed",
+                format!(
+                    "GetVnic, GetSubnet, ListPrivateIps, UpdatePrivateIp{} (probed, nothing \
+                     changed): allowed{}",
+                    if create_checked {
+                        " and CreatePrivateIp"
+                    } else {
+                        ""
+                    },
+                    create_note.unwrap_or_default()
+                ),
             ));
         }
         // 4. The VNIC of the local interface.
