@@ -6,10 +6,13 @@
 //! HA_RSCTMP). Scenarios 1-7 for both clouds, an API outage longer than an operation that
 //! heals without `pcs resource cleanup` (issue 9), and the client-observed outage
 //! of standby, move and crash at emulator latency 0 and at a realistic one (printed, never
-//! asserted). Run one at a time (see .config/nextest.toml).
+//! asserted). Issue 11 through pcs (pcmk.rs): a duplicate ip refused, reload-agent instead
+//! of a restart, a denied permission named in `pcs status`. Run one at a time (see
+//! .config/nextest.toml).
 
 mod clouds;
 mod harness;
+mod pcmk;
 mod scenarios;
 
 use clouds::{Cloud, Latency};

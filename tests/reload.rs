@@ -15,13 +15,13 @@ use crate::util::Agent;
 const VIP: &str = "10.66.0.100";
 
 /// `ip monitor address` inside a namespace, from now until `finish`.
-struct AddrMonitor {
+pub struct AddrMonitor {
     child: Child,
     out: tempfile::NamedTempFile,
 }
 
 impl AddrMonitor {
-    fn start(ns: &str) -> AddrMonitor {
+    pub fn start(ns: &str) -> AddrMonitor {
         let out = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new("ip")
             .args(["-n", ns, "monitor", "address"])
@@ -35,7 +35,7 @@ impl AddrMonitor {
     }
 
     /// Stop it (by its PID) and return what it printed.
-    fn finish(mut self) -> String {
+    pub fn finish(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::fs::read_to_string(self.out.path()).unwrap_or_default()

@@ -45,9 +45,20 @@ impl Cloud {
 
     /// Start a cluster of `n` nodes on this cloud.
     pub fn cluster(self, n: usize, latency: Latency) -> Cluster {
+        self.start(n, latency, None)
+    }
+
+    /// A cluster whose node `denied` may read but not move the VIP: on GCE its service
+    /// account's role lacks [`MOVE_PERMISSION`], on OCI its instance principal's policy
+    /// grants only `read`.
+    pub fn cluster_denying(self, n: usize, denied: usize) -> Cluster {
+        self.start(n, Latency::Zero, Some(denied))
+    }
+
+    fn start(self, n: usize, latency: Latency, denied: Option<usize>) -> Cluster {
         let c = Cluster::start(n, |d| match self {
-            Cloud::Gce => gce_world(d, n, latency),
-            Cloud::Oci => oci_world(d, n, latency),
+            Cloud::Gce => gce_world(d, n, latency, denied),
+            Cloud::Oci => oci_world(d, n, latency, denied),
         });
         if self == Cloud::Oci && latency == Latency::Realistic {
             // Every control-plane call takes a while too, not only the public IP.
@@ -58,14 +69,14 @@ impl Cloud {
         c
     }
 
-    /// `pcs resource create VIP ...` with the instance parameters an admin types, nothing
+    /// `pcs resource create <id> ...` with the instance parameters an admin types, nothing
     /// more: no endpoint, no CA bundle, no credentials.
-    fn create_args(self) -> Vec<&'static str> {
+    pub fn create_args(self, id: &str) -> Vec<&str> {
         let mut args = vec![
             "pcs",
             "resource",
             "create",
-            "VIP",
+            id,
             "ocf:rust:cloudvip",
             "ip=10.66.0.100",
         ];
@@ -82,7 +93,12 @@ impl Cloud {
 
     /// What an admin types, with quick monitors for the scenarios.
     pub fn create(self, c: &Cluster) {
-        let mut args = self.create_args();
+        self.create_with(c, &[]);
+    }
+
+    /// [`create`](Self::create) with more pcs arguments (`--disabled`, `meta ...`).
+    pub fn create_with(self, c: &Cluster, extra: &[&str]) {
+        let mut args = self.create_args("VIP");
         args.extend([
             "op",
             "start",
@@ -97,6 +113,7 @@ impl Cloud {
             "timeout=20s",
             "OCF_CHECK_LEVEL=10",
         ]);
+        args.extend(extra);
         c.cli(&args);
     }
 
@@ -105,7 +122,7 @@ impl Cloud {
     /// for 54 s) and `failure-timeout=60s`, so that a start that failed during an outage
     /// is tried again a minute later without `pcs resource cleanup`.
     pub fn create_documented(self, c: &Cluster) {
-        let mut args = self.create_args();
+        let mut args = self.create_args("VIP");
         args.extend(["meta", "failure-timeout=60s"]);
         c.cli(&args);
     }
@@ -116,31 +133,8 @@ impl Cloud {
         let st = c.admin("GET", "/admin/state", None);
         match self {
             Cloud::Gce => {
-                let all = &st["gce"]["instances"];
-                let list: Vec<Value> = match all {
-                    Value::Array(a) => a.clone(),
-                    Value::Object(o) => o.values().cloned().collect(),
-                    _ => return Err(format!("no instances: {st}")),
-                };
                 for i in 1..=c.n {
-                    let inst = list
-                        .iter()
-                        .find(|x| x["name"] == format!("node{i}"))
-                        .ok_or(format!("no node{i}"))?;
-                    let nic = &inst["networkInterfaces"][0];
-                    let mut aliases: Vec<String> = nic["aliasIpRanges"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|a| a["ipCidrRange"].as_str().unwrap_or("").to_owned())
-                        .collect();
-                    aliases.sort();
-                    let nat: Vec<String> = nic["accessConfigs"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|a| a["natIP"].as_str().unwrap_or("-").to_owned())
-                        .collect();
+                    let (aliases, nat) = gce_nic(&st, i)?;
                     let mut want_alias: Vec<String> = Vec::new();
                     if i == active {
                         want_alias.push(format!("{VIP}/32"));
@@ -210,6 +204,11 @@ impl Cloud {
             }
         }
         Ok(())
+    }
+
+    /// GCE: node `i`'s alias IP ranges (sorted) and external IPs, as the emulator has them.
+    pub fn gce_nic(c: &Cluster, i: usize) -> Result<(Vec<String>, Vec<String>), String> {
+        gce_nic(&c.admin("GET", "/admin/state", None), i)
     }
 
     /// Wait (bounded) for [`check_state`](Self::check_state) to hold, panicking with the
@@ -310,7 +309,39 @@ print(vn.delete_private_ip("{id}").status)
     }
 }
 
-fn gce_world(d: &Path, n: usize, latency: Latency) -> String {
+fn gce_nic(st: &Value, i: usize) -> Result<(Vec<String>, Vec<String>), String> {
+    let list: Vec<Value> = match &st["gce"]["instances"] {
+        Value::Array(a) => a.clone(),
+        Value::Object(o) => o.values().cloned().collect(),
+        _ => return Err(format!("no instances: {st}")),
+    };
+    let inst = list
+        .iter()
+        .find(|x| x["name"] == format!("node{i}"))
+        .ok_or(format!("no node{i}"))?;
+    let nic = &inst["networkInterfaces"][0];
+    let mut aliases: Vec<String> = nic["aliasIpRanges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["ipCidrRange"].as_str().unwrap_or("").to_owned())
+        .collect();
+    aliases.sort();
+    let nat: Vec<String> = nic["accessConfigs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["natIP"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    Ok((aliases, nat))
+}
+
+/// The GCE permission that moving the VIP's alias IP range needs.
+pub const MOVE_PERMISSION: &str = "compute.instances.updateNetworkInterface";
+/// A custom role with everything cloudvip uses except [`MOVE_PERMISSION`].
+const LIMITED_SA: &str = "limited@my-project.iam.gserviceaccount.com";
+
+fn gce_world(d: &Path, n: usize, latency: Latency, denied: Option<usize>) -> String {
     let (pending, running) = match latency {
         Latency::Zero => (0, 0),
         Latency::Realistic => (300, 700),
@@ -344,6 +375,10 @@ secondary_ranges = [{{ range_name = "vips", ip_cidr_range = "10.200.0.0/24" }}]
 [[gce.service_accounts]]
 email = "cloudvip@my-project.iam.gserviceaccount.com"
 
+[[gce.service_accounts]]
+email = "{LIMITED_SA}"
+permissions = ["compute.instances.get", "compute.instances.list", "compute.instances.aggregatedList", "compute.instances.addAccessConfig", "compute.instances.deleteAccessConfig", "compute.instances.use", "compute.addresses.*", "compute.zoneOperations.*", "compute.zones.*", "compute.regions.*", "compute.subnetworks.*"]
+
 [[gce.addresses]]
 name = "vip-public"
 address = "{PUBLIC}"
@@ -357,13 +392,18 @@ address = "{PUBLIC}"
         } else {
             ""
         };
+        let sa = if denied == Some(i) {
+            LIMITED_SA
+        } else {
+            "cloudvip@my-project.iam.gserviceaccount.com"
+        };
         w += &format!(
             r#"
 [[gce.instances]]
 name = "node{i}"
 zone = "{zone}"
 labels = {{ cluster = "ha1" }}
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
+service_account = "{sa}"
 metadata_source = "10.66.0.{i}"
 [[gce.instances.nics]]
 network_ip = "10.66.0.{i}"
@@ -410,7 +450,7 @@ fn console_key(d: &Path) -> String {
     fp
 }
 
-fn oci_world(d: &Path, n: usize, latency: Latency) -> String {
+fn oci_world(d: &Path, n: usize, latency: Latency, denied: Option<usize>) -> String {
     let fp = console_key(d);
     let assign_ms = match latency {
         Latency::Zero => 0,
@@ -450,13 +490,14 @@ fingerprint = "{fp}"
     // OCI reserves a subnet's first two addresses, so the VNICs' primary IPs are not the
     // nodes' kernel addresses (10.66.0.i); the agent matches its VNIC by MAC anyway.
     for i in 1..=n {
+        let access = if denied == Some(i) { "read" } else { "manage" };
         w += &format!(
             r#"
 [[oci.instances]]
 id = "ocid1.instance.oc1.iad.aaaaaaaanode{i}"
 display_name = "node{i}"
 metadata_source = "10.66.0.{i}"
-access = "manage"
+access = "{access}"
 [[oci.instances.vnics]]
 id = "{vnic}"
 mac = "{mac}"

@@ -13,13 +13,13 @@ use super::harness::{outage, Cluster};
 const LONG: Duration = Duration::from_secs(60);
 
 /// Pacemaker, the cloud and the client all agree that node `i` holds the VIP.
-fn assert_active(cloud: Cloud, c: &Cluster, i: usize) {
+pub(super) fn assert_active(cloud: Cloud, c: &Cluster, i: usize) {
     c.wait_located(i, LONG);
     cloud.wait_state(c, i, Duration::from_secs(30));
     c.wait_client_sees(i, Duration::from_secs(30));
 }
 
-fn node(i: usize) -> String {
+pub(super) fn node(i: usize) -> String {
     format!("node{i}")
 }
 
@@ -47,7 +47,7 @@ fn assert_clean(c: &Cluster, fences_before: usize) {
 }
 
 /// Create the resource and return where it landed, all three views checked.
-fn create(cloud: Cloud, c: &Cluster) -> usize {
+pub(super) fn create(cloud: Cloud, c: &Cluster) -> usize {
     cloud.create(c);
     let a = c.wait_placed(LONG);
     assert_active(cloud, c, a);
