@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::clouds::{Cloud, Latency, MOVE_PERMISSION, PUBLIC};
-use super::harness::{Cluster, VIP};
+use super::harness::{Cluster, Prober, VIP};
 use super::scenarios::{self, node};
 use crate::reload::AddrMonitor;
 
@@ -87,21 +87,25 @@ fn ops(c: &Cluster) -> Ops {
     }
 }
 
-/// Wait (bounded) until `done(ops)` holds.
-fn wait_ops(c: &Cluster, what: &str, done: impl Fn(&Ops) -> bool) -> Ops {
+/// Poll `f` (bounded by [`LONG`]) until it gives something.
+fn wait_for<T>(c: &Cluster, what: &str, f: impl Fn() -> Option<T>) -> T {
     let end = Instant::now() + LONG;
     loop {
-        let o = ops(c);
-        if done(&o) {
-            return o;
+        if let Some(v) = f() {
+            return v;
         }
         assert!(
             Instant::now() < end,
-            "{what}: not after {LONG:?} ({o:?})\n{}",
+            "{what}: not after {LONG:?}\n{}",
             c.crm_mon()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Wait until `done(ops)` holds.
+fn wait_ops(c: &Cluster, what: &str, done: impl Fn(&Ops) -> bool) -> Ops {
+    wait_for(c, what, || Some(ops(c)).filter(|o| done(o)))
 }
 
 /// `ip monitor address` saw the VIP deleted.
@@ -122,11 +126,9 @@ fn lost(samples: &[(Instant, Option<String>)], since: Instant, i: usize) -> (usi
     (lost, during.len())
 }
 
-/// 1. With the VIP running, `pcs resource create DUP ... ip=<the same ip> --disabled` is
-///    refused (pcs reads OCF 1.1's `unique-group`), nothing reaches the CIB, and the VIP
-///    stays on its node, in the cloud and reachable, without a single lost probe. Control:
-///    the same command with another ip is accepted, so the refusal is about uniqueness.
-fn duplicate_refused(cloud: Cloud) {
+/// A 2-node cluster with the VIP running on node `a`, the operations so far, and the
+/// client probing it (it reaches node `a`).
+fn running(cloud: Cloud) -> (Cluster, usize, Ops, Prober) {
     let c = cloud.cluster(2, Latency::Zero);
     let a = create(cloud, &c);
     let before = ops(&c);
@@ -135,6 +137,15 @@ fn duplicate_refused(cloud: Cloud) {
         p.wait_answer(a, Instant::now(), Duration::from_secs(10)),
         "the client does not reach node{a}"
     );
+    (c, a, before, p)
+}
+
+/// 1. With the VIP running, `pcs resource create DUP ... ip=<the same ip> --disabled` is
+///    refused (pcs reads OCF 1.1's `unique-group`), nothing reaches the CIB, and the VIP
+///    stays on its node, in the cloud and reachable, without a single lost probe. Control:
+///    the same command with another ip is accepted, so the refusal is about uniqueness.
+fn duplicate_refused(cloud: Cloud) {
+    let (c, a, before, p) = running(cloud);
     let t0 = Instant::now();
 
     let mut dup = cloud.create_args("DUP");
@@ -200,14 +211,7 @@ fn duplicate_refused(cloud: Cloud) {
 ///    VIP on the node, not reloadable) is a stop and a start, and the address goes and
 ///    comes back.
 fn reload_without_restart(cloud: Cloud) {
-    let c = cloud.cluster(2, Latency::Zero);
-    let a = create(cloud, &c);
-    let before = ops(&c);
-    let p = c.prober();
-    assert!(
-        p.wait_answer(a, Instant::now(), Duration::from_secs(10)),
-        "the client does not reach node{a}"
-    );
+    let (c, a, before, p) = running(cloud);
     let mon = AddrMonitor::start(c.lab.ns(a));
     let t0 = Instant::now();
     c.cli(&["pcs", "resource", "update", "VIP", "arp_count=3"]);
@@ -307,22 +311,11 @@ fn denied_permission_named(cloud: Cloud) {
     let fences = c.fence_events();
 
     c.cli(&["pcs", "node", "standby", "node1"]);
-    let end = Instant::now() + LONG;
-    let failure = loop {
-        if let Some(f) = c
-            .failures()
+    let failure = wait_for(&c, "a failed start on node2", || {
+        c.failures()
             .into_iter()
             .find(|f| f.contains("op_key=\"VIP_start_0\"") && f.contains("node=\"node2\""))
-        {
-            break f;
-        }
-        assert!(
-            Instant::now() < end,
-            "no failed start on node2:\n{}",
-            c.crm_mon()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     c.settle();
     let out = c.on_raw(1, &["pcs", "status"]);
     let status = String::from_utf8_lossy(&out.stdout).into_owned();
