@@ -50,6 +50,8 @@ mod exit_reasons;
 mod cloud_ipv6;
 // The unmodified Debian AWS anchors (awsvip, awseip, aws-vpc-move-ip) against cloudvip-sim.
 mod anchors_aws;
+// The AWS client layer (SigV4, IMDSv2, EC2 Query, STS) against cloudvip-sim on loopback.
+mod aws_client;
 // The probe responder of load-balancer mode: probes from another host, ownership, stop.
 mod responder;
 // resource-agents' ocft: our config (cloud=none) and the IPaddr2 configs against cloudvip.

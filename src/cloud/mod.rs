@@ -3,6 +3,7 @@
 //! `none` (IPaddr2-like, no cloud) lives here, GCE in `gce/`, OCI in `oci/`; `backend()`
 //! picks one.
 
+pub mod aws;
 pub mod gce;
 pub mod oci;
 pub mod secret;

@@ -1,0 +1,15 @@
+//! AWS EC2: the client layer the backend sits on (research/aws-azure.md part A). SigV4
+//! signing on ring (`sigv4.rs`, with the crate decision), IMDSv2 (`imds.rs`), credentials
+//! from the instance profile, a credentials file or an STS AssumeRole (`credentials.rs`),
+//! EC2 Query requests (`query.rs`), answers parsed fail-closed (`xml.rs`, `model.rs`),
+//! refusals classified into `CloudError` (`error.rs`), and the signed calls over the one
+//! HTTP layer with pagination and dry runs (`client.rs`).
+
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod imds;
+pub mod model;
+pub mod query;
+pub mod sigv4;
+pub mod xml;

@@ -1,0 +1,451 @@
+//! The AWS client layer (`cloudvip::cloud::aws`) against the emulator in process, over
+//! loopback only: IMDSv2 tokens and instance-profile credentials, the instance described,
+//! a secondary private IP assigned and unassigned, an Elastic IP associated, a route
+//! replaced (also in another account's table through AssumeRole), each checked in the
+//! emulator's own state (`/admin/aws/state`, never lagged). Also: a denied call names the
+//! action, throttling is retried inside the deadline, expired IMDS tokens and expired
+//! credentials are replaced once, a refused dry run and an accepted one, and a credentials
+//! file others can write is refused.
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::{Duration, Instant};
+
+use cloudvip::cloud::aws::client::{Ec2, Endpoint};
+use cloudvip::cloud::aws::credentials::{AssumeRole, Provider, Source};
+use cloudvip::cloud::aws::imds::Imds;
+use cloudvip::cloud::aws::model::{Destination, RouteState, Target};
+use cloudvip::cloud::aws::query::{self, Eip};
+use cloudvip::cloud::aws::sigv4::Keys;
+use cloudvip::cloud::secret::Secret;
+use cloudvip::cloud::CloudError;
+use cloudvip::deadline::Deadline;
+use cloudvip::http::{Http, HttpConfig, Method, Request};
+use serde_json::{json, Value};
+
+const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
+const NODE_B: &str = "i-0c10d000000000002";
+const ENI_A: &str = "eni-0c10d0000000000e1";
+const ENI_B: &str = "eni-0c10d0000000000e2";
+const MAC_B: &str = "02:66:00:00:00:02";
+const VIP: &str = "10.0.1.100";
+const NODE_B_IP: &str = "10.0.1.12";
+const EIP_VIP: &str = "eipalloc-0c10d00000000000f1";
+const EIP_SPARE: &str = "eipalloc-0c10d00000000000f2";
+const RTB: &str = "rtb-0c10d0000000000c1";
+const RTB_OTHER: &str = "rtb-0c10d0000000000c2";
+const OVERLAY: &str = "192.168.100.10/32";
+const NEW_ROUTE: &str = "192.168.100.99/32";
+const ROLE_OTHER: &str = "arn:aws:iam::444455556666:role/rtb-editor";
+
+struct Lab {
+    sim: cloudvip_sim::SimHandle,
+    admin: String,
+    api: String,
+    http: Http,
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn deadline(secs: u64) -> Deadline {
+    Deadline::for_timeout(Some(Duration::from_secs(secs)))
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let w = cloudvip_sim::World::from_toml(WORLD).unwrap();
+        let sim = cloudvip_sim::Sim::start(w).unwrap();
+        let api = sim.endpoints()["aws"]["api"].as_str().unwrap().to_owned();
+        Lab {
+            admin: sim.admin_url(),
+            api,
+            sim,
+            http: Http::new(&HttpConfig::default()).unwrap(),
+        }
+    }
+
+    fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = Request::new(method, format!("{}{path}", self.admin));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = self.http.metadata(&req, &deadline(10)).unwrap();
+        assert!(r.ok(), "admin {path}: HTTP {} {}", r.status, r.text());
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    }
+
+    fn state(&self) -> Value {
+        self.admin(Method::Get, "/admin/aws/state", None)
+    }
+
+    fn calls(&self, key: &str) -> u64 {
+        self.state()["calls"][key].as_u64().unwrap_or(0)
+    }
+
+    /// Requests the emulator logged for `api` (faults included), by status.
+    fn logged(&self, api: &str) -> Vec<u64> {
+        self.admin(Method::Get, "/admin/log", None)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["api"] == api)
+            .map(|e| e["status"].as_u64().unwrap_or(0))
+            .collect()
+    }
+
+    fn settle(&self) {
+        self.admin(Method::Post, "/admin/aws/settle", None);
+    }
+
+    fn metadata(&self, node: &str) -> String {
+        self.sim.endpoints()["aws"]["metadata"][node]["endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The client of node-b, credentials from `source` (its instance profile by default).
+    fn client(&self, source: Source, route_role: Option<&str>) -> Ec2 {
+        let route_creds =
+            route_role.map(|r| Provider::new(source.clone(), Some(AssumeRole::new(r))));
+        Ec2 {
+            http: Http::new(&HttpConfig::default()).unwrap(),
+            imds: Imds::new(Some(&self.metadata("node-b"))),
+            creds: Provider::new(source, None),
+            route_creds,
+            ec2: Endpoint::ec2("eu-west-1", Some(&self.api)),
+            sts: Endpoint::sts("eu-west-1", Some(&self.api)),
+        }
+    }
+}
+
+fn eni<'a>(st: &'a Value, id: &str) -> &'a Value {
+    st["enis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap()
+}
+
+fn eip<'a>(st: &'a Value, alloc: &str) -> &'a Value {
+    st["elastic_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["allocation_id"] == alloc)
+        .unwrap()
+}
+
+fn route<'a>(st: &'a Value, table: &str, dest: &str) -> &'a Value {
+    let t = st["route_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == table)
+        .unwrap();
+    &t["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["destination"] == dest)
+        .unwrap()["target"]
+}
+
+fn holds(st: &Value, eni_id: &str, addr: &str) -> bool {
+    eni(st, eni_id)["secondary_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == addr)
+}
+
+/// IMDSv2 identity and ENI, instance-profile credentials, DescribeInstances, then the
+/// VIP moved to node-b in one AssignPrivateIpAddresses (its Elastic IP follows) and
+/// unassigned again; IMDS shows the move once its lag has passed.
+#[test]
+fn secondary_ip_moves_with_imds_credentials() {
+    let lab = Lab::start();
+    let mut c = lab.client(Source::Instance, None);
+    let d = deadline(20);
+    let id = c.imds.identity(&c.http, &d).unwrap();
+    assert_eq!(
+        (
+            id.instance_id.as_str(),
+            id.region.as_str(),
+            id.availability_zone.as_str()
+        ),
+        (NODE_B, "eu-west-1", "eu-west-1a")
+    );
+    let e = c.imds.eni(&c.http, &MAC_B.to_uppercase(), &d).unwrap();
+    assert_eq!(e.eni_id, ENI_B);
+    assert_eq!(e.subnet_id, "subnet-0c10d0000000000b1");
+    assert_eq!(e.local_ipv4s, vec![ip(NODE_B_IP)]);
+    assert!(matches!(
+        c.imds.eni(&c.http, "02:00:00:00:00:99", &d),
+        Err(CloudError::NotFound(_))
+    ));
+    let is = c.describe_instances(&[NODE_B], &d).unwrap();
+    assert_eq!(is.len(), 1);
+    assert_eq!(is[0].zone, "eu-west-1a");
+    assert_eq!(is[0].enis[0].id, ENI_B);
+    assert_eq!(is[0].enis[0].instance_id.as_deref(), Some(NODE_B));
+    assert!(
+        lab.calls("imds:credentials") >= 1,
+        "the instance profile signed"
+    );
+
+    let holders = c.enis_holding(ip(VIP), &d).unwrap();
+    assert_eq!(
+        holders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [ENI_A]
+    );
+    c.assign_private_ips(ENI_B, &[ip(VIP)], true, &d).unwrap();
+    let st = lab.state();
+    assert!(
+        holds(&st, ENI_B, VIP) && !holds(&st, ENI_A, VIP),
+        "{}",
+        st["enis"]
+    );
+    assert_eq!(
+        eip(&st, EIP_VIP)["association"]["eni"],
+        ENI_B,
+        "the EIP follows"
+    );
+
+    lab.settle();
+    let b = c
+        .describe_network_interfaces(&query::describe_network_interfaces(&[ENI_B]), &d)
+        .unwrap();
+    let vip = b[0].private_ips.iter().find(|p| p.ip == ip(VIP)).unwrap();
+    assert!(!vip.primary);
+    assert_eq!(vip.public.as_ref().unwrap().public_ip, ip("203.0.113.10"));
+    assert_eq!(
+        c.imds.local_ipv4s(&c.http, MAC_B, &d).unwrap(),
+        vec![ip(NODE_B_IP), ip(VIP)]
+    );
+
+    c.unassign_private_ips(ENI_B, &[ip(VIP)], &d).unwrap();
+    let st = lab.state();
+    assert!(!holds(&st, ENI_B, VIP) && !holds(&st, ENI_A, VIP));
+    assert!(
+        eip(&st, EIP_VIP)["association"].is_null(),
+        "unassigning frees its EIP"
+    );
+}
+
+/// AssociateAddress / DisassociateAddress of an Elastic IP, ReplaceRoute in the node's
+/// own table and, through AssumeRole, in another account's; dry runs of both.
+#[test]
+fn elastic_ip_and_routes() {
+    let lab = Lab::start();
+    let mut c = lab.client(Source::Instance, Some(ROLE_OTHER));
+    let d = deadline(20);
+    let spare = Eip::Allocation(EIP_SPARE.into());
+    c.dry_run(
+        &query::associate_address(&spare, ENI_B, ip(NODE_B_IP), true),
+        &d,
+    )
+    .unwrap();
+    assert!(
+        eip(&lab.state(), EIP_SPARE)["association"].is_null(),
+        "a dry run changes nothing"
+    );
+    let assoc = c
+        .associate_address(&spare, ENI_B, ip(NODE_B_IP), true, &d)
+        .unwrap();
+    let st = lab.state();
+    let a = &eip(&st, EIP_SPARE)["association"];
+    assert_eq!(
+        (a["id"].as_str(), a["eni"].as_str()),
+        (Some(assoc.as_str()), Some(ENI_B))
+    );
+    assert_eq!(a["private_ip"], NODE_B_IP);
+    lab.settle();
+    let seen = c.describe_address(&spare, &d).unwrap();
+    assert!(seen.held_by(ENI_B, ip(NODE_B_IP)));
+    assert!(!seen.held_by(ENI_A, ip(NODE_B_IP)));
+    let by_ip = c
+        .describe_address(&Eip::Public(ip("203.0.113.11")), &d)
+        .unwrap();
+    assert_eq!(by_ip.allocation_id, EIP_SPARE);
+    c.disassociate_address(&assoc, &d).unwrap();
+    assert!(eip(&lab.state(), EIP_SPARE)["association"].is_null());
+
+    // Route tables go through the role: the other account's table is reachable, and the
+    // node's own account's table is not (the role belongs to 444455556666).
+    c.dry_run(&query::put_route(RTB_OTHER, OVERLAY, ENI_B, true), &d)
+        .unwrap();
+    c.put_route(RTB_OTHER, OVERLAY, ENI_B, true, &d).unwrap();
+    assert_eq!(route(&lab.state(), RTB_OTHER, OVERLAY)["eni"], ENI_B);
+    assert!(lab.calls("sts:AssumeRole") >= 1);
+    lab.settle();
+    let t = c.describe_route_tables(&[RTB_OTHER], &d).unwrap();
+    let r = t[0].route(OVERLAY).unwrap();
+    assert_eq!(r.destination, Destination::Cidr(OVERLAY.into()));
+    assert_eq!(r.state, RouteState::Active);
+    assert!(matches!(&r.target, Target::Eni { eni, .. } if eni == ENI_B));
+
+    let mut own = lab.client(Source::Instance, None);
+    own.put_route(RTB, OVERLAY, ENI_B, true, &d).unwrap();
+    assert_eq!(route(&lab.state(), RTB, OVERLAY)["eni"], ENI_B);
+    // EC2 refuses to replace a route that is not there ("Use CreateRoute instead"), and
+    // the nodes' role may not create one; the account's admin key may.
+    match own.put_route(RTB, NEW_ROUTE, ENI_B, true, &d) {
+        Err(CloudError::Invalid(m)) => assert!(m.contains("CreateRoute"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match own.put_route(RTB, NEW_ROUTE, ENI_B, false, &d) {
+        Err(CloudError::Denied(m)) => assert!(m.contains("ec2:CreateRoute"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let admin = Keys {
+        access_key: "AKIACLOUDVIPSIM0001".into(),
+        secret: Secret::new("cloudvip-sim-secret-key-0001".into()),
+        token: None,
+    };
+    let mut admin = lab.client(Source::Static(admin), None);
+    admin.put_route(RTB, NEW_ROUTE, ENI_B, false, &d).unwrap();
+    assert_eq!(route(&lab.state(), RTB, NEW_ROUTE)["eni"], ENI_B);
+}
+
+fn credentials_file(dir: &std::path::Path, mode: u32) -> std::path::PathBuf {
+    let p = dir.join("credentials");
+    std::fs::write(
+        &p,
+        "[default]\naws_access_key_id = AKIACLOUDVIPSIM0001\naws_secret_access_key = cloudvip-sim-secret-key-0001\n\n[auditor]\naws_access_key_id = AKIACLOUDVIPSIM0002\naws_secret_access_key = cloudvip-sim-secret-key-0002\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+/// A user allowed only Describe*: every change and every dry run of one is Denied, and
+/// the refusal names the action; a file others can write is refused before any call.
+#[test]
+fn denied_calls_name_the_action() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = credentials_file(dir.path(), 0o600);
+    let source = Source::File {
+        path: path.clone(),
+        profile: "auditor".into(),
+    };
+    let mut c = lab.client(source, None);
+    let d = deadline(20);
+    assert_eq!(c.describe_instances(&[NODE_B], &d).unwrap().len(), 1);
+    match c.assign_private_ips(ENI_B, &[ip(VIP)], true, &d) {
+        Err(CloudError::Denied(m)) => {
+            assert!(m.contains("ec2:AssignPrivateIpAddresses"), "{m}");
+            assert!(m.contains("UnauthorizedOperation"), "{m}");
+            assert!(!m.contains("Encoded authorization"), "{m}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    match c.dry_run(&query::put_route(RTB, OVERLAY, ENI_B, true), &d) {
+        Err(CloudError::Denied(m)) => assert!(m.contains("ec2:ReplaceRoute"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(holds(&lab.state(), ENI_A, VIP), "nothing moved");
+    assert!(
+        matches!(
+            c.dry_run(&query::assign_private_ips(ENI_B, &[ip(VIP)], true), &d),
+            Err(CloudError::Invalid(_))
+        ),
+        "EC2 has no DryRun for AssignPrivateIpAddresses"
+    );
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before = lab.calls("ec2:DescribeInstances");
+    let mut loose = lab.client(
+        Source::File {
+            path,
+            profile: "default".into(),
+        },
+        None,
+    );
+    match loose.describe_instances(&[NODE_B], &d) {
+        Err(CloudError::Local(m)) => assert!(m.contains("chmod 600"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(
+        lab.calls("ec2:DescribeInstances"),
+        before,
+        "refused before any call"
+    );
+}
+
+/// RequestLimitExceeded is retried inside the deadline until it passes; when it never
+/// passes, the call ends Transient by the deadline.
+#[test]
+fn throttling_is_retried_within_the_deadline() {
+    let lab = Lab::start();
+    let mut c = lab.client(Source::Instance, None);
+    lab.admin(
+        Method::Post,
+        "/admin/faults",
+        Some(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": "AssignPrivateIpAddresses", "count": 2})),
+    );
+    c.assign_private_ips(ENI_B, &[ip(VIP)], true, &deadline(20))
+        .unwrap();
+    assert!(holds(&lab.state(), ENI_B, VIP));
+    assert_eq!(
+        lab.logged("AssignPrivateIpAddresses"),
+        [503, 503, 200],
+        "two throttled, one done"
+    );
+
+    lab.admin(
+        Method::Post,
+        "/admin/faults",
+        Some(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": "UnassignPrivateIpAddresses"})),
+    );
+    let d = deadline(4);
+    let budget = d.remaining();
+    let t0 = Instant::now();
+    match c.unassign_private_ips(ENI_B, &[ip(VIP)], &d) {
+        Err(CloudError::Transient(m)) => assert!(m.contains("RequestLimitExceeded"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        t0.elapsed() <= budget + Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    let tries = lab.logged("UnassignPrivateIpAddresses");
+    assert!(
+        tries.len() >= 2 && tries.iter().all(|s| *s == 503),
+        "{tries:?}"
+    );
+    assert!(holds(&lab.state(), ENI_B, VIP), "never unassigned");
+}
+
+/// An IMDS token that expired gets one new token; credentials EC2 says expired are
+/// fetched again from IMDS once, and the call succeeds.
+#[test]
+fn expired_tokens_and_credentials_are_replaced_once() {
+    let lab = Lab::start();
+    let mut c = lab.client(Source::Instance, None);
+    let d = deadline(20);
+    c.describe_instances(&[NODE_B], &d).unwrap();
+    let tokens = lab.calls("imds:token");
+    lab.admin(Method::Post, "/admin/aws/imds-tokens/expire", None);
+    assert_eq!(c.imds.identity(&c.http, &d).unwrap().instance_id, NODE_B);
+    assert_eq!(lab.calls("imds:token"), tokens + 1, "one new token");
+
+    let fetched = lab.calls("imds:credentials");
+    lab.admin(Method::Post, "/admin/aws/credentials/expire", None);
+    c.describe_instances(&[NODE_B], &d).unwrap();
+    assert_eq!(
+        lab.calls("imds:credentials"),
+        fetched + 1,
+        "fetched again once"
+    );
+    assert_eq!(
+        lab.calls("ec2:DescribeInstances"),
+        3,
+        "one refused, then done"
+    );
+}
