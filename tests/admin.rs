@@ -634,8 +634,11 @@ fn status_says_when_nobody_holds_the_vip() {
 /// The OCI lab with node3's instance principal allowed `use` (move) but not `manage`
 /// (create) private IPs.
 fn oci_lab_without_manage() -> OciLab {
-    let c =
-        CloudLab::start(|d| crate::oci::world(d).replace("access = \"read\"", "access = \"use\""));
+    let c = CloudLab::start(|d| {
+        let mut w = crate::oci::world(d);
+        crate::clouds::oci::node(&mut w, 3).access = cloudvip_sim::oci::world::Access::Use;
+        w
+    });
     let api = c.endpoints["oci"]["api"]
         .as_str()
         .unwrap()

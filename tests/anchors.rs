@@ -8,14 +8,13 @@
 //! exit codes and the emulator's state afterwards: the VIP moved, nothing else touched.
 //! The PyPI stacks are venvs scripts/setup-deps.sh builds under /opt/cloudvip-test.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::clouds::{gce, oci};
 use crate::netns::Lab;
 use crate::util::sh;
 
@@ -90,7 +89,7 @@ struct Anchors {
 }
 
 impl Anchors {
-    fn start(world: impl FnOnce(&Path) -> String) -> Anchors {
+    fn start(world: impl FnOnce(&Path) -> cloudvip_sim::World) -> Anchors {
         let mut lab = Lab::new(2);
         let cloud = lab.add_cloud();
         for i in 1..=2 {
@@ -124,8 +123,7 @@ impl Anchors {
         }
         std::fs::write(dir.path().join("hosts"), hosts).unwrap();
         Lab::enter(&cloud);
-        let w = cloudvip_sim::World::from_toml(&world(dir.path())).unwrap();
-        let sim = cloudvip_sim::Sim::start(w).unwrap();
+        let sim = cloudvip_sim::Sim::start(world(dir.path())).unwrap();
         let admin = sim.admin_url();
         Anchors {
             _sim: sim,
@@ -190,19 +188,7 @@ impl Anchors {
     }
 
     fn admin(&self, method: &str, path: &str) -> Value {
-        let addr = self.admin.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 2"), "admin {path}: {head}");
-        serde_json::from_str(body).unwrap()
+        crate::clouds::admin(&self.admin, method, path, None)
     }
 
     fn summary(&self, what: &str) {
@@ -248,64 +234,25 @@ fn execd_env(
 
 // ---- GCE ---------------------------------------------------------------------------
 
-fn gce_world(d: &Path, discovery: Option<&Path>) -> String {
-    let doc = discovery
-        .map(|p| format!("discovery_document = \"{}\"\n", p.display()))
-        .unwrap_or_default();
-    format!(
-        r#"
-[server]
-tls_cert = "{d}/server.pem"
-tls_key = "{d}/server.key"
-
-[gce]
-project = "my-project"
-project_number = 123456789012
-region = "us-central1"
-zones = ["us-central1-a", "us-central1-b"]
-api_listen = "10.66.0.254:443"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-token_uri = "https://oauth2.googleapis.com/token"
-{doc}
-[gce.operations]
-pending_ms = 20
-running_ms = 100
-
-[[gce.networks]]
-name = "default"
-[[gce.networks.subnets]]
-name = "default"
-ip_cidr_range = "10.128.0.0/20"
-
-[[gce.service_accounts]]
-email = "cloudvip@my-project.iam.gserviceaccount.com"
-
-[[gce.addresses]]
-name = "vip-public"
-address = "{PUBLIC}"
-
-[[gce.instances]]
-name = "node-a"
-zone = "us-central1-a"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.1"
-[[gce.instances.nics]]
-network_ip = "10.128.0.10"
-alias_ip_ranges = [{{ ip_cidr_range = "10.128.0.50/32" }}]
-access_configs = [{{ name = "External NAT", nat_ip = "{PUBLIC}" }}]
-
-[[gce.instances]]
-name = "node-b"
-zone = "us-central1-b"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.2"
-[[gce.instances.nics]]
-network_ip = "10.128.0.11"
-alias_ip_ranges = [{{ ip_cidr_range = "10.128.0.60/32" }}]
-"#,
-        d = d.display()
-    )
+/// Two nodes with the NIC MACs GCE itself would give, each with an alias of its own;
+/// node-a has the static external address; Google's real host names (token_uri, and the
+/// discovery document gcloud reads when given).
+fn gce_world(d: &Path, discovery: Option<&Path>) -> cloudvip_sim::World {
+    let mut w = gce::bare(d, 2);
+    let g = gce::gce(&mut w);
+    g.api_listen = "10.66.0.254:443".parse().unwrap();
+    g.token_uri = Some("https://oauth2.googleapis.com/token".into());
+    g.discovery_document = discovery.map(Path::to_path_buf);
+    g.operations.running_ms = 100;
+    g.networks[0].subnets[0].secondary_ranges.clear();
+    g.addresses.push(gce::address("vip-public", PUBLIC));
+    for (i, alias) in [(1, "10.128.0.50/32"), (2, "10.128.0.60/32")] {
+        let nic = gce::nic(&mut w, i);
+        nic.mac = None;
+        nic.alias_ip_ranges = vec![gce::alias(alias, None)];
+    }
+    gce::nic(&mut w, 1).access_configs = vec![gce::access_config("External NAT", Some(PUBLIC))];
+    w
 }
 
 /// Per instance: its aliases (sorted) and its access configs' NAT IPs.
@@ -552,54 +499,17 @@ fn seed_gcloud_failover_hook_and_its_known_flaw() {
 
 // ---- OCI ---------------------------------------------------------------------------
 
-fn oci_world(d: &Path) -> String {
-    let mut w = format!(
-        r#"
-[server]
-tls_cert = "{d}/server.pem"
-tls_key = "{d}/server.key"
-
-[oci]
-tenancy = "ocid1.tenancy.oc1..aaaaaaaasimtenancy"
-compartment = "ocid1.compartment.oc1..aaaaaaaasimcompartment"
-region = "us-ashburn-1"
-api_listen = "10.66.0.254:443"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-public_ip_assign_ms = 100
-
-[[oci.vcns]]
-id = "ocid1.vcn.oc1.iad.aaaaaaaasimvcn"
-cidr = "10.66.0.0/16"
-
-[[oci.subnets]]
-id = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-vcn = "ocid1.vcn.oc1.iad.aaaaaaaasimvcn"
-cidr = "10.66.0.0/24"
-
-[[oci.private_ips]]
-id = "ocid1.privateip.oc1.iad.aaaaaaaaother"
-vnic = "ocid1.vnic.oc1.iad.aaaaaaaanode2"
-ip_address = "10.66.0.50"
-"#,
-        d = d.display()
-    );
+/// Two nodes in the lab's own subnet 10.66.0.0/24; node2's VNIC has another secondary
+/// private IP.
+fn oci_world(d: &Path) -> cloudvip_sim::World {
+    let mut w = oci::base(d);
+    let o = oci::oci(&mut w);
+    o.public_ip_assign_ms = 100;
+    o.vcns[0].cidr = "10.66.0.0/16".into();
+    o.subnets[0].cidr = "10.66.0.0/24".into();
+    o.private_ips = vec![oci::private_ip(oci::OTHER_ID, 2, "10.66.0.50")];
     for i in 1..=2 {
-        w += &format!(
-            r#"
-[[oci.instances]]
-id = "ocid1.instance.oc1.iad.aaaaaaaanode{i}"
-display_name = "node{i}"
-metadata_source = "10.66.0.{i}"
-access = "manage"
-[[oci.instances.vnics]]
-id = "ocid1.vnic.oc1.iad.aaaaaaaanode{i}"
-mac = "{mac}"
-subnet = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-private_ip = "10.66.0.1{i}"
-"#,
-            mac = Lab::mac(i)
-        );
+        o.instances.push(oci::instance(i, &format!("10.66.0.1{i}")));
     }
     w
 }

@@ -10,16 +10,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cloudlab::CloudLab;
+use crate::clouds::oci::{self, vnic};
 use crate::netns::Lab;
 use crate::util::Agent;
 
 const VIP6: &str = "fd00:66::100";
 const OTHER6: &str = "fd00:66::50";
-const TENANCY: &str = "ocid1.tenancy.oc1..aaaaaaaasimtenancy";
-
-fn vnic(i: usize) -> String {
-    format!("ocid1.vnic.oc1.iad.aaaaaaaanode{i}")
-}
 
 #[test]
 fn gce_refuses_an_ipv6_vip_before_anything_changes() {
@@ -42,57 +38,15 @@ fn gce_refuses_an_ipv6_vip_before_anything_changes() {
 
 /// Nodes 1-2 have VNICs in one IPv6-enabled subnet (their eth0 MACs; the lab's eth0 carries
 /// fd00:66::i/64); node 3 is the client. node2 already holds another IPv6 address.
-fn world(d: &std::path::Path) -> String {
-    let dd = d.display();
-    let mut w = format!(
-        r#"
-[server]
-tls_cert = "{dd}/server.pem"
-tls_key = "{dd}/server.key"
-
-[oci]
-tenancy = "{TENANCY}"
-compartment = "ocid1.compartment.oc1..aaaaaaaasimcompartment"
-region = "us-ashburn-1"
-api_listen = "10.66.0.254:443"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-
-[[oci.vcns]]
-id = "ocid1.vcn.oc1.iad.aaaaaaaasimvcn"
-cidr = "10.0.0.0/16"
-
-[[oci.subnets]]
-id = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-vcn = "ocid1.vcn.oc1.iad.aaaaaaaasimvcn"
-cidr = "10.0.1.0/24"
-ipv6_cidr_block = "fd00:66::/64"
-
-[[oci.ipv6s]]
-id = "ocid1.ipv6.oc1.iad.aaaaaaaaother6"
-vnic = "{v2}"
-ip_address = "{OTHER6}"
-"#,
-        v2 = vnic(2)
-    );
-    for i in 1..=2 {
-        w += &format!(
-            r#"
-[[oci.instances]]
-id = "ocid1.instance.oc1.iad.aaaaaaaanode{i}"
-display_name = "node{i}"
-metadata_source = "10.66.0.{i}"
-access = "manage"
-[[oci.instances.vnics]]
-id = "{vnic}"
-mac = "{mac}"
-subnet = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-private_ip = "10.0.1.1{i}"
-"#,
-            vnic = vnic(i),
-            mac = Lab::mac(i)
-        );
-    }
+fn world(d: &std::path::Path) -> cloudvip_sim::World {
+    let mut w = oci::bare(d, 2);
+    let o = oci::oci(&mut w);
+    o.subnets[0].ipv6_cidr_block = Some("fd00:66::/64".into());
+    o.ipv6s.push(crate::clouds::spec(serde_json::json!({
+        "id": "ocid1.ipv6.oc1.iad.aaaaaaaaother6",
+        "vnic": oci::vnic(2),
+        "ip_address": OTHER6,
+    })));
     w
 }
 

@@ -4,10 +4,7 @@
 //! the clouds do) and its APIs over HTTPS at 10.66.0.254 with a test CA. The agent runs with
 //! its production defaults but for the endpoint and CA parameters.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -25,15 +22,14 @@ pub struct CloudLab {
 }
 
 impl CloudLab {
-    /// `world` gets the directory holding `server.pem`/`server.key` and returns the TOML.
-    pub fn start(world: impl FnOnce(&Path) -> String) -> CloudLab {
+    /// `world` gets the directory holding `server.pem`/`server.key` (see `clouds::server`).
+    pub fn start(world: impl FnOnce(&Path) -> cloudvip_sim::World) -> CloudLab {
         let mut lab = Lab::new(3);
         let cloud = lab.add_cloud();
         let dir = tempfile::tempdir().unwrap();
         cloudvip_sim::tls::generate(dir.path(), &["10.66.0.254".to_owned()]).unwrap();
         Lab::enter(&cloud);
-        let w = cloudvip_sim::World::from_toml(&world(dir.path())).unwrap();
-        let sim = cloudvip_sim::Sim::start(w).unwrap();
+        let sim = cloudvip_sim::Sim::start(world(dir.path())).unwrap();
         let endpoints = sim.endpoints();
         let admin = sim.admin_url();
         let ca = dir.path().join("ca.pem").display().to_string();
@@ -58,24 +54,7 @@ impl CloudLab {
 
     /// The admin API (plain HTTP inside the cloud namespace, which this thread entered).
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let addr = self.admin.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.1 2"),
-            "admin {method} {path}: {head}\n{body}"
-        );
-        serde_json::from_str(body).unwrap_or(Value::Null)
+        crate::clouds::admin(&self.admin, method, path, body)
     }
 
     /// The request log since the last `clear_log`.

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::ocf_root::OcfRoot;
 use crate::util::{install_agent, Run};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pcs-examples");
@@ -75,26 +74,6 @@ fn create_params(cmd: &[String]) -> Option<(String, Vec<String>)> {
     Some((cmd[3].clone(), params))
 }
 
-fn crm_validate(root: &OcfRoot, params: &[String]) -> Run {
-    let mut cmd = root.command("crm_resource");
-    cmd.args([
-        "--validate",
-        "--class",
-        "ocf",
-        "--provider",
-        "rust",
-        "--agent",
-        "cloudvip",
-    ]);
-    for p in params {
-        cmd.args(["--option", p]);
-    }
-    Run::from(
-        format!("crm_resource --validate {params:?}"),
-        cmd.output().unwrap(),
-    )
-}
-
 #[test]
 fn every_resource_example_validates_with_crm_resource() {
     let root = install_agent();
@@ -113,7 +92,7 @@ fn every_resource_example_validates_with_crm_resource() {
                     params.iter().any(|p| p.starts_with("ip=")),
                     "{name}: {params:?}"
                 );
-                let r = crm_validate(&root, &params);
+                let r = root.crm_validate(&params);
                 assert_eq!(r.code, 0, "{name}: {}\n{}\n{}", r.what, r.stdout, r.stderr);
                 created.push(res);
                 creates += 1;
@@ -153,14 +132,7 @@ fn every_resource_example_validates_with_crm_resource() {
 fn a_broken_example_would_fail_validation() {
     // The check above can fail: a typo in a parameter name is refused by the agent.
     let root = install_agent();
-    let r = crm_validate(
-        &root,
-        &[
-            "ip=10.0.0.5".into(),
-            "cloud=gce".into(),
-            "peer_lable=cluster=db1".into(),
-        ],
-    );
+    let r = root.crm_validate(&["ip=10.0.0.5", "cloud=gce", "peer_lable=cluster=db1"]);
     assert_eq!(r.code, 6, "{}\n{}", r.stdout, r.stderr);
 }
 

@@ -174,9 +174,8 @@ fn row(name: &'static str, on: Vec<Step>, want: [Want; 5]) -> Row {
     }
 }
 
-const GCE_VIP: &str = "10.128.0.100";
-const OCI_VIP: &str = "10.0.1.100";
-const PUBLIC: &str = "203.0.113.10";
+use crate::clouds::gce::{PUBLIC, VIP as GCE_VIP};
+use crate::clouds::oci::{vnic as oci_vnic, VIP as OCI_VIP};
 
 fn gce_rows() -> Vec<Row> {
     let compute = |kind: Value| {
@@ -468,155 +467,6 @@ fn oci_rows() -> Vec<Row> {
     ]
 }
 
-// ---- the worlds ---------------------------------------------------------------------------
-
-/// node-a holds the VIP (and the static external IP) beside a range of its own, node-b
-/// has an alias and an ephemeral external IP of its own, node-c nothing.
-fn gce_world(dir: &Path) -> String {
-    format!(
-        r#"
-[server]
-tls_cert = "{dir}/server.pem"
-tls_key = "{dir}/server.key"
-
-[gce]
-project = "my-project"
-project_number = 123456789012
-region = "us-central1"
-zones = ["us-central1-a", "us-central1-b", "us-central1-c"]
-api_listen = "10.66.0.254:0"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-
-[gce.operations]
-pending_ms = 20
-running_ms = 80
-
-[[gce.networks]]
-name = "default"
-[[gce.networks.subnets]]
-name = "default"
-ip_cidr_range = "10.128.0.0/20"
-secondary_ranges = [{{ range_name = "vips", ip_cidr_range = "10.200.0.0/24" }}]
-
-[[gce.service_accounts]]
-email = "cloudvip@my-project.iam.gserviceaccount.com"
-
-[[gce.instances]]
-name = "node-a"
-zone = "us-central1-a"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.1"
-[[gce.instances.nics]]
-network_ip = "10.128.0.10"
-mac = "02:66:00:00:00:01"
-alias_ip_ranges = [
-  {{ ip_cidr_range = "{GCE_VIP}/32" }},
-  {{ ip_cidr_range = "10.200.0.8/29", subnetwork_range_name = "vips" }},
-]
-access_configs = [{{ name = "External NAT", nat_ip = "{PUBLIC}" }}]
-
-[[gce.instances]]
-name = "node-b"
-zone = "us-central1-b"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.2"
-[[gce.instances.nics]]
-network_ip = "10.128.0.11"
-mac = "02:66:00:00:00:02"
-alias_ip_ranges = [{{ ip_cidr_range = "10.128.0.51/32" }}]
-access_configs = [{{ name = "external-nat" }}]
-
-[[gce.instances]]
-name = "node-c"
-zone = "us-central1-c"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.3"
-[[gce.instances.nics]]
-network_ip = "10.128.0.12"
-mac = "02:66:00:00:00:03"
-
-[[gce.addresses]]
-name = "vip-ext"
-address = "{PUBLIC}"
-"#,
-        dir = dir.display()
-    )
-}
-
-fn oci_vnic(i: usize) -> String {
-    format!("ocid1.vnic.oc1.iad.aaaaaaaanode{i}")
-}
-
-/// The VIP's private IP object on node1's VNIC, another one on node2's, the reserved
-/// public IP not assigned yet (the first start assigns it; it follows the private IP).
-fn oci_world(dir: &Path) -> String {
-    let d = dir.display();
-    let mut w = format!(
-        r#"
-[server]
-tls_cert = "{d}/server.pem"
-tls_key = "{d}/server.key"
-
-[oci]
-tenancy = "ocid1.tenancy.oc1..aaaaaaaasimtenancy"
-compartment = "ocid1.compartment.oc1..aaaaaaaasimcompartment"
-region = "us-ashburn-1"
-api_listen = "10.66.0.254:443"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-public_ip_assign_ms = 300
-
-[[oci.vcns]]
-id = "ocid1.vcn.oc1.iad.aaaaaaaasimvcn"
-cidr = "10.0.0.0/16"
-
-[[oci.subnets]]
-id = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-vcn = "ocid1.vcn.oc1.iad.aaaaaaaasimvcn"
-cidr = "10.0.1.0/24"
-"#
-    );
-    for i in 1..=3 {
-        w += &format!(
-            r#"
-[[oci.instances]]
-id = "ocid1.instance.oc1.iad.aaaaaaaanode{i}"
-display_name = "node{i}"
-metadata_source = "10.66.0.{i}"
-access = "manage"
-[[oci.instances.vnics]]
-id = "{vnic}"
-mac = "02:66:00:00:00:0{i}"
-subnet = "ocid1.subnet.oc1.iad.aaaaaaaasimsubnet"
-private_ip = "10.0.1.1{i}"
-"#,
-            vnic = oci_vnic(i)
-        );
-    }
-    w += &format!(
-        r#"
-[[oci.private_ips]]
-id = "ocid1.privateip.oc1.iad.aaaaaaaavip"
-vnic = "{v1}"
-ip_address = "{OCI_VIP}"
-
-[[oci.private_ips]]
-id = "ocid1.privateip.oc1.iad.aaaaaaaaother"
-vnic = "{v2}"
-ip_address = "10.0.1.50"
-
-[[oci.public_ips]]
-id = "ocid1.publicip.oc1.iad.aaaaaaaavipext"
-ip_address = "{PUBLIC}"
-lifetime = "RESERVED"
-"#,
-        v1 = oci_vnic(1),
-        v2 = oci_vnic(2)
-    );
-    w
-}
-
 // ---- one lab ------------------------------------------------------------------------------
 
 /// Who the cloud routes the VIP (and its public IP) to, and whether everything else is
@@ -642,8 +492,8 @@ struct Lab {
 impl Lab {
     fn new(cloud: Cloud, key_file: bool) -> Lab {
         let c = match cloud {
-            Cloud::Gce => CloudLab::start(gce_world),
-            Cloud::Oci => CloudLab::start(oci_world),
+            Cloud::Gce => CloudLab::start(crate::clouds::gce::standard),
+            Cloud::Oci => CloudLab::start(crate::clouds::oci::standard),
         };
         let api = match cloud {
             Cloud::Gce => c.endpoints["gce"]["compute"].as_str().unwrap().to_owned(),

@@ -9,158 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cloudlab::CloudLab;
-use crate::util::{Agent, Run};
+use crate::clouds::gce;
 
-const VIP: &str = "10.128.0.100";
-
-pub struct GceLab {
-    pub c: CloudLab,
-    pub api: String,
-}
-
-impl std::ops::Deref for GceLab {
-    type Target = CloudLab;
-    fn deref(&self) -> &CloudLab {
-        &self.c
-    }
-}
-
-/// What every GCE test world shares: the emulator's TLS files, one project in one region
-/// with three zones, the listeners inside the cloud namespace, the operations' `[gce.operations]`
-/// keys as given, the default network with a secondary range `vips`, and the service
-/// account `cloudvip@` with every permission.
-pub fn preamble(dir: &std::path::Path, operations: &str) -> String {
-    format!(
-        r#"
-[server]
-tls_cert = "{dir}/server.pem"
-tls_key = "{dir}/server.key"
-
-[gce]
-project = "my-project"
-project_number = 123456789012
-region = "us-central1"
-zones = ["us-central1-a", "us-central1-b", "us-central1-c"]
-api_listen = "10.66.0.254:0"
-metadata_per_instance = false
-metadata_listen = "169.254.169.254:80"
-
-[gce.operations]
-{operations}
-
-[[gce.networks]]
-name = "default"
-[[gce.networks.subnets]]
-name = "default"
-ip_cidr_range = "10.128.0.0/20"
-secondary_ranges = [{{ range_name = "vips", ip_cidr_range = "10.200.0.0/24" }}]
-
-[[gce.service_accounts]]
-email = "cloudvip@my-project.iam.gserviceaccount.com"
-"#,
-        dir = dir.display()
-    )
-}
-
-fn world(dir: &std::path::Path) -> String {
-    preamble(dir, "pending_ms = 20\nrunning_ms = 80")
-        + r#"
-[[gce.service_accounts]]
-email = "readonly@my-project.iam.gserviceaccount.com"
-permissions = ["compute.instances.get", "compute.instances.list", "compute.zoneOperations.get", "compute.zoneOperations.list", "compute.subnetworks.get", "compute.addresses.get", "compute.addresses.list"]
-
-[[gce.instances]]
-name = "node-a"
-zone = "us-central1-a"
-labels = { cluster = "ha1" }
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.1"
-[[gce.instances.nics]]
-network_ip = "10.128.0.10"
-mac = "02:66:00:00:00:01"
-alias_ip_ranges = [
-  { ip_cidr_range = "10.128.0.100/32" },
-  { ip_cidr_range = "10.200.0.8/29", subnetwork_range_name = "vips" },
-]
-access_configs = [{ name = "External NAT", nat_ip = "203.0.113.10" }]
-
-[[gce.instances]]
-name = "node-b"
-zone = "us-central1-b"
-labels = { cluster = "ha1" }
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.2"
-[[gce.instances.nics]]
-network_ip = "10.128.0.11"
-mac = "02:66:00:00:00:02"
-alias_ip_ranges = [{ ip_cidr_range = "10.128.0.51/32" }]
-access_configs = [{ name = "external-nat" }]
-
-[[gce.instances]]
-name = "node-c"
-zone = "us-central1-c"
-labels = { cluster = "ha1" }
-service_account = "readonly@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.3"
-[[gce.instances.nics]]
-network_ip = "10.128.0.12"
-mac = "02:66:00:00:00:03"
-
-[[gce.addresses]]
-name = "vip-ext"
-address = "203.0.113.10"
-"#
-}
-
-impl GceLab {
-    pub fn new() -> GceLab {
-        let c = CloudLab::start(world);
-        let api = c.endpoints["gce"]["compute"].as_str().unwrap().to_owned();
-        GceLab { c, api }
-    }
-
-    /// The agent on node `i` (1 = node-a) with the parameters every GCE test shares.
-    pub fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
-        self.c
-            .agent(i, action)
-            .params(&[("ip", VIP), ("cloud", "gce"), ("api_endpoint", &self.api)])
-            .params(params)
-    }
-
-    pub fn instance(&self, name: &str) -> Value {
-        let state = self.admin("GET", "/admin/state", None);
-        let all = state["gce"]["instances"].clone();
-        let list: Vec<Value> = match all {
-            Value::Array(a) => a,
-            Value::Object(o) => o.into_iter().map(|(_, v)| v).collect(),
-            _ => panic!("no instances in state: {state}"),
-        };
-        list.into_iter()
-            .find(|i| i["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}"))
-    }
-
-    pub fn aliases(&self, name: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.instance(name)["networkInterfaces"][0]["aliasIpRanges"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| a["ipCidrRange"].as_str().unwrap().to_owned())
-            .collect();
-        v.sort();
-        v
-    }
-
-    pub fn nat_ips(&self, name: &str) -> Vec<String> {
-        self.instance(name)["networkInterfaces"][0]["accessConfigs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| a["natIP"].as_str().unwrap_or("-").to_owned())
-            .collect()
-    }
-}
+pub use gce::GceLab;
+use gce::VIP;
 
 fn holds_locally(g: &GceLab, i: usize) -> bool {
     g.c.holds_locally(i, VIP)
@@ -293,45 +145,6 @@ fn monitor_states() {
     assert_eq!(g.aliases("node-b"), vec!["10.128.0.100/32"]);
 }
 
-/// Faults the API throws during a failover: the agent rides them out inside the deadline.
-#[test]
-fn transient_faults_are_retried() {
-    let faults = [
-        json!({"kind": "error", "status": 503, "api": "compute.instances.updateNetworkInterface", "count": 2}),
-        json!({"kind": "rate_limit", "service": "compute", "count": 3}),
-        json!({"kind": "fingerprint_race", "count": 1}),
-        json!({"kind": "operation_error", "code": "IP_IN_USE_BY_ANOTHER_RESOURCE", "message": "IP '10.128.0.100/32' is already being used by another resource.", "count": 1}),
-        json!({"kind": "operation_error", "code": "INTERNAL_ERROR", "message": "Internal error.", "count": 1}),
-        json!({"kind": "reset", "service": "compute", "count": 2}),
-        json!({"kind": "hang", "ms": 12000, "service": "compute", "count": 1}),
-        json!({"kind": "error", "status": 503, "service": "metadata", "count": 2}),
-        json!({"kind": "latency", "ms": 300, "service": "compute"}),
-    ];
-    let g = GceLab::new();
-    let mut on = 2;
-    for f in faults {
-        g.clear_faults();
-        g.fault(f.clone());
-        let r = g.agent(on, "start", &[]).run();
-        assert_eq!(
-            r.code,
-            0,
-            "fault {f}: {}\n{}",
-            r.stderr,
-            r.reason().unwrap_or("")
-        );
-        assert!(g.fault_fired(), "fault {f} never fired");
-        assert!(
-            g.aliases(if on == 1 { "node-a" } else { "node-b" })
-                .contains(&"10.128.0.100/32".to_owned()),
-            "fault {f}"
-        );
-        g.clear_faults();
-        g.agent(on, "stop", &[]).run().ok();
-        on = if on == 1 { 2 } else { 1 };
-    }
-}
-
 #[test]
 fn stuck_operation_fails_start_within_the_timeout() {
     let g = GceLab::new();
@@ -444,33 +257,6 @@ fn service_account_key_tokens_are_cached_privately() {
     g.admin("POST", "/admin/gce/tokens/expire", None);
     g.agent(2, "stop", &p).run().ok();
     assert_eq!(g.aliases("node-b"), vec!["10.128.0.51/32"]);
-}
-
-#[test]
-fn ocf_tester_passes_with_gce() {
-    let g = GceLab::new();
-    let agent = crate::util::install_agent();
-    let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", g.c.lab.ns(2), "ocf-tester", "-n", "gcevip"]);
-    for p in [
-        format!("ip={VIP}"),
-        "nic=eth0".into(),
-        "cloud=gce".into(),
-        format!("api_endpoint={}", g.api),
-        format!("ca_bundle={}", g.ca),
-        "public_ip=vip-ext".into(),
-    ] {
-        cmd.args(["-o", &p]);
-    }
-    cmd.arg(&agent);
-    let r = Run::from("ocf-tester gce".into(), cmd.output().unwrap());
-    assert!(
-        r.code == 0 && r.stdout.contains("passed all tests"),
-        "{}\n{}",
-        r.stdout,
-        r.stderr
-    );
-    assert!(g.aliases("node-b").contains(&"10.128.0.100/32".to_owned()));
 }
 
 /// Not an assertion: the numbers for the closing note (API calls per action, wall time).

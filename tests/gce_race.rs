@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cloudlab::CloudLab;
+use crate::clouds::gce;
 use crate::util::{Agent, Run, BIN};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -39,28 +40,14 @@ const REJECT: Mode = Mode {
     running_ms: 950,
 };
 
-fn world(dir: &std::path::Path, m: Mode) -> String {
-    let ops = format!(
-        "pending_ms = 50\nrunning_ms = {}\nbusy = \"{}\"\nfingerprint_roll = \"{}\"",
-        m.running_ms, m.busy, m.roll
-    );
-    let mut w = crate::gce::preamble(dir, &ops);
-    for (i, (name, zone)) in NODES.iter().zip(["a", "b", "c"]).enumerate() {
-        w.push_str(&format!(
-            r#"
-[[gce.instances]]
-name = "{name}"
-zone = "us-central1-{zone}"
-service_account = "cloudvip@my-project.iam.gserviceaccount.com"
-metadata_source = "10.66.0.{n}"
-[[gce.instances.nics]]
-network_ip = "10.128.0.{ip}"
-mac = "02:66:00:00:00:0{n}"
-"#,
-            n = i + 1,
-            ip = 10 + i
-        ));
-    }
+fn world(dir: &std::path::Path, m: Mode) -> cloudvip_sim::World {
+    let mut w = gce::bare(dir, 3);
+    gce::gce(&mut w).operations = crate::clouds::spec(json!({
+        "pending_ms": 50,
+        "running_ms": m.running_ms,
+        "busy": m.busy,
+        "fingerprint_roll": m.roll,
+    }));
     w
 }
 

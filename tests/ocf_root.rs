@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{require_root, BIN};
+use crate::util::{require_root, Run, BIN};
 
 /// Where the OCF tools look for agents (compiled into Pacemaker and resource-agents).
 pub const SYSTEM_RESOURCE_D: &str = "/usr/lib/ocf/resource.d";
@@ -97,6 +97,28 @@ impl OcfRoot {
             ))
             .args(["sh", program]);
         cmd
+    }
+
+    /// `crm_resource --validate` of `ocf:rust:cloudvip` with `options` (NAME=VALUE each).
+    pub fn crm_validate<S: AsRef<str> + std::fmt::Debug>(&self, options: &[S]) -> Run {
+        let mut cmd = self.command("crm_resource");
+        cmd.args([
+            "--validate",
+            "--class",
+            "ocf",
+            "--provider",
+            "rust",
+            "--agent",
+            "cloudvip",
+        ]);
+        for o in options {
+            cmd.args(["--option", o.as_ref()]);
+        }
+        Run::from(
+            format!("crm_resource --validate {options:?}"),
+            cmd.output()
+                .expect("crm_resource missing: apt-get install pacemaker-cli-utils"),
+        )
     }
 }
 

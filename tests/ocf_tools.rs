@@ -61,31 +61,9 @@ fn ocf_tester_passes_ipv6_and_route_mode() {
     ));
 }
 
-fn crm_validate(options: &[&str]) -> Run {
-    let root = install_agent();
-    let mut cmd = root.command("crm_resource");
-    cmd.args([
-        "--validate",
-        "--class",
-        "ocf",
-        "--provider",
-        "rust",
-        "--agent",
-        "cloudvip",
-    ]);
-    for o in options {
-        cmd.args(["--option", o]);
-    }
-    Run::from(
-        format!("crm_resource --validate {options:?}"),
-        cmd.output()
-            .expect("crm_resource missing: apt-get install pacemaker-cli-utils"),
-    )
-}
-
 #[test]
 fn crm_resource_validate() {
-    let bad = crm_validate(&["ip=10.0.0.300", "cloud=none"]);
+    let bad = install_agent().crm_validate(&["ip=10.0.0.300", "cloud=none"]);
     assert_eq!(bad.code, 6, "{}\n{}", bad.stdout, bad.stderr);
     assert!(
         (bad.stdout.clone() + &bad.stderr)
@@ -94,7 +72,7 @@ fn crm_resource_validate() {
         bad.stdout,
         bad.stderr
     );
-    let good = crm_validate(&["ip=10.0.0.250", "cloud=none"]);
+    let good = install_agent().crm_validate(&["ip=10.0.0.250", "cloud=none"]);
     assert_eq!(good.code, 0, "{}\n{}", good.stdout, good.stderr);
 }
 

@@ -20,12 +20,16 @@ mod logging;
 mod ocf_tools;
 // Three VMs and the emulator in namespaces, for the cloud backends.
 mod cloudlab;
+// One test world per cloud on the emulator's world types, and its admin client.
+mod clouds;
 // The GCE backend against cloudvip-sim.
 mod gce;
 // GCE under parallel actions on one NIC, nodes racing, and kills at every step.
 mod gce_race;
 // The OCI backend against cloudvip-sim.
 mod oci;
+// Scenarios every backend must pass, run once per cloud (cloudtest!).
+mod backends;
 // One token refresh shared by parallel actions, both clouds, Pacemaker's environment.
 mod tokens;
 // Monitor fails only on evidence: a cloud that cannot be asked is a WARNING, both clouds.
