@@ -108,12 +108,22 @@ impl Lab {
 
     /// The client of node-b, credentials from `source` (its instance profile by default).
     fn client(&self, source: Source, route_role: Option<&str>) -> Ec2 {
-        let route_creds =
-            route_role.map(|r| Provider::new(source.clone(), Some(AssumeRole::new(r))));
+        self.cached_client(source, route_role, None)
+    }
+
+    /// The same, caching temporary credentials in the state directory `state`.
+    fn cached_client(
+        &self,
+        source: Source,
+        route_role: Option<&str>,
+        state: Option<&std::path::Path>,
+    ) -> Ec2 {
+        let route_creds = route_role
+            .map(|r| Provider::new(source.clone(), Some(AssumeRole::new(r))).with_cache(state));
         Ec2 {
             http: Http::new(&HttpConfig::default()).unwrap(),
             imds: Imds::new(Some(&self.metadata("node-b"))),
-            creds: Provider::new(source, None),
+            creds: Provider::new(source, None).with_cache(state),
             route_creds,
             ec2: Endpoint::ec2("eu-west-1", Some(&self.api)),
             sts: Endpoint::sts("eu-west-1", Some(&self.api)),
@@ -447,5 +457,75 @@ fn expired_tokens_and_credentials_are_replaced_once() {
         lab.calls("ec2:DescribeInstances"),
         3,
         "one refused, then done"
+    );
+}
+
+/// Actions that follow one another (or run in parallel) share the cached credentials:
+/// one IMDS credentials fetch and one AssumeRole for all; credentials EC2 refuses are
+/// replaced in the cache too.
+#[test]
+fn credentials_are_cached_between_actions() {
+    let lab = Lab::start();
+    let state = tempfile::tempdir().unwrap();
+    let d = deadline(20);
+    let run = || {
+        let mut c = lab.cached_client(Source::Instance, Some(ROLE_OTHER), Some(state.path()));
+        c.describe_instances(&[NODE_B], &d).unwrap();
+        c.describe_route_tables(&[RTB_OTHER], &d).unwrap();
+    };
+    std::thread::scope(|s| {
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    run();
+    assert_eq!(
+        lab.calls("imds:credentials"),
+        1,
+        "one fetch for three actions"
+    );
+    assert_eq!(lab.calls("sts:AssumeRole"), 1);
+    for f in std::fs::read_dir(state.path()).unwrap() {
+        let f = f.unwrap();
+        let mode = f.metadata().unwrap().permissions().mode();
+        if f.file_name().to_string_lossy().ends_with(".json") {
+            assert_eq!(mode & 0o777, 0o600, "{:?}", f.file_name());
+        }
+    }
+
+    lab.admin(Method::Post, "/admin/aws/credentials/expire", None);
+    run();
+    assert_eq!(
+        lab.calls("imds:credentials"),
+        2,
+        "the refused ones were replaced"
+    );
+    run();
+    assert_eq!(lab.calls("imds:credentials"), 2, "and the new ones cached");
+}
+
+/// A caller beyond the IMDS hop limit gets no answer to its token PUT: the action ends
+/// Transient by its deadline, and says what to change.
+#[test]
+fn imds_beyond_the_hop_limit_ends_by_the_deadline() {
+    let lab = Lab::start();
+    lab.admin(
+        Method::Put,
+        "/admin/aws/instances/node-b/metadata-options",
+        Some(json!({"metadata_hops": 2})),
+    );
+    let mut c = lab.client(Source::Instance, None);
+    let d = deadline(5);
+    let budget = d.remaining();
+    let t0 = Instant::now();
+    match c.imds.identity(&c.http, &d) {
+        Err(CloudError::Transient(m)) => assert!(m.contains("hop limit"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        t0.elapsed() <= budget + Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
     );
 }

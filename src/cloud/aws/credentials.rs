@@ -5,9 +5,13 @@
 //! resource-agents PR #1454). Temporary credentials are kept until five minutes before
 //! they expire (IMDS publishes new ones at least five minutes before the old expire,
 //! research/aws-azure.md §A1.3) and dropped at once when EC2 refuses them
-//! (`invalidate`), so the next call fetches new ones.
+//! (`invalidate`), so the next call fetches new ones. With a state directory they are
+//! cached there (mode 0600, like the other clouds' tokens) and refreshed under a lock, so
+//! parallel actions make one IMDS or STS round trip, not one each.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::cloud::secret::{self, unix_now, Secret};
 use crate::cloud::CloudError;
@@ -31,8 +35,21 @@ pub enum Source {
     Instance,
     /// A shared credentials file and the profile in it.
     File { path: PathBuf, profile: String },
-    /// Keys given as they are (a test, a future environment source).
+    /// Keys given as they are (a test, or the environment: `from_env`).
     Static(Keys),
+}
+
+impl Source {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optional `AWS_SESSION_TOKEN` from
+    /// `env` (botocore's `EnvProvider`), when both keys are set.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Option<Source> {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        Some(Source::Static(Keys {
+            access_key: get("AWS_ACCESS_KEY_ID")?,
+            secret: Secret::new(get("AWS_SECRET_ACCESS_KEY")?),
+            token: get("AWS_SESSION_TOKEN").map(Secret::new),
+        }))
+    }
 }
 
 /// An STS AssumeRole made with the source's credentials.
@@ -77,6 +94,21 @@ pub struct Provider {
     assume: Option<AssumeRole>,
     base: Option<Credentials>,
     current: Option<Credentials>,
+    /// The state directory temporary credentials are cached in (`with_cache`).
+    state: Option<PathBuf>,
+    /// The access keys the service refused: a cached copy of one is not used again.
+    rejected: Vec<String>,
+}
+
+/// A cache file's content.
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    key: String,
+    access_key: String,
+    secret: String,
+    token: Option<String>,
+    expires: u64,
+    from: String,
 }
 
 fn local(m: String) -> CloudError {
@@ -118,7 +150,18 @@ impl Provider {
             assume,
             base: None,
             current: None,
+            state: None,
+            rejected: Vec::new(),
         }
+    }
+
+    /// Keep temporary credentials in the state directory (`state::dir`) between actions:
+    /// the instance profile's under one name (every provider of this node shares them),
+    /// an assumed role's under a name of source and role. Long-term keys are read from
+    /// their file each time and never copied.
+    pub fn with_cache(mut self, state: Option<&Path>) -> Provider {
+        self.state = state.map(Path::to_owned);
+        self
     }
 
     /// Whether `invalidate` can bring different credentials (temporary ones can).
@@ -128,8 +171,83 @@ impl Provider {
 
     /// Forget what was fetched: the service refused it.
     pub fn invalidate(&mut self) {
-        self.current = None;
-        self.base = None;
+        for c in [self.current.take(), self.base.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.rejected.push(c.keys.access_key);
+        }
+    }
+
+    /// What the source's credentials are (never a secret).
+    fn source_key(&self) -> String {
+        match &self.source {
+            Source::Instance => "instance-profile".to_owned(),
+            Source::File { path, profile } => format!("file {} [{profile}]", path.display()),
+            Source::Static(k) => format!("static {}", k.access_key),
+        }
+    }
+
+    /// The cache file for `key`, when there is a state directory.
+    fn cache_file(&self, key: &str) -> Option<PathBuf> {
+        secret::cache_path(self.state.as_deref(), "cloudvip-aws-credentials", key)
+    }
+
+    /// Fresh credentials cached under `key` that the service has not refused.
+    fn read_cache(&self, key: &str) -> Option<Credentials> {
+        let c: Cached =
+            serde_json::from_slice(&secret::read_private(&self.cache_file(key)?)?).ok()?;
+        let creds = Credentials {
+            keys: Keys {
+                access_key: c.access_key,
+                secret: Secret::new(c.secret),
+                token: c.token.map(Secret::new),
+            },
+            expires: Some(c.expires),
+            from: c.from,
+        };
+        (c.key == key && creds.fresh() && !self.rejected.contains(&creds.keys.access_key))
+            .then_some(creds)
+    }
+
+    fn write_cache(&self, key: &str, c: &Credentials) {
+        let (Some(path), Some(expires)) = (self.cache_file(key), c.expires) else {
+            return;
+        };
+        let entry = Cached {
+            key: key.to_owned(),
+            access_key: c.keys.access_key.clone(),
+            secret: c.keys.secret.expose().to_owned(),
+            token: c.keys.token.as_ref().map(|t| t.expose().to_owned()),
+            expires,
+            from: c.from.clone(),
+        };
+        let body = serde_json::to_vec(&entry).unwrap_or_default();
+        if let Err(e) = secret::write_private(&path, &body) {
+            log::warn!("cannot cache AWS credentials in {}: {e}", path.display());
+        }
+    }
+
+    /// Credentials cached under `key`, else `fetch`ed once for every action that finds
+    /// the cache stale at the same time (the others wait for the lock and read its
+    /// result), then cached.
+    fn through_cache(
+        &mut self,
+        key: &str,
+        deadline: &Deadline,
+        fetch: impl FnOnce(&mut Self) -> Result<Credentials, CloudError>,
+    ) -> Result<Credentials, CloudError> {
+        if let Some(c) = self.read_cache(key) {
+            return Ok(c);
+        }
+        let file = self.cache_file(key);
+        let _lock = secret::refresh_lock(file.as_deref(), deadline)?;
+        if let Some(c) = self.read_cache(key) {
+            return Ok(c);
+        }
+        let c = fetch(self)?;
+        self.write_cache(key, &c);
+        Ok(c)
     }
 
     fn base(
@@ -149,28 +267,16 @@ impl Provider {
             },
             Source::File { path, profile } => read_file(path, profile)?,
             Source::Instance => {
-                let r = imds.role_credentials(http, deadline)?;
-                log::debug!(
-                    "instance profile credentials of role {} (expire in {} s)",
-                    r.role,
-                    r.expires.saturating_sub(unix_now())
-                );
-                Credentials {
-                    keys: Keys {
-                        access_key: r.access_key,
-                        secret: r.secret,
-                        token: Some(r.token),
-                    },
-                    expires: Some(r.expires),
-                    from: format!("instance profile role {}", r.role),
-                }
+                let key = self.source_key();
+                self.through_cache(&key, deadline, |_| instance_profile(http, imds, deadline))?
             }
         };
         self.base = Some(c.clone());
         Ok(c)
     }
 
-    /// Credentials good for a while yet: the cached ones, else new ones.
+    /// Credentials good for a while yet: the ones in memory or in the cache, else new
+    /// ones.
     pub fn get(
         &mut self,
         http: &Http,
@@ -181,14 +287,48 @@ impl Provider {
         if let Some(c) = self.current.as_ref().filter(|c| c.fresh()) {
             return Ok(c.clone());
         }
-        let base = self.base(http, imds, deadline)?;
-        let c = match &self.assume {
-            None => base,
-            Some(role) => assume(http, sts, &base, role, deadline)?,
+        let c = match self.assume.clone() {
+            None => self.base(http, imds, deadline)?,
+            Some(role) => {
+                let key = format!(
+                    "{} -> {} {} {:?} {}",
+                    self.source_key(),
+                    role.role_arn,
+                    role.session_name,
+                    role.external_id,
+                    role.duration_secs
+                );
+                self.through_cache(&key, deadline, |p| {
+                    let base = p.base(http, imds, deadline)?;
+                    assume(http, sts, &base, &role, deadline)
+                })?
+            }
         };
         self.current = Some(c.clone());
         Ok(c)
     }
+}
+
+fn instance_profile(
+    http: &Http,
+    imds: &mut Imds,
+    deadline: &Deadline,
+) -> Result<Credentials, CloudError> {
+    let r = imds.role_credentials(http, deadline)?;
+    log::debug!(
+        "instance profile credentials of role {} (expire in {} s)",
+        r.role,
+        r.expires.saturating_sub(unix_now())
+    );
+    Ok(Credentials {
+        keys: Keys {
+            access_key: r.access_key,
+            secret: r.secret,
+            token: Some(r.token),
+        },
+        expires: Some(r.expires),
+        from: format!("instance profile role {}", r.role),
+    })
 }
 
 /// STS AssumeRole with `base`'s keys.
@@ -286,6 +426,92 @@ mod tests {
             read_file(&d.path().join("absent"), "default"),
             Err(CloudError::Local(_))
         ));
+    }
+
+    #[test]
+    fn keys_from_the_environment() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        match Source::from_env(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA1"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_SESSION_TOKEN", "t"),
+        ])) {
+            Some(Source::Static(k)) => {
+                assert_eq!(k.access_key, "AKIA1");
+                assert_eq!(k.token.map(|t| t.expose().to_owned()).as_deref(), Some("t"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Source::from_env(env(&[("AWS_ACCESS_KEY_ID", "AKIA1")])).is_none());
+        assert!(Source::from_env(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA1"),
+            ("AWS_SECRET_ACCESS_KEY", "")
+        ]))
+        .is_none());
+    }
+
+    #[test]
+    fn the_cache_is_private_keyed_and_skips_refused_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let mut p = Provider::new(Source::Instance, None).with_cache(Some(d.path()));
+        let key = p.source_key();
+        let path = p.cache_file(&key).unwrap();
+        assert!(path.starts_with(d.path()));
+        let c = Credentials {
+            keys: Keys {
+                access_key: "ASIA1".into(),
+                secret: Secret::new("s".into()),
+                token: Some(Secret::new("t".into())),
+            },
+            expires: Some(unix_now() + 3600),
+            from: "instance profile role r".into(),
+        };
+        p.write_cache(&key, &c);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(p.read_cache(&key).unwrap().keys.access_key, "ASIA1");
+        assert!(p.read_cache("another source").is_none());
+        p.current = Some(c.clone());
+        p.invalidate();
+        assert!(
+            p.read_cache(&key).is_none(),
+            "the refused key is not used again"
+        );
+        // Nearly expired: not used.
+        let q = Provider::new(Source::Instance, None).with_cache(Some(d.path()));
+        q.write_cache(
+            &key,
+            &Credentials {
+                expires: Some(unix_now() + 10),
+                ..c
+            },
+        );
+        assert!(q.read_cache(&key).is_none());
+        // Long-term keys are never written.
+        let s = Provider::new(Source::Instance, None).with_cache(Some(d.path()));
+        s.write_cache(
+            "long-term",
+            &Credentials {
+                keys: Keys {
+                    access_key: "A".into(),
+                    secret: Secret::new("s".into()),
+                    token: None,
+                },
+                expires: None,
+                from: String::new(),
+            },
+        );
+        assert!(s.cache_file("long-term").is_some_and(|f| !f.exists()));
+        // Without a state directory, nothing is cached.
+        assert!(Provider::new(Source::Instance, None)
+            .cache_file(&key)
+            .is_none());
     }
 
     #[test]
