@@ -10,11 +10,11 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::cloud::{self, Nic, Step, Verdict};
+use crate::cloud::{self, Nic, Op, Step, Verdict};
 use crate::deadline::Deadline;
 use crate::local::{Local, Presence};
 use crate::ocf::env::OcfEnv;
-use crate::ocf::Exit;
+use crate::ocf::{Action, Exit, Status};
 use crate::params::{LocalMode, Params};
 
 /// One `NAME=VALUE` from a file or `--param`: a parameter that is not UTF-8 is kept as
@@ -138,6 +138,77 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "this node".into())
 }
 
+/// What `status` and a dry run show first: who holds the VIP, on this node and in the
+/// cloud, as table rows, and what that means for this node.
+struct Seen {
+    rows: Vec<[String; 4]>,
+    /// The address (route) is on this node; `None` with local_mode=none.
+    here_local: Option<bool>,
+    /// The cloud routes the VIP here; `None` for cloud=none or when it could not be read.
+    here_cloud: Option<bool>,
+    cloud_error: Option<String>,
+    /// Who the cloud routes the VIP to when not here: the VIP's own row (the first).
+    elsewhere: Option<String>,
+}
+
+fn seen(
+    params: &Params,
+    backend: &mut dyn cloud::Cloud,
+    local: &mut Local,
+    nic: Option<&Nic>,
+    deadline: &Deadline,
+) -> anyhow::Result<Seen> {
+    let mut s = Seen {
+        rows: Vec::new(),
+        here_local: None,
+        here_cloud: None,
+        cloud_error: None,
+        elsewhere: None,
+    };
+    if local.mode() != LocalMode::None {
+        let (holder, ours) = match local.presence()? {
+            Presence::On(ifs) => (ifs.join(", "), true),
+            Presence::Absent => ("-".into(), false),
+        };
+        s.here_local = Some(ours);
+        let what = match local.mode() {
+            LocalMode::Route => format!("local route {}", params.ip),
+            _ => format!("address {}/{}", params.ip, params.prefix),
+        };
+        s.rows.push([
+            format!("local ({})", hostname()),
+            what,
+            holder,
+            yes(ours).into(),
+        ]);
+    }
+    if backend.name() != "none" {
+        match backend.holders(nic, deadline) {
+            Ok(hs) => {
+                s.here_cloud = Some(hs.iter().any(|h| h.ours));
+                s.elsewhere = hs
+                    .first()
+                    .filter(|h| h.held && !h.ours)
+                    .map(|h| h.holder.clone());
+                for h in hs {
+                    s.rows
+                        .push([backend.name().into(), h.what, h.holder, yes(h.ours).into()]);
+                }
+            }
+            Err(e) => {
+                s.cloud_error = Some(e.to_string());
+                s.rows.push([
+                    backend.name().into(),
+                    format!("{}", params.ip),
+                    "? (cloud not readable, see below)".into(),
+                    "?".into(),
+                ]);
+            }
+        }
+    }
+    Ok(s)
+}
+
 /// `cloudvip status`: one table, local and cloud. Ok(true) when this node holds the VIP
 /// everywhere it should.
 pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
@@ -147,53 +218,14 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     let mut backend = cloud::backend(&params, state.as_deref())?;
     let mut local = Local::open(&params, state, &deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref());
-    let mut rows: Vec<[String; 4]> = Vec::new();
-    let mut here_local = None;
-    if local.mode() != LocalMode::None {
-        let (holder, ours) = match local.presence()? {
-            Presence::On(ifs) => (ifs.join(", "), true),
-            Presence::Absent => ("-".into(), false),
-        };
-        here_local = Some(ours);
-        let what = match local.mode() {
-            LocalMode::Route => format!("local route {}", params.ip),
-            _ => format!("address {}/{}", params.ip, params.prefix),
-        };
-        rows.push([
-            format!("local ({})", hostname()),
-            what,
-            holder,
-            yes(ours).into(),
-        ]);
-    }
-    let mut here_cloud = None;
-    let mut cloud_error = None;
-    // Who the cloud routes the VIP to when not here: the VIP's own row (the first).
-    let mut elsewhere = None;
-    if backend.name() != "none" {
-        let cnic = nic.as_ref().ok().map(nic_of);
-        match backend.holders(cnic.as_ref(), &deadline) {
-            Ok(hs) => {
-                here_cloud = Some(hs.iter().any(|h| h.ours));
-                elsewhere = hs
-                    .first()
-                    .filter(|h| h.held && !h.ours)
-                    .map(|h| h.holder.clone());
-                for h in hs {
-                    rows.push([backend.name().into(), h.what, h.holder, yes(h.ours).into()]);
-                }
-            }
-            Err(e) => {
-                cloud_error = Some(e.to_string());
-                rows.push([
-                    backend.name().into(),
-                    format!("{}", params.ip),
-                    "? (cloud not readable, see below)".into(),
-                    "?".into(),
-                ]);
-            }
-        }
-    }
+    let cnic = nic.as_ref().ok().map(nic_of);
+    let seen = seen(
+        &params,
+        backend.as_mut(),
+        &mut local,
+        cnic.as_ref(),
+        &deadline,
+    )?;
     let mut out = format!(
         "VIP {} (cloud={}, nic={})\n\n",
         params.ip,
@@ -203,22 +235,26 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
             Err(e) => format!("? ({e:#})"),
         }
     );
-    out.push_str(&table(&["WHERE", "WHAT", "HOLDER", "THIS NODE"], &rows));
-    let verdict = match (here_local, here_cloud) {
-        _ if cloud_error.is_some() => {
+    out.push_str(&table(
+        &["WHERE", "WHAT", "HOLDER", "THIS NODE"],
+        &seen.rows,
+    ));
+    let verdict = match (seen.here_local, seen.here_cloud) {
+        _ if seen.cloud_error.is_some() => {
             format!(
                 "the cloud could not be read: {}\nrun `cloudvip diagnose` with the same parameters",
-                cloud_error.unwrap_or_default()
+                seen.cloud_error.unwrap_or_default()
             )
         }
         (Some(true), None | Some(true)) | (None, Some(true)) => "this node serves the VIP".into(),
         (Some(false) | None, None) => "this node does not serve the VIP".into(),
-        (Some(false) | None, Some(false)) => match &elsewhere {
+        (Some(false) | None, Some(false)) => match &seen.elsewhere {
             Some(h) => format!("this node does not serve the VIP: the cloud routes it to {h}"),
-            None => "this node does not serve the VIP, and nobody holds it in the cloud                      (`cloudvip start` on a node claims it)"
+            None => "this node does not serve the VIP, and nobody holds it in the cloud \
+                     (`cloudvip start` on a node claims it)"
                 .into(),
         },
-        (Some(true), Some(false)) => match &elsewhere {
+        (Some(true), Some(false)) => match &seen.elsewhere {
             Some(h) => format!("inconsistent: the address is here but the cloud routes the VIP to {h} (Pacemaker's monitor reports an error; `cloudvip start` here claims it)"),
             None => "inconsistent: the address is here but nobody holds the VIP in the cloud (`cloudvip start` here claims it)".into(),
         },
@@ -228,6 +264,196 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     let _ = writeln!(out, "\n{verdict}");
     print!("{out}");
     Ok(ok)
+}
+
+/// One step of a dry run's plan.
+enum Item {
+    /// A cloud API call that changes something.
+    Call(String, String),
+    /// A change of this node's kernel state (netlink, the announcer).
+    Node(String),
+    /// What the action does that changes no state: announcements, decisions.
+    Note(String),
+}
+
+impl Item {
+    fn changes(&self) -> bool {
+        !matches!(self, Item::Note(_))
+    }
+}
+
+fn planned(p: cloud::Planned) -> Item {
+    match p.call {
+        Some(c) => Item::Call(c, p.what),
+        None => Item::Note(p.what),
+    }
+}
+
+/// `cloudvip start|stop|migrate_from --dry-run`: who holds the VIP now, then the changes
+/// the action would make, in its order, decided by the action's own checks and the
+/// backends' `plan` (read-only calls only). Nothing changes. Errors are the action's own:
+/// a check that would fail the start fails the dry run with the same exit code.
+pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
+    let starting = match action {
+        Action::Start | Action::MigrateFrom => true,
+        Action::Stop => false,
+        other => {
+            return Err(Exit::args(format!(
+                "--dry-run previews start, stop and migrate_from, not {other:?} (which changes \
+                 nothing anyway or is not for a VIP's move)"
+            ))
+            .into())
+        }
+    };
+    let verb = if starting { "start" } else { "stop" };
+    let params = match Params::parse(env) {
+        Ok(p) => p,
+        // Stop with invalid parameters reports success and changes nothing.
+        Err(e) if !starting => {
+            println!("dry run of stop: the parameters are invalid ({e}); stop would change nothing and report success");
+            return Ok(Status::Success);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let deadline = Deadline::for_timeout(env.timeout());
+    let state = env.state_dir();
+    let mut backend = cloud::backend(&params, state.as_deref())?;
+    let mut local = Local::open(&params, state.clone(), &deadline)?;
+    let link = local.resolve_nic(params.nic.as_deref());
+    let link = match link {
+        Ok(l) => Some(l),
+        Err(e) if starting => return Err(e),
+        // Stop removes the VIP wherever it is; it needs no interface.
+        Err(_) => None,
+    };
+    let cnic = link.as_ref().map(nic_of);
+    let seen = seen(
+        &params,
+        backend.as_mut(),
+        &mut local,
+        cnic.as_ref(),
+        &deadline,
+    )?;
+    let mut out = format!(
+        "Dry run of {verb} on {}: VIP {} (cloud={}, nic={}); nothing is changed.\n\nNow:\n",
+        hostname(),
+        params.ip,
+        backend.name(),
+        link.as_ref().map_or("?", |l| l.name.as_str())
+    );
+    out.push_str(&table(
+        &["WHERE", "WHAT", "HOLDER", "THIS NODE"],
+        &seen.rows,
+    ));
+    if let Some(e) = &seen.cloud_error {
+        let _ = writeln!(out, "(the cloud could not be read: {e})");
+    }
+    let mut items: Vec<Item> = Vec::new();
+    if let (true, Some(nic)) = (starting, &link) {
+        let cn = nic_of(nic);
+        crate::agent::before_start(&params, &mut local, nic, backend.as_mut(), &deadline)?;
+        let claim = backend
+            .plan(Op::Claim, &cn, &deadline)
+            .map_err(|e| crate::agent::cloud_exit(e.at("claim")))?;
+        items.extend(claim.into_iter().map(planned));
+        let here = matches!(local.presence()?, Presence::On(_));
+        match local.mode() {
+            LocalMode::None => {}
+            _ if here => items.push(Item::Note(format!(
+                "{} is already on {}: no netlink change",
+                params.ip, nic.name
+            ))),
+            LocalMode::Address => items.push(Item::Node(format!(
+                "netlink: add {}/{} to {}{}",
+                params.ip,
+                params.prefix,
+                nic.name,
+                params
+                    .label
+                    .as_ref()
+                    .map(|l| format!(" with label {l}"))
+                    .unwrap_or_default()
+            ))),
+            LocalMode::Route => items.push(Item::Node(format!(
+                "netlink: add a local route for {} on {} (table local, protocol 167)",
+                params.ip, nic.name
+            ))),
+        }
+        if params.arp_count > 0 && nic.mac.is_some() {
+            let what = if params.ip.is_ipv4() {
+                "gratuitous ARP(s)"
+            } else {
+                "unsolicited neighbour advertisement(s)"
+            };
+            items.push(Item::Note(format!(
+                "announce {} on {}: {} {what}, {} ms apart{}",
+                params.ip,
+                nic.name,
+                params.arp_count,
+                params.arp_interval.as_millis(),
+                if params.arp_bg {
+                    ", in the background"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let extras = backend
+            .plan(Op::Extras, &cn, &deadline)
+            .map_err(|e| crate::agent::cloud_exit(e.at("public IP")))?;
+        items.extend(extras.into_iter().map(planned));
+    } else {
+        let pidfile = state
+            .as_deref()
+            .map(|d| crate::local::announcer::pidfile(d, params.ip));
+        if pidfile.is_some_and(|p| p.exists()) {
+            items.push(Item::Node(format!(
+                "end the background announcements of {}",
+                params.ip
+            )));
+        }
+        if let Presence::On(ifs) = local.presence()? {
+            for i in ifs {
+                items.push(Item::Node(match local.mode() {
+                    LocalMode::Route => {
+                        format!("netlink: delete the local route for {} on {i}", params.ip)
+                    }
+                    _ => format!("netlink: delete {} from {i}", params.ip),
+                }));
+            }
+        }
+        let none = Nic {
+            name: "?".into(),
+            mac: None,
+        };
+        let release = backend
+            .plan(
+                Op::Release,
+                cnic.as_ref().unwrap_or(&none),
+                &deadline.within(crate::agent::STOP_RELEASE_BUDGET),
+            )
+            .map_err(|e| crate::agent::cloud_exit(e.at("release")))?;
+        items.extend(release.into_iter().map(planned));
+    }
+    let n = items.iter().filter(|i| i.changes()).count();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        match (n, starting) {
+            (0, true) => "start would change nothing: the VIP is already here".to_owned(),
+            (0, false) => "stop would change nothing: the VIP is not here".to_owned(),
+            (n, _) => format!("{verb} would make {n} change(s):"),
+        }
+    );
+    for (i, item) in items.iter().enumerate() {
+        let _ = match item {
+            Item::Call(call, what) => writeln!(out, "{:>3}. {call}\n     {what}", i + 1),
+            Item::Node(what) => writeln!(out, "{:>3}. {what}", i + 1),
+            Item::Note(what) => writeln!(out, "{:>3}. ({what})", i + 1),
+        };
+    }
+    print!("{out}");
+    Ok(Status::Success)
 }
 
 fn yes(b: bool) -> &'static str {

@@ -72,9 +72,9 @@ pub fn usage() -> String {
     s
 }
 
-/// What a cloud error means for Pacemaker in start, migrate_from and monitor. Stop never
-/// gets here: its cloud errors are logged, not returned.
-fn cloud_exit(e: CloudError) -> Exit {
+/// What a cloud error means for Pacemaker in start, migrate_from and monitor (and for a
+/// dry run of them). Stop never gets here: its cloud errors are logged, not returned.
+pub(crate) fn cloud_exit(e: CloudError) -> Exit {
     let status = match &e {
         // Soft: Pacemaker retries or moves the VIP. Never 7 for a transient error: "not
         // running" would trigger a needless failover (resource-agents #2020).
@@ -104,10 +104,39 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let mut cloud = cloud::backend(&params, state.as_deref())?;
     let mut local = Local::open(&params, state, deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref())?;
-    check_here(&params, &mut local, &nic)?;
     // Other software that removes or fights the VIP (nm-cloud-setup, ...): a WARNING.
     let vip = crate::os_agents::Vip::of(&params, &nic.name);
     crate::os_agents::warn_at_start(std::path::Path::new("/"), &vip);
+    before_start(&params, &mut local, &nic, cloud.as_mut(), deadline)?;
+    let claimed = cloud
+        .claim(&nic_of(&nic), deadline)
+        .map_err(|e| cloud_exit(e.at("claim")))?;
+    let added = local.add(&nic)?;
+    match (local.mode(), added) {
+        (LocalMode::None, _) => log::info!("{} claimed in {}", params.ip, cloud.name()),
+        (_, true) => log::info!("added {}/{} on {}", params.ip, params.prefix, nic.name),
+        (_, false) => log::info!("{} was already on {}", params.ip, nic.name),
+    }
+    // A reload or a repeated start replaces the announcer, never adds a second one.
+    local.end_announcer();
+    local.announce(&claimed, &nic, deadline);
+    cloud
+        .claim_extras(&nic_of(&nic), &claimed, deadline)
+        .map_err(|e| cloud_exit(e.at("public IP")))?;
+    Ok(Status::Success)
+}
+
+/// Everything start checks before its first change, in its order: the parameters on this
+/// node's interfaces, the link, where the address already is, the privileges, and the
+/// cloud's read-only validation. A dry run of start runs the same checks.
+pub(crate) fn before_start(
+    params: &Params,
+    local: &mut Local,
+    nic: &crate::local::netlink::Link,
+    cloud: &mut dyn cloud::Cloud,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
+    check_here(params, local, nic)?;
     if local.mode() != LocalMode::None {
         if !nic.up {
             return Err(Exit::generic(format!(
@@ -130,30 +159,15 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         local.check_privileges()?;
     }
     cloud
-        .validate(&nic_of(&nic), deadline)
+        .validate(&nic_of(nic), deadline)
         .map_err(|e| cloud_exit(e.at("validate")))?;
-    let claimed = cloud
-        .claim(&nic_of(&nic), deadline)
-        .map_err(|e| cloud_exit(e.at("claim")))?;
-    let added = local.add(&nic)?;
-    match (local.mode(), added) {
-        (LocalMode::None, _) => log::info!("{} claimed in {}", params.ip, cloud.name()),
-        (_, true) => log::info!("added {}/{} on {}", params.ip, params.prefix, nic.name),
-        (_, false) => log::info!("{} was already on {}", params.ip, nic.name),
-    }
-    // A reload or a repeated start replaces the announcer, never adds a second one.
-    local.end_announcer();
-    local.announce(&claimed, &nic, deadline);
-    cloud
-        .claim_extras(&nic_of(&nic), &claimed, deadline)
-        .map_err(|e| cloud_exit(e.at("public IP")))?;
-    Ok(Status::Success)
+    Ok(())
 }
 
 /// How long stop tries to release the VIP in the cloud. Releasing is a courtesy: the next
 /// start elsewhere takes the VIP anyway, and Pacemaker holds that start until this stop
 /// returns, so a slow or unreachable API must not hold the failover up.
-const STOP_RELEASE_BUDGET: Duration = Duration::from_secs(5);
+pub(crate) const STOP_RELEASE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Stop must not fail for reasons that do not leave the VIP here: a failed stop gets the
 /// node fenced. Invalid parameters cannot have started anything; a cloud that does not

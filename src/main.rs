@@ -26,6 +26,8 @@ By hand, give them with --param or a file instead:
         who holds the VIP, on this node and in the cloud
   cloudvip start --config /etc/cloudvip/vip.conf --timeout 60
         move the VIP here (e.g. from a database failover callback or keepalived notify)
+  cloudvip start --dry-run --config /etc/cloudvip/vip.conf
+        what that start would change (cloud calls, local address), changing nothing
 
 A config file has one NAME=VALUE per line (# comments). `cloudvip meta-data` and
 `man ocf_rust_cloudvip` describe every parameter; `cloudvip usage` lists the exit codes.";
@@ -54,6 +56,10 @@ struct Cli {
     /// Give up after this many seconds (Pacemaker passes its operation timeout; default 20)
     #[arg(long, value_name = "SECONDS", global = true)]
     timeout: Option<u64>,
+    /// With start, stop or migrate_from: print the cloud calls and local changes it would
+    /// make, with the current holders, and change nothing (read-only calls only)
+    #[arg(long, global = true)]
+    dry_run: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -133,6 +139,11 @@ fn main() -> ExitCode {
     let action = match cli.command {
         Command::Action(a) => a,
         Command::Status | Command::Diagnose => {
+            if cli.dry_run {
+                eprintln!(
+                    "cloudvip: status and diagnose change nothing; --dry-run is for start and stop"
+                );
+            }
             let run = match cli.command {
                 Command::Status => admin::status(&env),
                 _ => admin::diagnose(&env),
@@ -147,7 +158,12 @@ fn main() -> ExitCode {
             };
         }
     };
-    match agent::run(action, &env) {
+    let run = if cli.dry_run {
+        admin::dry_run(&env, action)
+    } else {
+        agent::run(action, &env)
+    };
+    match run {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
             let status = ocf::status_of(&err);

@@ -38,6 +38,8 @@ mod monitor;
 mod cluster;
 // The admin CLI: status, diagnose, actions with --param/--config, against the emulator.
 mod admin;
+// start/stop --dry-run: reads only, nothing changed, and the plan is what the action does.
+mod dryrun;
 // pcs-examples/: every script run with stand-in tools, its resources through crm_resource.
 mod examples;
 // The unmodified Debian anchors (gcp-vpc-move-vip, ocivip) and gcloud against cloudvip-sim.

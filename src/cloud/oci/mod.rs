@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{settle, Claimed, Cloud, CloudError, Nic};
+use super::{settle, Claimed, Cloud, CloudError, Nic, Op, Planned};
 use crate::deadline::{Backoff, Deadline};
 use crate::http::{encode, Http, HttpConfig, Method, Request, Response};
 use crate::params::{LocalMode, Params};
@@ -85,6 +85,26 @@ struct ImdsInstance {
 struct RegionInfo {
     region_identifier: Option<String>,
     realm_domain_component: Option<String>,
+}
+
+/// What a start does to the VIP's private IP object.
+enum Claim {
+    /// On our VNIC already (its OCID).
+    Here(String),
+    /// No such object in the subnet: create it on our VNIC.
+    Create,
+    /// On another VNIC (or none): move it here, keeping its OCID.
+    Move { id: String, from: Option<String> },
+}
+
+/// What assigning the reserved public IP takes next, from its state.
+enum PublicStep {
+    /// Assigned to our private IP.
+    Done,
+    /// An assignment in flight: its outcome decides.
+    Wait,
+    /// Assign it (again: assignment may fail silently into AVAILABLE).
+    Assign,
 }
 
 fn transient(msg: String) -> CloudError {
@@ -400,11 +420,35 @@ impl Oci {
         }
     }
 
+    /// What a start does to the VIP's private IP object, from the reads alone: the
+    /// decision `claim` carries out and a dry run prints.
+    fn claim_change(&mut self, vnic: &str, deadline: &Deadline) -> Result<Claim, CloudError> {
+        let found = self.private_ips(vnic, deadline)?;
+        match found.as_slice() {
+            [] => Ok(Claim::Create),
+            // Before "already ours": our own primary IP is no VIP either.
+            [p] if p.is_primary => Err(CloudError::Invalid(format!(
+                "{} is the primary private IP of VNIC {} (only a secondary private IP can move)",
+                self.ip,
+                p.vnic_id.as_deref().unwrap_or("?")
+            ))),
+            [p] if p.vnic_id.as_deref() == Some(vnic) => Ok(Claim::Here(p.id.clone())),
+            [p] => Ok(Claim::Move {
+                id: p.id.clone(),
+                from: p.vnic_id.clone(),
+            }),
+            many => Err(CloudError::Invalid(format!(
+                "{} appears {} times in the subnet",
+                self.ip,
+                many.len()
+            ))),
+        }
+    }
+
     fn claim_once(&mut self, vnic: &str, deadline: &Deadline) -> Result<String, CloudError> {
         let coll = ipv6::collection(self.ip);
-        let found = self.private_ips(vnic, deadline)?;
-        let id = match found.as_slice() {
-            [] => {
+        let id = match self.claim_change(vnic, deadline)? {
+            Claim::Create => {
                 log::info!("creating {} on VNIC {vnic}", self.ip);
                 let body = json!({ "vnicId": vnic, "ipAddress": self.ip.to_string(), "displayName": "cloudvip" });
                 let r = self.call(
@@ -417,43 +461,28 @@ impl Oci {
                 let made: PrivateIp = model::parse("CreatePrivateIp", &r)?;
                 made.id
             }
-            // Before "already ours": our own primary IP is no VIP either.
-            [p] if p.is_primary => {
-                return Err(CloudError::Invalid(format!(
-                "{} is the primary private IP of VNIC {} (only a secondary private IP can move)",
-                self.ip,
-                p.vnic_id.as_deref().unwrap_or("?")
-            )))
-            }
-            [p] if p.vnic_id.as_deref() == Some(vnic) => {
+            Claim::Here(id) => {
                 log::info!("{} is already assigned to VNIC {vnic}", self.ip);
-                return Ok(p.id.clone());
+                return Ok(id);
             }
-            [p] => {
+            Claim::Move { id, from } => {
                 let (_, etag): (PrivateIp, _) =
-                    self.get("GetPrivateIp", &format!("{coll}/{}", p.id), deadline)?;
+                    self.get("GetPrivateIp", &format!("{coll}/{id}"), deadline)?;
                 log::info!(
                     "moving {} from VNIC {} to {vnic}",
                     self.ip,
-                    p.vnic_id.as_deref().unwrap_or("none")
+                    from.as_deref().unwrap_or("none")
                 );
                 let extra: Vec<(&str, String)> =
                     etag.into_iter().map(|e| ("if-match", e)).collect();
                 self.call(
                     Method::Put,
-                    &format!("{coll}/{}", p.id),
+                    &format!("{coll}/{id}"),
                     Some(&json!({ "vnicId": vnic })),
                     &extra,
                     deadline,
                 )?;
-                p.id.clone()
-            }
-            many => {
-                return Err(CloudError::Invalid(format!(
-                    "{} appears {} times in the subnet",
-                    self.ip,
-                    many.len()
-                )))
+                id
             }
         };
         // Neither a create nor a move is trusted by its answer (a PUT's may omit vnicId,
@@ -500,28 +529,13 @@ impl Oci {
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
         let (mut p, mut etag) = self.public_ip(want, deadline)?;
-        if p.lifetime != Lifetime::Reserved {
-            return Err(CloudError::Invalid(format!(
-                "public IP {want} is not a reserved public IP"
-            )));
-        }
         let id = p.id.clone();
         let mut backoff = PUBLIC_IP_POLL;
         loop {
-            let ours = p.assigned_to() == Some(private_ip);
-            match p.lifecycle_state {
-                PublicIpState::Assigned if ours => return Ok(()),
-                // In flight: its outcome decides.
-                PublicIpState::Assigning
-                | PublicIpState::Unassigning
-                | PublicIpState::Provisioning => {}
-                PublicIpState::Terminating | PublicIpState::Terminated => {
-                    return Err(CloudError::Invalid(format!(
-                        "public IP {want} is {:?} (being deleted)",
-                        p.lifecycle_state
-                    )))
-                }
-                PublicIpState::Assigned | PublicIpState::Available | PublicIpState::Unassigned => {
+            match public_step(&p, want, Some(private_ip))? {
+                PublicStep::Done => return Ok(()),
+                PublicStep::Wait => {}
+                PublicStep::Assign => {
                     log::info!("assigning public IP {} to {}", p.ip_address, self.ip);
                     let extra: Vec<(&str, String)> =
                         etag.take().into_iter().map(|e| ("if-match", e)).collect();
@@ -543,6 +557,37 @@ impl Oci {
             (p, etag) = self.get("GetPublicIp", &format!("publicIps/{id}"), deadline)?;
         }
     }
+}
+
+/// The next step for public IP `p` (`want` as configured) to be assigned to our private
+/// IP `private_ip` (`None`: one start is about to create). A public IP that is not
+/// reserved, or is being deleted, cannot be.
+fn public_step(
+    p: &PublicIp,
+    want: &str,
+    private_ip: Option<&str>,
+) -> Result<PublicStep, CloudError> {
+    if p.lifetime != Lifetime::Reserved {
+        return Err(CloudError::Invalid(format!(
+            "public IP {want} is not a reserved public IP"
+        )));
+    }
+    let ours = private_ip.is_some() && p.assigned_to() == private_ip;
+    Ok(match p.lifecycle_state {
+        PublicIpState::Assigned if ours => PublicStep::Done,
+        PublicIpState::Assigning | PublicIpState::Unassigning | PublicIpState::Provisioning => {
+            PublicStep::Wait
+        }
+        PublicIpState::Terminating | PublicIpState::Terminated => {
+            return Err(CloudError::Invalid(format!(
+                "public IP {want} is {:?} (being deleted)",
+                p.lifecycle_state
+            )))
+        }
+        PublicIpState::Assigned | PublicIpState::Available | PublicIpState::Unassigned => {
+            PublicStep::Assign
+        }
+    })
 }
 
 impl Cloud for Oci {
@@ -615,6 +660,65 @@ impl Cloud for Oci {
             self.ip
         );
         Ok(())
+    }
+
+    /// The same decisions as claim and claim_extras, from the same reads (the VIP's private
+    /// IP in our subnet, the public IP's state), with nothing written.
+    fn plan(&mut self, op: Op, nic: &Nic, deadline: &Deadline) -> Result<Vec<Planned>, CloudError> {
+        self.load(deadline)?;
+        let coll = ipv6::collection(self.ip);
+        if op == Op::Release {
+            return Ok(vec![Planned::note(format!(
+                "nothing in the cloud: {} stays on this VNIC until the next start elsewhere \
+                 moves it",
+                self.ip
+            ))]);
+        }
+        let vnic = self.our_vnic(nic)?;
+        let claim = self.claim_change(&vnic, deadline)?;
+        if op == Op::Claim {
+            return Ok(match claim {
+                Claim::Here(_) => Vec::new(),
+                Claim::Create => vec![Planned::call(
+                    format!("POST {coll}"),
+                    format!("create private IP {} on VNIC {vnic} (this node's)", self.ip),
+                )],
+                Claim::Move { id, from } => vec![Planned::call(
+                    format!("PUT {coll}/{id}"),
+                    format!(
+                        "move private IP {} from VNIC {} to VNIC {vnic} (this node's); a public \
+                         IP assigned to it follows",
+                        self.ip,
+                        from.as_deref().unwrap_or("(none)")
+                    ),
+                )],
+            });
+        }
+        let Some(want) = self.opts.public_ip.clone() else {
+            return Ok(Vec::new());
+        };
+        // The private IP object keeps its OCID when it moves; a created one gets a new one.
+        let pid = match claim {
+            Claim::Here(id) | Claim::Move { id, .. } => Some(id),
+            Claim::Create => None,
+        };
+        let (p, _) = self.public_ip(&want, deadline)?;
+        Ok(match public_step(&p, &want, pid.as_deref())? {
+            PublicStep::Done => Vec::new(),
+            PublicStep::Wait => vec![Planned::note(format!(
+                "public IP {} is {:?}: start waits for the outcome and assigns it again if it \
+                 did not end ASSIGNED to {}",
+                p.ip_address, p.lifecycle_state, self.ip
+            ))],
+            PublicStep::Assign => vec![Planned::call(
+                format!("PUT publicIps/{}", p.id),
+                format!(
+                    "assign public IP {} to private IP {}, wait for ASSIGNED",
+                    p.ip_address,
+                    pid.as_deref().unwrap_or("(the one created above)")
+                ),
+            )],
+        })
     }
 
     fn holders(
