@@ -20,7 +20,7 @@ use cloudvip::cloud::aws::sigv4::Keys;
 use cloudvip::cloud::secret::Secret;
 use cloudvip::cloud::CloudError;
 use cloudvip::deadline::Deadline;
-use cloudvip::http::{Http, HttpConfig, Method, Request};
+use cloudvip::http::{Http, HttpConfig};
 use serde_json::{json, Value};
 
 const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
@@ -42,7 +42,6 @@ struct Lab {
     sim: cloudvip_sim::SimHandle,
     admin: String,
     api: String,
-    http: Http,
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -62,22 +61,15 @@ impl Lab {
             admin: sim.admin_url(),
             api,
             sim,
-            http: Http::new(&HttpConfig::default()).unwrap(),
         }
     }
 
-    fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = Request::new(method, format!("{}{path}", self.admin));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = self.http.metadata(&req, &deadline(10)).unwrap();
-        assert!(r.ok(), "admin {path}: HTTP {} {}", r.status, r.text());
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        crate::clouds::admin(&self.admin, method, path, body)
     }
 
     fn state(&self) -> Value {
-        self.admin(Method::Get, "/admin/aws/state", None)
+        self.admin("GET", "/admin/aws/state", None)
     }
 
     fn calls(&self, key: &str) -> u64 {
@@ -86,7 +78,7 @@ impl Lab {
 
     /// Requests the emulator logged for `api` (faults included), by status.
     fn logged(&self, api: &str) -> Vec<u64> {
-        self.admin(Method::Get, "/admin/log", None)["entries"]
+        self.admin("GET", "/admin/log", None)["entries"]
             .as_array()
             .unwrap()
             .iter()
@@ -96,7 +88,7 @@ impl Lab {
     }
 
     fn settle(&self) {
-        self.admin(Method::Post, "/admin/aws/settle", None);
+        self.admin("POST", "/admin/aws/settle", None);
     }
 
     fn metadata(&self, node: &str) -> String {
@@ -129,6 +121,21 @@ impl Lab {
             sts: Endpoint::sts("eu-west-1", Some(&self.api)),
         }
     }
+}
+
+/// `f` under the deadline of a `secs`-second action; it must return by that deadline (a
+/// little scheduling slack allowed).
+fn by_the_deadline<T>(secs: u64, f: impl FnOnce(&Deadline) -> T) -> T {
+    let d = deadline(secs);
+    let budget = d.remaining();
+    let t0 = Instant::now();
+    let out = f(&d);
+    assert!(
+        t0.elapsed() <= budget + Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    out
 }
 
 fn eni<'a>(st: &'a Value, id: &str) -> &'a Value {
@@ -394,7 +401,7 @@ fn throttling_is_retried_within_the_deadline() {
     let lab = Lab::start();
     let mut c = lab.client(Source::Instance, None);
     lab.admin(
-        Method::Post,
+        "POST",
         "/admin/faults",
         Some(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": "AssignPrivateIpAddresses", "count": 2})),
     );
@@ -408,22 +415,14 @@ fn throttling_is_retried_within_the_deadline() {
     );
 
     lab.admin(
-        Method::Post,
+        "POST",
         "/admin/faults",
         Some(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": "UnassignPrivateIpAddresses"})),
     );
-    let d = deadline(4);
-    let budget = d.remaining();
-    let t0 = Instant::now();
-    match c.unassign_private_ips(ENI_B, &[ip(VIP)], &d) {
+    match by_the_deadline(4, |d| c.unassign_private_ips(ENI_B, &[ip(VIP)], d)) {
         Err(CloudError::Transient(m)) => assert!(m.contains("RequestLimitExceeded"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(
-        t0.elapsed() <= budget + Duration::from_millis(300),
-        "{:?}",
-        t0.elapsed()
-    );
     let tries = lab.logged("UnassignPrivateIpAddresses");
     assert!(
         tries.len() >= 2 && tries.iter().all(|s| *s == 503),
@@ -441,12 +440,12 @@ fn expired_tokens_and_credentials_are_replaced_once() {
     let d = deadline(20);
     c.describe_instances(&[NODE_B], &d).unwrap();
     let tokens = lab.calls("imds:token");
-    lab.admin(Method::Post, "/admin/aws/imds-tokens/expire", None);
+    lab.admin("POST", "/admin/aws/imds-tokens/expire", None);
     assert_eq!(c.imds.identity(&c.http, &d).unwrap().instance_id, NODE_B);
     assert_eq!(lab.calls("imds:token"), tokens + 1, "one new token");
 
     let fetched = lab.calls("imds:credentials");
-    lab.admin(Method::Post, "/admin/aws/credentials/expire", None);
+    lab.admin("POST", "/admin/aws/credentials/expire", None);
     c.describe_instances(&[NODE_B], &d).unwrap();
     assert_eq!(
         lab.calls("imds:credentials"),
@@ -494,7 +493,7 @@ fn credentials_are_cached_between_actions() {
         }
     }
 
-    lab.admin(Method::Post, "/admin/aws/credentials/expire", None);
+    lab.admin("POST", "/admin/aws/credentials/expire", None);
     run();
     assert_eq!(
         lab.calls("imds:credentials"),
@@ -511,21 +510,13 @@ fn credentials_are_cached_between_actions() {
 fn imds_beyond_the_hop_limit_ends_by_the_deadline() {
     let lab = Lab::start();
     lab.admin(
-        Method::Put,
+        "PUT",
         "/admin/aws/instances/node-b/metadata-options",
         Some(json!({"metadata_hops": 2})),
     );
     let mut c = lab.client(Source::Instance, None);
-    let d = deadline(5);
-    let budget = d.remaining();
-    let t0 = Instant::now();
-    match c.imds.identity(&c.http, &d) {
+    match by_the_deadline(5, |d| c.imds.identity(&c.http, d)) {
         Err(CloudError::Transient(m)) => assert!(m.contains("hop limit"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(
-        t0.elapsed() <= budget + Duration::from_millis(300),
-        "{:?}",
-        t0.elapsed()
-    );
 }

@@ -170,9 +170,32 @@ fn unexpected(action: &str, e: String) -> CloudError {
     CloudError::Transient(format!("unexpected ec2:{action} answer: {e}"))
 }
 
+/// `found`, when every item is one of the `ids` asked for (none asked: all are fine). An
+/// answer about something else means the ids were not applied: never act on it.
+fn only_asked<T>(
+    q: &Query,
+    ids: &[&str],
+    found: Vec<T>,
+    id: impl Fn(&T) -> &String,
+) -> Result<Vec<T>, CloudError> {
+    match found
+        .iter()
+        .map(&id)
+        .find(|i| !ids.is_empty() && !ids.contains(&i.as_str()))
+    {
+        Some(other) => Err(unexpected(
+            q.action(),
+            format!("asked for {ids:?}, got {other}"),
+        )),
+        None => Ok(found),
+    }
+}
+
 impl Ec2 {
-    /// The answer to `q`, with one credential refresh when EC2 refuses temporary
-    /// credentials as expired or unknown (IMDS rotates them; an admin may revoke them).
+    /// The answer to `q`, with one more try when EC2 refuses temporary credentials as
+    /// expired or unknown (IMDS rotates them; an admin may revoke them: new ones are
+    /// fetched) or the request as expired (the http layer resends the same signed bytes,
+    /// and a signature is good for five minutes: the retry is signed anew).
     fn answer(&mut self, q: &Query, deadline: &Deadline) -> Result<Answer, CloudError> {
         let mut refreshed = false;
         loop {
@@ -193,6 +216,10 @@ impl Ec2 {
                         e.code
                     );
                     provider.invalidate();
+                    refreshed = true;
+                }
+                Answer::Refused(e) if !refreshed && e.code == "RequestExpired" => {
+                    log::info!("ec2:{}: RequestExpired; signing it anew", q.action());
                     refreshed = true;
                 }
                 a => return Ok(a),
@@ -263,16 +290,7 @@ impl Ec2 {
     ) -> Result<Vec<Instance>, CloudError> {
         let q = query::describe_instances(ids);
         let found = self.paged(&q, deadline, model::instances)?;
-        if let Some(i) = found
-            .iter()
-            .find(|i| !ids.is_empty() && !ids.contains(&i.id.as_str()))
-        {
-            return Err(unexpected(
-                q.action(),
-                format!("asked for {ids:?}, got {}", i.id),
-            ));
-        }
-        Ok(found)
+        only_asked(&q, ids, found, |i| &i.id)
     }
 
     /// DescribeNetworkInterfaces with any query built by `query.rs`.
@@ -384,16 +402,7 @@ impl Ec2 {
     ) -> Result<Vec<RouteTable>, CloudError> {
         let q = query::describe_route_tables(ids);
         let found = self.paged(&q, deadline, model::route_tables)?;
-        if let Some(t) = found
-            .iter()
-            .find(|t| !ids.is_empty() && !ids.contains(&t.id.as_str()))
-        {
-            return Err(unexpected(
-                q.action(),
-                format!("asked for {ids:?}, got {}", t.id),
-            ));
-        }
-        Ok(found)
+        only_asked(&q, ids, found, |t| &t.id)
     }
 
     /// ReplaceRoute (`replace`) or CreateRoute of `destination` in `table` to `eni`.
