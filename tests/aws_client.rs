@@ -232,6 +232,29 @@ fn secondary_ip_moves_with_imds_credentials() {
         "the EIP follows"
     );
 
+    // IMDS lags the change (world default 1 s): polled until it shows it.
+    let before = lab.calls("imds:get");
+    assert!(c
+        .imds
+        .wait_for_ip(&c.http, MAC_B, ip(VIP), true, &d)
+        .unwrap());
+    assert!(
+        lab.calls("imds:get") > before + 1,
+        "it was polled, not seen at once"
+    );
+    assert_eq!(
+        c.imds
+            .eip_target(&c.http, MAC_B, ip("203.0.113.10"), &d)
+            .unwrap(),
+        Some(ip(VIP)),
+        "the EIP followed, as IMDS shows"
+    );
+    assert_eq!(
+        c.imds
+            .eip_target(&c.http, MAC_B, ip("203.0.113.11"), &d)
+            .unwrap(),
+        None
+    );
     lab.settle();
     let b = c
         .describe_network_interfaces(&query::describe_network_interfaces(&[ENI_B]), &d)
@@ -245,6 +268,10 @@ fn secondary_ip_moves_with_imds_credentials() {
     );
 
     c.unassign_private_ips(ENI_B, &[ip(VIP)], &d).unwrap();
+    assert!(c
+        .imds
+        .wait_for_ip(&c.http, MAC_B, ip(VIP), false, &d)
+        .unwrap());
     let st = lab.state();
     assert!(!holds(&st, ENI_B, VIP) && !holds(&st, ENI_A, VIP));
     assert!(

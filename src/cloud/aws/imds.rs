@@ -35,6 +35,11 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 /// error instead of a silent wait.
 const TOKEN_PUT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Polling IMDS for a change: it shows one in about a second (the emulator's default
+/// lag; AWS documents no figure), and polls cost no API quota.
+const IMDS_POLL: crate::deadline::Backoff =
+    crate::deadline::Backoff::new(Duration::from_millis(200), Duration::from_secs(1), false);
+
 struct Token {
     value: Secret,
     renew_at: Instant,
@@ -294,6 +299,54 @@ impl Imds {
             CloudError::NotFound(format!("no ENI of this instance has the MAC {mac}"))
         })?;
         parse_ipv4s(&text).map_err(|e| transient(format!("instance metadata service: {path}: {e}")))
+    }
+
+    /// The private IP that Elastic IP `public` maps to on the ENI of `mac`
+    /// (`ipv4-associations/<public-ip>`): the EIP mode's depth-0 check. `None` when IMDS
+    /// shows no such association there.
+    pub fn eip_target(
+        &mut self,
+        http: &Http,
+        mac: &str,
+        public: Ipv4Addr,
+        deadline: &Deadline,
+    ) -> Result<Option<Ipv4Addr>, CloudError> {
+        let mac = mac.to_ascii_lowercase();
+        let path = format!("meta-data/network/interfaces/macs/{mac}/ipv4-associations/{public}");
+        match self.get(http, &path, deadline)? {
+            None => Ok(None),
+            Some(text) => match parse_ipv4s(&text)
+                .map_err(|e| transient(format!("instance metadata service: {path}: {e}")))?[..]
+            {
+                [one] => Ok(Some(one)),
+                _ => Err(transient(format!(
+                    "instance metadata service: {path} maps to several addresses"
+                ))),
+            },
+        }
+    }
+
+    /// Polls `local-ipv4s` of `mac` until it shows `ip` (`present`) or no longer shows it:
+    /// IMDS follows a reassignment after a delay, and the AssignPrivateIpAddresses
+    /// documentation says to poll it to confirm the remap. `Ok(false)` when the deadline
+    /// came first (the caller decides what a change not yet visible means).
+    pub fn wait_for_ip(
+        &mut self,
+        http: &Http,
+        mac: &str,
+        ip: Ipv4Addr,
+        present: bool,
+        deadline: &Deadline,
+    ) -> Result<bool, CloudError> {
+        let mut backoff = IMDS_POLL;
+        loop {
+            if self.local_ipv4s(http, mac, deadline)?.contains(&ip) == present {
+                return Ok(true);
+            }
+            if backoff.wait(deadline).is_err() {
+                return Ok(false);
+            }
+        }
     }
 
     /// The ENI of `mac`: `NotFound` when this instance has no ENI with that MAC.

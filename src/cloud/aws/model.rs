@@ -482,6 +482,70 @@ mod tests {
         assert!(network_interfaces(&parse(none.as_bytes()).unwrap()).is_err());
     }
 
+    /// The answer's shape as AWS documents it (research/aws-azure.md §A2.4: the EC2 API
+    /// reference's element names; no DNS names, a bare `<description/>`).
+    #[test]
+    fn network_interfaces_as_aws_documents_them() {
+        let doc = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>fc45294c-006b-457b-bab9-012f5b3b0e40</requestId>
+  <networkInterfaceSet>
+    <item>
+      <networkInterfaceId>eni-0123456789abcdef0</networkInterfaceId>
+      <subnetId>subnet-0ac62554</subnetId>
+      <vpcId>vpc-d295a6a7</vpcId>
+      <availabilityZone>eu-west-1a</availabilityZone>
+      <description/>
+      <ownerId>111122223333</ownerId>
+      <requesterManaged>false</requesterManaged>
+      <status>in-use</status>
+      <macAddress>0E:49:61:0F:C3:11</macAddress>
+      <privateIpAddress>10.0.1.10</privateIpAddress>
+      <sourceDestCheck>true</sourceDestCheck>
+      <interfaceType>interface</interfaceType>
+      <groupSet><item><groupId>sg-0b07f8f6cb485d4df</groupId><groupName>default</groupName></item></groupSet>
+      <attachment>
+        <attachmentId>eni-attach-0a1b2c3d4e5f60718</attachmentId>
+        <instanceId>i-1234567890abcdef0</instanceId>
+        <instanceOwnerId>111122223333</instanceOwnerId>
+        <deviceIndex>0</deviceIndex>
+        <networkCardIndex>0</networkCardIndex>
+        <status>attached</status>
+        <attachTime>2026-11-20T10:00:00.000Z</attachTime>
+        <deleteOnTermination>true</deleteOnTermination>
+      </attachment>
+      <privateIpAddressesSet>
+        <item><privateIpAddress>10.0.1.10</privateIpAddress><primary>true</primary></item>
+        <item>
+          <privateIpAddress>10.0.1.100</privateIpAddress><primary>false</primary>
+          <association>
+            <publicIp>203.0.113.25</publicIp><allocationId>eipalloc-0abc</allocationId>
+            <associationId>eipassoc-0def</associationId><ipOwnerId>111122223333</ipOwnerId>
+          </association>
+        </item>
+      </privateIpAddressesSet>
+      <ipv6AddressesSet/>
+      <tagSet/>
+    </item>
+  </networkInterfaceSet>
+</DescribeNetworkInterfacesResponse>"#;
+        let (enis, next) = network_interfaces(&parse(doc.as_bytes()).unwrap()).unwrap();
+        assert_eq!(next, None);
+        let e = &enis[0];
+        assert_eq!(e.mac, "0e:49:61:0f:c3:11", "lower-cased like IMDS");
+        assert!(e.source_dest_check);
+        assert_eq!(e.instance_id.as_deref(), Some("i-1234567890abcdef0"));
+        let vip = &e.private_ips[1];
+        assert_eq!(
+            (vip.ip.to_string(), vip.primary),
+            ("10.0.1.100".into(), false)
+        );
+        assert_eq!(
+            vip.public.as_ref().unwrap().association_id.as_deref(),
+            Some("eipassoc-0def")
+        );
+    }
+
     #[test]
     fn instances_take_their_id_into_their_enis() {
         let eni_item = ENIS
