@@ -13,8 +13,8 @@ cloudtest!(transient_faults_are_retried, |lab| {
     let mut on = 2;
     for f in lab.transient_faults() {
         lab.before_fault();
-        lab.lab().clear_faults();
-        lab.lab().fault(f.clone());
+        lab.clear_faults();
+        lab.fault(f.clone());
         let r = lab.agent(on, "start", &p).run();
         assert_eq!(
             r.code,
@@ -23,10 +23,10 @@ cloudtest!(transient_faults_are_retried, |lab| {
             r.stderr,
             r.reason().unwrap_or("")
         );
-        assert!(lab.lab().fault_fired(), "fault {f} never fired");
+        assert!(lab.fault_fired(), "fault {f} never fired");
         assert!(lab.vip_at(on), "fault {f}");
         lab.check_extras(&f);
-        lab.lab().clear_faults();
+        lab.clear_faults();
         lab.agent(on, "stop", &p).run().ok();
         on = 3 - on;
     }
@@ -37,14 +37,7 @@ cloudtest!(ocf_tester_passes, |lab| {
     let agent = crate::util::install_agent();
     let mut cmd = Command::new("ip");
     let name = format!("{}vip", lab.cloud());
-    cmd.args([
-        "netns",
-        "exec",
-        lab.lab().lab.ns(2),
-        "ocf-tester",
-        "-n",
-        &name,
-    ]);
+    cmd.args(["netns", "exec", lab.lab.ns(2), "ocf-tester", "-n", &name]);
     let mut params = vec![format!("ip={}", lab.vip()), "nic=eth0".into()];
     params.extend(lab.tester_params());
     for p in params {

@@ -10,12 +10,12 @@
 //! of a restart, a denied permission named in `pcs status`. Run one at a time (see
 //! .config/nextest.toml).
 
-mod clouds;
-mod harness;
+pub mod clouds;
+pub mod harness;
 mod pcmk;
 mod scenarios;
 
-use clouds::{Cloud, Latency};
+use clouds::Latency;
 
 macro_rules! cloud_tests {
     ($m:ident, $cloud:expr) => {
@@ -61,5 +61,5 @@ macro_rules! cloud_tests {
     };
 }
 
-cloud_tests!(gce, Cloud::Gce);
-cloud_tests!(oci, Cloud::Oci);
+cloud_tests!(gce, crate::clouds::gce::GCE);
+cloud_tests!(oci, crate::clouds::oci::OCI);

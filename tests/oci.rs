@@ -216,21 +216,7 @@ fn token_revoked_mid_operation_and_failed_public_ip_assignment() {
     .run()
     .ok();
     let pid = o.private_ip_id("10.0.1.77");
-    let st = o.state();
-    let spare = st["publicIps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["ipAddress"] == SPARE)
-        .unwrap()
-        .clone();
-    assert_eq!(
-        (
-            spare["assignedEntityId"].as_str(),
-            spare["lifecycleState"].as_str()
-        ),
-        (Some(pid.as_str()), Some("ASSIGNED"))
-    );
+    assert_eq!(o.public_ip(SPARE), (pid, "ASSIGNED".to_owned()));
     let puts =
         o.c.log()
             .iter()

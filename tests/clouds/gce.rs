@@ -229,17 +229,12 @@ pub fn account(email: &str, permissions: Option<&[&str]>) -> ServiceAccount {
 
 impl super::TestCloud for GceLab {
     const CLOUD: &'static str = "gce";
+    const VIP: &'static str = VIP;
     fn start() -> Self {
         GceLab::new()
     }
-    fn lab(&self) -> &CloudLab {
-        &self.c
-    }
     fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
         GceLab::agent(self, i, action, params)
-    }
-    fn vip(&self) -> &'static str {
-        VIP
     }
     fn tester_params(&self) -> Vec<String> {
         vec![
@@ -267,5 +262,184 @@ impl super::TestCloud for GceLab {
     }
     fn fault_params(&self) -> Vec<(&'static str, &'static str)> {
         Vec::new()
+    }
+}
+
+// ---- the cluster tests' GCE ------------------------------------------------------------
+
+/// The GCE permission that moving the VIP's alias IP range needs.
+pub const MOVE_PERMISSION: &str = "compute.instances.updateNetworkInterface";
+/// A custom role with everything cloudvip uses except [`MOVE_PERMISSION`].
+const LIMITED_SA: &str = "limited@my-project.iam.gserviceaccount.com";
+
+/// GCE for `tests/cluster`: nodes node1..n on the lab's own subnet 10.66.0.0/24 (their
+/// kernel addresses), in zones a, b, c in turn, labelled cluster=ha1; node1 has a range of
+/// its own that no failover may touch; the static external address `vip-public`; the
+/// Compute API on 443 under Google's host names.
+pub struct Gce;
+pub const GCE: crate::cluster::clouds::Cloud = &Gce;
+
+/// node `i`'s alias IP ranges (sorted) and external IPs, as the emulator has them.
+pub fn cluster_nic(st: &Value, i: usize) -> Result<(Vec<String>, Vec<String>), String> {
+    let list: Vec<Value> = match &st["gce"]["instances"] {
+        Value::Array(a) => a.clone(),
+        Value::Object(o) => o.values().cloned().collect(),
+        _ => return Err(format!("no instances: {st}")),
+    };
+    let inst = list
+        .iter()
+        .find(|x| x["name"] == format!("node{i}"))
+        .ok_or(format!("no node{i}"))?;
+    let nic = &inst["networkInterfaces"][0];
+    let mut aliases: Vec<String> = nic["aliasIpRanges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["ipCidrRange"].as_str().unwrap_or("").to_owned())
+        .collect();
+    aliases.sort();
+    let nat: Vec<String> = nic["accessConfigs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["natIP"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    Ok((aliases, nat))
+}
+
+impl Gce {
+    /// Every node's NIC: the VIP's alias on `vip` only, the external IP on `public` only,
+    /// node1's own range untouched.
+    fn nics_are(
+        c: &crate::cluster::harness::Cluster,
+        vip: Option<usize>,
+        public: usize,
+    ) -> Result<(), String> {
+        let st = c.admin("GET", "/admin/state", None);
+        for i in 1..=c.n {
+            let (aliases, nat) = cluster_nic(&st, i)?;
+            let mut want_alias: Vec<String> = Vec::new();
+            if vip == Some(i) {
+                want_alias.push(format!("{}/32", crate::cluster::harness::VIP));
+            }
+            if i == 1 {
+                want_alias.push("10.200.0.8/29".into());
+            }
+            want_alias.sort();
+            let want_nat: Vec<String> = if i == public {
+                vec![PUBLIC.into()]
+            } else {
+                vec![]
+            };
+            if aliases != want_alias || nat != want_nat {
+                return Err(format!(
+                    "node{i}: alias ranges {aliases:?} (want {want_alias:?}), external \
+                     IPs {nat:?} (want {want_nat:?}); VIP on {vip:?}, public IP on node{public}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::cluster::clouds::ClusterCloud for Gce {
+    fn name(&self) -> &'static str {
+        "GCE"
+    }
+
+    fn world(
+        &self,
+        dir: &Path,
+        n: usize,
+        latency: crate::cluster::clouds::Latency,
+        denied: Option<usize>,
+    ) -> World {
+        use crate::cluster::clouds::Latency;
+        let mut w = base(dir, 3);
+        let g = gce(&mut w);
+        g.api_listen = "10.66.0.254:443".parse().unwrap();
+        (g.operations.pending_ms, g.operations.running_ms) = match latency {
+            Latency::Zero => (0, 0),
+            Latency::Realistic => (300, 700),
+        };
+        g.networks[0].subnets[0].ip_cidr_range = spec(json!("10.66.0.0/24"));
+        g.service_accounts.push(account(
+            LIMITED_SA,
+            Some(&[
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.aggregatedList",
+                "compute.instances.addAccessConfig",
+                "compute.instances.deleteAccessConfig",
+                "compute.instances.use",
+                "compute.addresses.*",
+                "compute.zoneOperations.*",
+                "compute.zones.*",
+                "compute.regions.*",
+                "compute.subnetworks.*",
+            ]),
+        ));
+        g.addresses.push(address("vip-public", PUBLIC));
+        for i in 1..=n {
+            let mut node = instance(i);
+            node.name = format!("node{i}");
+            node.zone = format!("us-central1-{}", letter((i - 1) % 3));
+            node.labels.insert("cluster".into(), "ha1".into());
+            if denied == Some(i) {
+                node.service_account = Some(LIMITED_SA.into());
+            }
+            node.nics[0].network_ip = format!("10.66.0.{i}").parse().unwrap();
+            if i == 1 {
+                node.nics[0].alias_ip_ranges = vec![alias("10.200.0.8/29", Some("vips"))];
+            }
+            g.instances.push(node);
+        }
+        w
+    }
+
+    fn create_params(&self) -> &'static [&'static str] {
+        &[
+            "cloud=gce",
+            "peer_label=cluster=ha1",
+            "public_ip=vip-public",
+        ]
+    }
+
+    fn check_state(
+        &self,
+        c: &crate::cluster::harness::Cluster,
+        active: usize,
+    ) -> Result<(), String> {
+        Gce::nics_are(c, Some(active), active)
+    }
+
+    /// Stop removed the alias (it is on no NIC); the external IP stays with `holder`.
+    fn check_released(
+        &self,
+        c: &crate::cluster::harness::Cluster,
+        holder: usize,
+    ) -> Result<(), String> {
+        Gce::nics_are(c, None, holder)
+    }
+
+    fn remove_vip_behind_back(&self, c: &crate::cluster::harness::Cluster, active: usize) {
+        let aliases = if active == 1 {
+            json!([{"ipCidrRange": "10.200.0.8/29", "subnetworkRangeName": "vips"}])
+        } else {
+            json!([])
+        };
+        c.admin(
+            "POST",
+            &format!("/admin/gce/instances/node{active}/nics/nic0"),
+            Some(json!({ "aliasIpRanges": aliases })),
+        );
+    }
+
+    fn control_plane(&self) -> (&'static str, &'static [&'static str]) {
+        ("gce", &["compute", "oauth"])
+    }
+
+    fn names_denial(&self, reason: &str) -> bool {
+        reason.contains(MOVE_PERMISSION)
     }
 }

@@ -20,6 +20,11 @@ pub fn spec<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("world part {v}: {e}"))
 }
 
+/// The object in the JSON array `list` (of the emulator's state) whose `key` is `value`.
+pub fn find<'v>(list: &'v Value, key: &str, value: &str) -> Option<&'v Value> {
+    list.as_array()?.iter().find(|x| x[key] == value)
+}
+
 /// `[server]` with the test CA's certificate in `dir` (made by `cloudvip_sim::tls::generate`).
 pub fn server(dir: &Path) -> cloudvip_sim::world::ServerConfig {
     cloudvip_sim::world::ServerConfig {
@@ -54,18 +59,20 @@ pub fn admin(url: &str, method: &str, path: &str, body: Option<Value>) -> Value 
 
 /// What a scenario that runs on every cloud needs of its lab (`cloudtest!`): the lab, the
 /// agent with the cloud's parameters, and the cloud's own view of where the VIP is.
-pub trait TestCloud: Sized {
+pub trait TestCloud: std::ops::Deref<Target = crate::cloudlab::CloudLab> + Sized {
     /// The cloud parameter's value, e.g. "gce".
     const CLOUD: &'static str;
+    /// The VIP, as the tests pass it in `ip`.
+    const VIP: &'static str;
     fn cloud(&self) -> &'static str {
         Self::CLOUD
     }
     /// The standard lab of this cloud (VM 1 holds the VIP).
     fn start() -> Self;
-    fn lab(&self) -> &crate::cloudlab::CloudLab;
     fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> crate::util::Agent;
-    /// The VIP, as the tests pass it in `ip`.
-    fn vip(&self) -> &'static str;
+    fn vip(&self) -> &'static str {
+        Self::VIP
+    }
     /// The parameters ocf-tester gets (`-o NAME=VALUE`) besides ip and nic.
     fn tester_params(&self) -> Vec<String>;
     /// Does the cloud route the VIP to VM `i`?

@@ -105,7 +105,7 @@ pub fn world(dir: &Path) -> cloudvip_sim::World {
     let mut w = standard(dir);
     node(&mut w, 3).access = cloudvip_sim::oci::world::Access::Read;
     let o = oci(&mut w);
-    o.api_keys.push(api_key_config(dir, "api", &fp));
+    o.api_keys.push(api_key_config(dir, USER, "api", &fp));
     o.public_ips = vec![
         public_ip(PUBLIC_ID, PUBLIC, Some(VIP_ID)),
         public_ip("ocid1.publicip.oc1.iad.aaaaaaaaspare", SPARE, None),
@@ -116,6 +116,13 @@ pub fn world(dir: &Path) -> cloudvip_sim::World {
 pub struct OciLab {
     pub c: CloudLab,
     pub api: String,
+}
+
+impl std::ops::Deref for OciLab {
+    type Target = CloudLab;
+    fn deref(&self) -> &CloudLab {
+        &self.c
+    }
 }
 
 impl OciLab {
@@ -146,39 +153,26 @@ impl OciLab {
 
     /// (VNIC holding the private IP object `id`, its OCID unchanged)
     pub fn holder(&self, ip: &str) -> String {
-        let st = self.state();
-        let p = st["privateIps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["ipAddress"] == ip)
-            .cloned();
-        p.map(|p| p["vnicId"].as_str().unwrap().to_owned())
+        super::find(&self.state()["privateIps"], "ipAddress", ip)
+            .map(|p| p["vnicId"].as_str().unwrap().to_owned())
             .unwrap_or_default()
     }
 
     pub fn private_ip_id(&self, ip: &str) -> String {
         let st = self.state();
-        st["privateIps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["ipAddress"] == ip)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let p = super::find(&st["privateIps"], "ipAddress", ip).unwrap();
+        p["id"].as_str().unwrap().to_owned()
     }
 
+    /// The reserved public IP's (assigned entity, lifecycle state).
     pub fn public(&self) -> (String, String) {
+        self.public_ip(PUBLIC)
+    }
+
+    /// The public IP `ip`'s (assigned entity, lifecycle state).
+    pub fn public_ip(&self, ip: &str) -> (String, String) {
         let st = self.state();
-        let p = st["publicIps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["ipAddress"] == PUBLIC)
-            .unwrap()
-            .clone();
+        let p = super::find(&st["publicIps"], "ipAddress", ip).unwrap();
         (
             p["assignedEntityId"].as_str().unwrap_or("").to_owned(),
             p["lifecycleState"].as_str().unwrap().to_owned(),
@@ -271,10 +265,15 @@ pub fn fingerprint(key: &str) -> String {
     out.rsplit(' ').next().unwrap().trim().to_owned()
 }
 
-/// The world's record of an API key (its public half from `{stem}_public.pem`).
-pub fn api_key_config(dir: &Path, stem: &str, fp: &str) -> cloudvip_sim::oci::world::ApiKeyConfig {
+/// The world's record of `user`'s API key (its public half from `{stem}_public.pem`).
+pub fn api_key_config(
+    dir: &Path,
+    user: &str,
+    stem: &str,
+    fp: &str,
+) -> cloudvip_sim::oci::world::ApiKeyConfig {
     spec(json!({
-        "user": USER,
+        "user": user,
         "public_key_file": dir.join(format!("{stem}_public.pem")),
         "fingerprint": fp,
     }))
@@ -282,17 +281,12 @@ pub fn api_key_config(dir: &Path, stem: &str, fp: &str) -> cloudvip_sim::oci::wo
 
 impl super::TestCloud for OciLab {
     const CLOUD: &'static str = "oci";
+    const VIP: &'static str = VIP;
     fn start() -> Self {
         OciLab::new()
     }
-    fn lab(&self) -> &CloudLab {
-        &self.c
-    }
     fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
         OciLab::agent(self, i, action, params)
-    }
-    fn vip(&self) -> &'static str {
-        VIP
     }
     fn tester_params(&self) -> Vec<String> {
         vec![
@@ -331,5 +325,199 @@ impl super::TestCloud for OciLab {
             (VIP_ID.to_owned(), "ASSIGNED".to_owned()),
             "fault {fault}"
         );
+    }
+}
+
+// ---- the cluster tests' OCI ------------------------------------------------------------
+
+/// The console user, whose key makes the changes "behind Pacemaker's back".
+const CONSOLE_USER: &str = "ocid1.user.oc1..aaaaaaaaconsoleuser";
+/// Another secondary private IP of the cluster world, on node2's VNIC.
+const CLUSTER_OTHER_IP: &str = "10.66.0.50";
+
+/// OCI for `tests/cluster`: the lab's subnet 10.66.0.0/24 (OCI reserves a subnet's first
+/// two addresses, so the VNICs' primary IPs 10.66.0.1i are not the nodes' kernel addresses;
+/// the agent matches its VNIC by MAC anyway); the VIP's private IP object on node1's VNIC
+/// with the reserved public IP assigned, another private IP on node2's, a spare public IP;
+/// the console user's API key (`console.pem`, its fingerprint in `console_fp`).
+pub struct Oci;
+pub const OCI: crate::cluster::clouds::Cloud = &Oci;
+
+impl crate::cluster::clouds::ClusterCloud for Oci {
+    fn name(&self) -> &'static str {
+        "OCI"
+    }
+
+    fn world(
+        &self,
+        dir: &Path,
+        n: usize,
+        latency: crate::cluster::clouds::Latency,
+        denied: Option<usize>,
+    ) -> World {
+        use crate::cluster::clouds::Latency;
+        let fp = api_key(dir, "console");
+        std::fs::write(dir.join("console_fp"), &fp).unwrap();
+        let vip = crate::cluster::harness::VIP;
+        let mut w = base(dir);
+        let o = oci(&mut w);
+        o.public_ip_assign_ms = match latency {
+            Latency::Zero => 0,
+            Latency::Realistic => 1000,
+        };
+        o.vcns[0].cidr = "10.66.0.0/16".into();
+        o.subnets[0].cidr = "10.66.0.0/24".into();
+        o.api_keys
+            .push(api_key_config(dir, CONSOLE_USER, "console", &fp));
+        for i in 1..=n {
+            let mut node = instance(i, &format!("10.66.0.1{i}"));
+            if denied == Some(i) {
+                node.access = cloudvip_sim::oci::world::Access::Read;
+            }
+            o.instances.push(node);
+        }
+        o.private_ips = vec![
+            private_ip(VIP_ID, 1, vip),
+            private_ip(OTHER_ID, 2, CLUSTER_OTHER_IP),
+        ];
+        o.public_ips = vec![
+            public_ip(PUBLIC_ID, PUBLIC, Some(VIP_ID)),
+            public_ip("ocid1.publicip.oc1.iad.aaaaaaaaspare", SPARE, None),
+        ];
+        w
+    }
+
+    /// Every control-plane call takes a while too, not only the public IP.
+    fn started(
+        &self,
+        c: &crate::cluster::harness::Cluster,
+        latency: crate::cluster::clouds::Latency,
+    ) {
+        if latency == crate::cluster::clouds::Latency::Realistic {
+            for service in ["networking", "auth"] {
+                c.fault(json!({"kind": "latency", "ms": 150, "cloud": "oci", "service": service}));
+            }
+        }
+    }
+
+    fn create_params(&self) -> &'static [&'static str] {
+        &["cloud=oci", "public_ip=203.0.113.10"]
+    }
+
+    fn check_state(
+        &self,
+        c: &crate::cluster::harness::Cluster,
+        active: usize,
+    ) -> Result<(), String> {
+        let vip_ip = crate::cluster::harness::VIP;
+        let st = c.admin("GET", "/admin/state", None);
+        let st = &st["oci"];
+        let ips = st["privateIps"].as_array().cloned().unwrap_or_default();
+        let by_ip = |ip: &str| ips.iter().find(|p| p["ipAddress"] == ip).cloned();
+        let vip = by_ip(vip_ip).ok_or("the VIP private IP does not exist")?;
+        if vip["vnicId"] != vnic(active).as_str() {
+            return Err(format!(
+                "VIP private IP on {} (want {}, node{active})",
+                vip["vnicId"],
+                vnic(active)
+            ));
+        }
+        let other = by_ip(CLUSTER_OTHER_IP).ok_or("the other private IP is gone")?;
+        if other["vnicId"] != vnic(2).as_str() {
+            return Err(format!("{CLUSTER_OTHER_IP} moved: {other}"));
+        }
+        // n primaries + the VIP + the other one; nothing created, nothing lost.
+        if ips.len() != c.n + 2 {
+            return Err(format!(
+                "{} private IPs (want {}): {ips:?}",
+                ips.len(),
+                c.n + 2
+            ));
+        }
+        for i in 1..=c.n {
+            let p = by_ip(&format!("10.66.0.1{i}")).ok_or("a primary IP is gone")?;
+            if p["vnicId"] != vnic(i).as_str() {
+                return Err(format!("primary of node{i} moved: {p}"));
+            }
+        }
+        let pubs = st["publicIps"].as_array().cloned().unwrap_or_default();
+        let by_pub = |ip: &str| pubs.iter().find(|p| p["ipAddress"] == ip).cloned();
+        let public = by_pub(PUBLIC).ok_or("no public IP")?;
+        if public["assignedEntityId"] != vip["id"] || public["lifecycleState"] != "ASSIGNED" {
+            return Err(format!(
+                "public IP {PUBLIC}: {public} (want ASSIGNED to {})",
+                vip["id"]
+            ));
+        }
+        let spare = by_pub(SPARE).ok_or("no spare public IP")?;
+        if !spare["assignedEntityId"].is_null() && spare["assignedEntityId"] != "" {
+            return Err(format!("the spare public IP got assigned: {spare}"));
+        }
+        Ok(())
+    }
+
+    /// Stop leaves the private IP object (and the public IP with it) on `holder`'s VNIC.
+    fn check_released(
+        &self,
+        c: &crate::cluster::harness::Cluster,
+        holder: usize,
+    ) -> Result<(), String> {
+        self.check_state(c, holder)
+    }
+
+    /// The emulator's admin API has no route that changes private IPs, so the console
+    /// user deletes it through the API with their own key (Oracle's SDK).
+    fn remove_vip_behind_back(&self, c: &crate::cluster::harness::Cluster, _active: usize) {
+        let vip = crate::cluster::harness::VIP;
+        let st = c.admin("GET", "/admin/state", None);
+        let id = st["oci"]["privateIps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ipAddress"] == vip)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let d = c.state().display().to_string();
+        let fp = std::fs::read_to_string(c.state().join("console_fp"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let script = format!(
+            r#"
+import oci
+cfg = {{"user": "{CONSOLE_USER}", "tenancy": "{TENANCY}", "fingerprint": "{fp}",
+        "key_file": "{d}/console.pem", "region": "us-ashburn-1"}}
+vn = oci.core.VirtualNetworkClient(cfg, service_endpoint="https://10.66.0.254")
+vn.base_client.session.verify = "{d}/ca.pem"
+print(vn.delete_private_ip("{id}").status)
+"#
+        );
+        // requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        let ca = format!("{d}/ca.pem");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &c.cloud_ns, "python3", "-c", &script])
+            .env("REQUESTS_CA_BUNDLE", &ca)
+            .env("CURL_CA_BUNDLE", &ca)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.trim(),
+            "204",
+            "DeletePrivateIp: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn control_plane(&self) -> (&'static str, &'static [&'static str]) {
+        ("oci", &["networking", "auth"])
+    }
+
+    /// OCI names no permission: it answers 404 NotAuthorizedOrNotFound, "... does not
+    /// exist or you are not authorized to access it".
+    fn names_denial(&self, reason: &str) -> bool {
+        reason.starts_with("permission denied by the cloud") && reason.contains("not authorized")
     }
 }

@@ -82,7 +82,7 @@ pub struct Cluster {
 impl Cluster {
     /// `n` nodes, a client (host n+1), the emulator with the world `world(dir)` (the
     /// directory holds the emulator's `server.pem`/`server.key` and `ca.pem`).
-    pub fn start(n: usize, world: impl FnOnce(&Path) -> String) -> Cluster {
+    pub fn start(n: usize, world: impl FnOnce(&Path) -> cloudvip_sim::World) -> Cluster {
         let mut lab = Lab::new(n + 1);
         let cloud_ns = lab.add_cloud();
         let dir = tempfile::tempdir().unwrap();
@@ -95,8 +95,7 @@ impl Cluster {
         cloudvip_sim::tls::generate(d, &names).unwrap();
         // The emulator's threads live in the cloud namespace: this thread enters it first.
         Lab::enter(&cloud_ns);
-        let w = cloudvip_sim::World::from_toml(&world(d)).unwrap();
-        let sim = cloudvip_sim::Sim::start(w).unwrap();
+        let sim = cloudvip_sim::Sim::start(world(d)).unwrap();
         let admin = sim.admin_url().trim_start_matches("http://").to_owned();
         let mut c = Cluster {
             n,
@@ -546,24 +545,7 @@ impl Cluster {
 
     /// The admin API (plain HTTP, inside the cloud namespace this thread entered).
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut s = TcpStream::connect(&self.admin).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.admin,
-            body.len()
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(
-            head.starts_with("HTTP/1.1 2"),
-            "admin {method} {path}: {head}\n{body}"
-        );
-        serde_json::from_str(body).unwrap_or(Value::Null)
+        crate::clouds::admin(&self.admin, method, path, body)
     }
 
     pub fn fault(&self, rule: Value) {

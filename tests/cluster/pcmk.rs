@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::clouds::{Cloud, Latency, MOVE_PERMISSION, PUBLIC};
+use super::clouds::{Cloud, Latency};
 use super::harness::{Cluster, Prober, VIP};
 use super::scenarios::{self, node};
 use crate::reload::AddrMonitor;
@@ -38,8 +38,8 @@ macro_rules! pcmk_tests {
     };
 }
 
-pcmk_tests!(gce, Cloud::Gce);
-pcmk_tests!(oci, Cloud::Oci);
+pcmk_tests!(gce, crate::clouds::gce::GCE);
+pcmk_tests!(oci, crate::clouds::oci::OCI);
 
 /// [`scenarios::assert_active`], and the address is on node `i`'s eth0.
 fn assert_active(cloud: Cloud, c: &Cluster, i: usize) {
@@ -337,19 +337,11 @@ fn denied_permission_named(cloud: Cloud) {
         reason.len() <= 128,
         "exit reason longer than Pacemaker keeps"
     );
-    match cloud {
-        Cloud::Gce => assert!(
-            reason.contains(MOVE_PERMISSION),
-            "pcs status does not name {MOVE_PERMISSION}: {line}"
-        ),
-        // OCI names no permission: it answers 404 NotAuthorizedOrNotFound, "... does not
-        // exist or you are not authorized to access it".
-        Cloud::Oci => assert!(
-            reason.starts_with("permission denied by the cloud")
-                && reason.contains("not authorized"),
-            "pcs status does not show the policy's refusal: {line}"
-        ),
-    }
+    assert!(
+        cloud.names_denial(reason),
+        "{}: pcs status does not name what the cloud denied: {line}",
+        cloud.name()
+    );
     assert!(
         failure.contains("exitreason=\""),
         "crm_mon: no exit reason: {failure}"
@@ -367,25 +359,8 @@ fn denied_permission_named(cloud: Cloud) {
         !addrs.contains(&format!(" {VIP}/")),
         "the failed start left {VIP} on node2:\n{addrs}"
     );
-    match cloud {
-        Cloud::Gce => {
-            let nic = |i| Cloud::gce_nic(&c, i).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                nic(2),
-                (vec![], vec![]),
-                "node2's NIC after the failed start"
-            );
-            assert_eq!(
-                nic(1),
-                (vec!["10.200.0.8/29".to_owned()], vec![PUBLIC.to_owned()]),
-                "node1's NIC after its stop"
-            );
-        }
-        Cloud::Oci => {
-            if let Err(e) = cloud.check_state(&c, 1) {
-                panic!("the failed start moved something: {e}");
-            }
-        }
+    if let Err(e) = cloud.check_released(&c, 1) {
+        panic!("the failed start moved something: {e}");
     }
     // The VIP comes back once the holder may hold it again.
     c.cli(&["pcs", "node", "unstandby", "node1"]);
