@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
-use cloudvip::cloud::aws::client::{Ec2, Endpoint};
+use cloudvip::cloud::aws::client::{self, Ec2, Endpoint};
 use cloudvip::cloud::aws::credentials::{AssumeRole, Provider, Source};
 use cloudvip::cloud::aws::imds::Imds;
 use cloudvip::cloud::aws::model::{Destination, RouteState, Target};
@@ -20,7 +20,7 @@ use cloudvip::cloud::aws::sigv4::Keys;
 use cloudvip::cloud::secret::Secret;
 use cloudvip::cloud::CloudError;
 use cloudvip::deadline::Deadline;
-use cloudvip::http::{Http, HttpConfig};
+use cloudvip::http::{Http, HttpConfig, Request};
 use serde_json::{json, Value};
 
 const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
@@ -546,4 +546,64 @@ fn imds_beyond_the_hop_limit_ends_by_the_deadline() {
         Err(CloudError::Transient(m)) => assert!(m.contains("hop limit"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The emulator's SigV4 verifier (checked by botocore and the AWS test suite) accepts what
+/// we sign and refuses it once any signed part is changed: a header, the body, the date.
+#[test]
+fn the_verifier_accepts_our_signature_and_refuses_a_tampered_one() {
+    let lab = Lab::start();
+    let http = Http::new(&HttpConfig::default()).unwrap();
+    let keys = Keys {
+        access_key: "AKIACLOUDVIPSIM0001".into(),
+        secret: Secret::new("cloudvip-sim-secret-key-0001".into()),
+        token: None,
+    };
+    let ep = Endpoint::ec2("eu-west-1", Some(&lab.api));
+    let q = query::describe_instances(&[NODE_B]);
+    let send = |req: &Request| {
+        let r = http.api(req, &deadline(10), &|_| false).unwrap();
+        (r.status, cloudvip::cloud::aws::error::parse(&r).code)
+    };
+    let good = client::signed_request(&ep, &keys, &q).unwrap();
+    assert_eq!(send(&good).0, 200);
+    let with = |name: &str, value: &str| {
+        let mut r = good.clone();
+        for (k, v) in &mut r.headers {
+            if k.eq_ignore_ascii_case(name) {
+                *v = value.to_owned();
+            }
+        }
+        r
+    };
+    let refused = (403, "SignatureDoesNotMatch".to_owned());
+    assert_eq!(
+        send(&with("Content-Type", "application/x-www-form-urlencoded")),
+        refused
+    );
+    let date = good
+        .headers
+        .iter()
+        .find(|(k, _)| k == "X-Amz-Date")
+        .unwrap()
+        .1
+        .clone();
+    let earlier = format!(
+        "{}{}Z",
+        &date[..13],
+        if &date[13..15] == "00" { "01" } else { "00" }
+    );
+    assert_eq!(send(&with("X-Amz-Date", &earlier)), refused);
+    let mut body = good.clone();
+    body.body = query::describe_instances(&["i-0c10d000000000001"])
+        .body()
+        .into_bytes();
+    assert_eq!(send(&body), refused);
+    let mut wrong_key = with("Authorization", "");
+    wrong_key.headers.retain(|(k, _)| k != "Authorization");
+    assert_eq!(
+        send(&wrong_key).0,
+        400,
+        "no signature at all: MissingParameter"
+    );
 }

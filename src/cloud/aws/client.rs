@@ -78,18 +78,18 @@ pub enum Answer {
     Refused(ApiError),
 }
 
-/// One signed POST of `q` to `ep` (the http layer retries what is worth retrying inside
-/// `deadline`). A refusal caused by this node's clock is `Local` at once.
-pub fn call_once(
-    http: &Http,
-    ep: &Endpoint,
-    keys: &Keys,
-    q: &Query,
-    deadline: &Deadline,
-) -> Result<Answer, CloudError> {
-    let action = format!("{}:{}", ep.service, q.action());
-    let host = sigv4::host_header(&ep.url)
-        .ok_or_else(|| CloudError::Invalid(format!("{action}: no host in {}", ep.url)))?;
+/// `q` as a POST to `ep` signed with `keys` now: the form body, `Content-Type` and `Host`
+/// (set here, so the host signed is the host sent), `X-Amz-Date`, the session token and
+/// `Authorization`.
+pub fn signed_request(ep: &Endpoint, keys: &Keys, q: &Query) -> Result<Request, CloudError> {
+    let host = sigv4::host_header(&ep.url).ok_or_else(|| {
+        CloudError::Invalid(format!(
+            "{}:{}: no host in {}",
+            ep.service,
+            q.action(),
+            ep.url
+        ))
+    })?;
     let (path, query) = match ep
         .url
         .split_once("://")
@@ -125,6 +125,20 @@ pub fn call_once(
         req = req.header(&k, v);
     }
     req.body = body;
+    Ok(req)
+}
+
+/// One signed POST of `q` to `ep` (the http layer retries what is worth retrying inside
+/// `deadline`). A refusal caused by this node's clock is `Local` at once.
+pub fn call_once(
+    http: &Http,
+    ep: &Endpoint,
+    keys: &Keys,
+    q: &Query,
+    deadline: &Deadline,
+) -> Result<Answer, CloudError> {
+    let action = format!("{}:{}", ep.service, q.action());
+    let req = signed_request(ep, keys, q)?;
     let r = http
         .api(&req, deadline, &error::retry_also)
         .map_err(|e| http_error(&action, e))?;
