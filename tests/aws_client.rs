@@ -54,7 +54,12 @@ fn deadline(secs: u64) -> Deadline {
 
 impl Lab {
     fn start() -> Lab {
-        let w = cloudvip_sim::World::from_toml(WORLD).unwrap();
+        Lab::start_with(|_| {})
+    }
+
+    fn start_with(edit: impl FnOnce(&mut cloudvip_sim::aws::AwsWorld)) -> Lab {
+        let mut w = cloudvip_sim::World::from_toml(WORLD).unwrap();
+        edit(w.aws.as_mut().unwrap());
         let sim = cloudvip_sim::Sim::start(w).unwrap();
         let api = sim.endpoints()["aws"]["api"].as_str().unwrap().to_owned();
         Lab {
@@ -606,4 +611,35 @@ fn the_verifier_accepts_our_signature_and_refuses_a_tampered_one() {
         400,
         "no signature at all: MissingParameter"
     );
+}
+
+/// A role that requires an ExternalId: AssumeRole without it is Denied naming
+/// `sts:AssumeRole` (and nothing is changed), with it the route moves.
+#[test]
+fn assume_role_with_an_external_id() {
+    let lab = Lab::start_with(|w| {
+        let r = w.roles.iter_mut().find(|r| r.name == "rtb-editor").unwrap();
+        r.external_id = Some("ha-cluster-1".into());
+    });
+    let d = deadline(20);
+    let mut c = lab.client(Source::Instance, Some(ROLE_OTHER));
+    match c.put_route(RTB_OTHER, OVERLAY, ENI_B, true, &d) {
+        Err(CloudError::Denied(m)) => {
+            assert!(
+                m.starts_with("sts:AssumeRole: HTTP 403 AccessDenied"),
+                "{m}"
+            );
+            assert!(m.contains("(as instance profile role ha-node)"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        route(&lab.state(), RTB_OTHER, OVERLAY)["instance"],
+        "i-0c10d000000000001"
+    );
+    let mut role = AssumeRole::new(ROLE_OTHER);
+    role.external_id = Some("ha-cluster-1".into());
+    c.route_creds = Some(Provider::new(Source::Instance, Some(role)));
+    c.put_route(RTB_OTHER, OVERLAY, ENI_B, true, &d).unwrap();
+    assert_eq!(route(&lab.state(), RTB_OTHER, OVERLAY)["eni"], ENI_B);
 }
