@@ -45,28 +45,26 @@ fn dns_suffix(region: &str) -> &'static str {
 }
 
 impl Endpoint {
-    /// `https://ec2.<region>.amazonaws.com/`, or `url` (`api_endpoint`, the emulator).
-    pub fn ec2(region: &str, url: Option<&str>) -> Endpoint {
+    /// `https://<service>.<region>.amazonaws.com/` (`.com.cn` in China), or `url`
+    /// (`api_endpoint`, the emulator).
+    fn regional(service: &'static str, region: &str, url: Option<&str>) -> Endpoint {
         Endpoint {
             url: url.map_or_else(
-                || format!("https://ec2.{region}.{}/", dns_suffix(region)),
+                || format!("https://{service}.{region}.{}/", dns_suffix(region)),
                 str::to_owned,
             ),
             region: region.to_owned(),
-            service: "ec2",
+            service,
         }
     }
 
-    /// The regional STS endpoint (AWS's recommendation over the global one), or `url`.
+    pub fn ec2(region: &str, url: Option<&str>) -> Endpoint {
+        Endpoint::regional("ec2", region, url)
+    }
+
+    /// The regional STS endpoint (AWS's recommendation over the global one).
     pub fn sts(region: &str, url: Option<&str>) -> Endpoint {
-        Endpoint {
-            url: url.map_or_else(
-                || format!("https://sts.{region}.{}/", dns_suffix(region)),
-                str::to_owned,
-            ),
-            region: region.to_owned(),
-            service: "sts",
-        }
+        Endpoint::regional("sts", region, url)
     }
 }
 

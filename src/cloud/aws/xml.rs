@@ -27,6 +27,7 @@ fn local(qname: &str) -> String {
 /// The document's root element.
 pub fn parse(body: &[u8]) -> Result<Node, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_owned())?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
@@ -191,6 +192,8 @@ mod tests {
   <set><item><a>x &amp; y &#x41;</a></item><item/></set><e/><ns:b>2</ns:b><c><![CDATA[<c>]]></c></R>"#;
         let n = parse(doc).unwrap();
         assert_eq!(n.name, "R");
+        let bom = [&b"\xef\xbb\xbf"[..], &doc[..]].concat();
+        assert_eq!(parse(&bom).unwrap(), n, "a byte order mark is not content");
         assert_eq!(n.need_text("requestId").unwrap(), "r-1");
         let items = n.need_items("set").unwrap();
         assert_eq!(items.len(), 2);
