@@ -185,19 +185,23 @@ pub const PARAMS: &[ParamDef] = &[
         "GCE only. key=value, e.g. cluster=db1: the instances carrying this label are where \
          start looks for the current holder, so no host list is needed.",
     ),
-    p(
-        "public_ip",
-        Content::String,
-        None,
-        "Public address that follows the VIP",
-        "GCE: a reserved static external address (its name in this region, or the address \
+    // Two VIPs cannot share one public address: each start would take it from the other.
+    ParamDef {
+        unique: true,
+        ..p(
+            "public_ip",
+            Content::String,
+            None,
+            "Public address that follows the VIP",
+            "GCE: a reserved static external address (its name in this region, or the address \
          itself) that start attaches as this NIC's access config, detaching it from the \
          instance that holds it; an ephemeral external IP on this NIC is replaced (GCE allows \
          one access config per NIC). OCI: a reserved public IP (the address or its OCID) that \
          start assigns to the VIP's private IP and waits for ASSIGNED; it normally follows \
          the private IP by itself when the VIP moves. stop leaves it attached in both clouds; \
          the next start elsewhere moves it, so it never dangles unassigned.",
-    ),
+        )
+    },
     p(
         "access_config_name",
         Content::String,

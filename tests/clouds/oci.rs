@@ -518,6 +518,9 @@ print(vn.delete_private_ip("{id}").status)
     /// OCI names no permission: it answers 404 NotAuthorizedOrNotFound, "... does not
     /// exist or you are not authorized to access it".
     fn names_denial(&self, reason: &str) -> bool {
-        reason.starts_with("permission denied by the cloud") && reason.contains("not authorized")
+        // OCI names no permission (404 NotAuthorizedOrNotFound, "... does not exist or you
+        // are not authorized to access it"): the agent names the operation and the verb.
+        reason.starts_with("permission denied by the cloud")
+            && reason.contains("UpdatePrivateIp refused (IAM `use virtual-network-family`)")
     }
 }

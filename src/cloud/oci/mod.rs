@@ -328,11 +328,11 @@ impl Oci {
                     rejected = self.creds.take().map(|c| c.key_id);
                     continue;
                 }
-                401 | 403 => CloudError::Denied(what),
+                401 | 403 => CloudError::Denied(denied(method, path, what)),
                 // OCI's answer for a missing permission as for a missing object. Ours exist
                 // (IMDS lists our VNIC; a private IP was just listed), so it is the policy.
                 404 if error_text(&r).starts_with("NotAuthorizedOrNotFound") => {
-                    CloudError::Denied(what)
+                    CloudError::Denied(denied(method, path, what))
                 }
                 // No such operation: a wrong api_endpoint.
                 404 => CloudError::Invalid(what),
@@ -731,5 +731,56 @@ impl Cloud for Oci {
 
     fn diagnose(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<super::Step> {
         self.diagnose_steps(nic, deadline)
+    }
+}
+
+/// A refusal that ends with the operation (and the policy verb pcs-examples/oci-policy.sh
+/// grants for it): OCI's own text names neither, and the exit reason Pacemaker keeps
+/// (128 bytes) is the first clause and the last (`short_reason`).
+fn denied(method: Method, path: &str, what: String) -> String {
+    let collection = path.split(['/', '?']).next().unwrap_or_default();
+    let single = path[collection.len()..].starts_with('/');
+    let (op, verb) = match (method, collection, single) {
+        (Method::Put, "privateIps", _) => ("UpdatePrivateIp", Some("use virtual-network-family")),
+        (Method::Post, "privateIps", _) => ("CreatePrivateIp", Some("manage private-ips")),
+        (Method::Delete, "privateIps", _) => ("DeletePrivateIp", Some("manage private-ips")),
+        (Method::Put, "ipv6", _) => ("UpdateIpv6", Some("use virtual-network-family")),
+        (Method::Post, "ipv6", _) => ("CreateIpv6", Some("manage private-ips")),
+        (Method::Delete, "ipv6", _) => ("DeleteIpv6", Some("manage private-ips")),
+        (Method::Put, "publicIps", _) => ("UpdatePublicIp", None),
+        (Method::Get, "privateIps", false) => ("ListPrivateIps", None),
+        (Method::Get, "ipv6", false) => ("ListIpv6s", None),
+        (Method::Get, "vnics", _) => ("GetVnic", None),
+        (Method::Get, "subnets", _) => ("GetSubnet", None),
+        _ => return what,
+    };
+    match verb {
+        Some(v) => format!("{what}: {op} refused (IAM `{v}`)"),
+        None => format!("{what}: {op} refused by IAM"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_the_operation_in_pacemakers_128_bytes() {
+        let what = "PUT privateIps/ocid1.privateip.oc1.eu-frankfurt-1.abcdefghijklmnopqrstuvwxyz0123456789: \
+                    HTTP 404 NotAuthorizedOrNotFound: Either Private IP with ID ocid1.privateip.oc1.\
+                    eu-frankfurt-1.abcdefghijklmnopqrstuvwxyz0123456789 does not exist or you are not \
+                    authorized to access it."
+            .to_owned();
+        let e = CloudError::Denied(denied(Method::Put, "privateIps/ocid1.x", what));
+        let reason = crate::ocf::log::short_reason(&e.to_string());
+        assert!(reason.len() <= 128, "{reason}");
+        assert!(
+            reason.starts_with("permission denied by the cloud: ")
+                && reason.ends_with(": UpdatePrivateIp refused (IAM `use virtual-network-family`)"),
+            "{reason}"
+        );
+        let list = denied(Method::Get, "privateIps?vnicId=x", String::new());
+        assert!(list.ends_with(": ListPrivateIps refused by IAM"), "{list}");
+        assert_eq!(denied(Method::Patch, "privateIps/x", "w".into()), "w");
     }
 }
