@@ -180,14 +180,31 @@ fn duplicate_refused(cloud: Cloud) {
         "the client lost the VIP during the attempt ({lost}/{n})"
     );
 
-    // Control: another ip is a different VIP, and pcs takes it.
-    let mut other = cloud.create_args("OTHER");
-    for arg in other.iter_mut() {
+    // Another ip with the live VIP's public_ip: two VIPs cannot share one public address.
+    let mut shared = cloud.create_args("SHARED");
+    for arg in shared.iter_mut() {
         if *arg == format!("ip={VIP}") {
             *arg = "ip=10.66.0.101";
         }
     }
-    other.push("--disabled");
+    shared.push("--disabled");
+    let out = c.on_raw(a, &shared);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("of option 'public_ip' is not unique"),
+        "pcs accepted a second resource with the same public_ip:\n{text}"
+    );
+
+    // Control: another ip and no public_ip is a different VIP, and pcs takes it.
+    let mut other: Vec<&str> = shared
+        .into_iter()
+        .filter(|a| !a.starts_with("public_ip="))
+        .collect();
+    other[3] = "OTHER";
     c.cli(&other);
     let resources = c.cli(&["cibadmin", "-Q", "-o", "resources"]);
     assert!(
