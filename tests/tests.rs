@@ -58,6 +58,8 @@ mod cloud_ipv6;
 mod anchors_aws;
 // The AWS client layer (SigV4, IMDSv2, EC2 Query, STS) against cloudvip-sim on loopback.
 mod aws_client;
+// The AWS backend's flows per mode against cloudvip-sim on loopback: moves, plans, refusals.
+mod aws_backend;
 // The probe responder of load-balancer mode: probes from another host, ownership, stop.
 mod responder;
 // resource-agents' ocft: our config (cloud=none) and the IPaddr2 configs against cloudvip.

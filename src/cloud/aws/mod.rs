@@ -3,13 +3,18 @@
 //! from the instance profile, a credentials file or an STS AssumeRole (`credentials.rs`),
 //! EC2 Query requests (`query.rs`), answers parsed fail-closed (`xml.rs`, `model.rs`),
 //! refusals classified into `CloudError` (`error.rs`), and the signed calls over the one
-//! HTTP layer with pagination and dry runs (`client.rs`).
+//! HTTP layer with pagination and dry runs (`client.rs`). On top, the backend: its
+//! parameters and modes (`config.rs`), the flows per mode (`flow.rs`) and the decisions
+//! they share with the dry run (`plan.rs`).
 
 pub mod client;
+pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod flow;
 pub mod imds;
 pub mod model;
+mod plan;
 pub mod query;
 pub mod sigv4;
 pub mod xml;

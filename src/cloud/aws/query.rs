@@ -84,6 +84,16 @@ impl Query {
         Some(self.clone().flag("DryRun", true))
     }
 
+    /// The parameters after `Action` and `Version` as `k=v`, space-separated (a dry run
+    /// shows a call this way: what it is asked, not how it is encoded).
+    pub fn shown(&self) -> String {
+        self.pairs[2..]
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The next page of a paginated Describe*.
     pub fn page(&self, token: &str) -> Query {
         self.clone().param("NextToken", token)

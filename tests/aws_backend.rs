@@ -1,0 +1,605 @@
+//! The AWS backend's flows (`cloudvip::cloud::aws::flow`) against the emulator in process,
+//! over loopback only, one node's IMDS per instance: in each mode (secondary_ip, eip, route)
+//! a claim takes the VIP from the other node and leaves the cloud as the unmodified anchor
+//! of that mode leaves it (tests/anchors_aws.rs), a second claim writes nothing, a claim
+//! survives EC2's eventual consistency and throttling, a role without the write is refused
+//! with Denied naming the action and nothing changed, a release gives up only what is ours,
+//! and the dry-run plan is the writes the real claim then makes (the emulator's request log).
+//! The truth is the emulator's own state (`/admin/aws/state`, never lagged).
+
+use std::time::{Duration, Instant};
+
+use cloudvip::cloud::aws::config::{self as cfg, Config};
+use cloudvip::cloud::aws::flow::{Aws, Seen};
+use cloudvip::cloud::{CloudError, Nic, Op, Planned};
+use cloudvip::deadline::Deadline;
+use cloudvip::http::HttpConfig;
+use serde_json::{json, Value};
+
+const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
+const VIP: &str = "10.0.1.100";
+const EIP_VIP: &str = "203.0.113.10";
+const EIP_SPARE: &str = "203.0.113.11";
+const EIP_SPARE_ALLOC: &str = "eipalloc-0c10d00000000000f2";
+const OVERLAY: &str = "192.168.100.10";
+const RTB: &str = "rtb-0c10d0000000000c1";
+const RTB_OTHER: &str = "rtb-0c10d0000000000c2";
+const ROLE_OTHER: &str = "arn:aws:iam::444455556666:role/rtb-editor";
+const ENI: [&str; 2] = ["eni-0c10d0000000000e1", "eni-0c10d0000000000e2"];
+const INSTANCE: [&str; 2] = ["i-0c10d000000000001", "i-0c10d000000000002"];
+const PRIMARY: [&str; 2] = ["10.0.1.11", "10.0.1.12"];
+const NODE: [&str; 2] = ["node-a", "node-b"];
+
+struct Lab {
+    sim: cloudvip_sim::SimHandle,
+    admin: String,
+    api: String,
+    state: tempfile::TempDir,
+}
+
+fn deadline(secs: u64) -> Deadline {
+    Deadline::for_timeout(Some(Duration::from_secs(secs)))
+}
+
+fn nic(n: usize) -> Nic {
+    Nic {
+        name: "eth0".into(),
+        mac: Some([0x02, 0x66, 0, 0, 0, n as u8 + 1]),
+    }
+}
+
+impl Lab {
+    fn start(edit: impl FnOnce(&mut cloudvip_sim::aws::AwsWorld)) -> Lab {
+        let mut w = cloudvip_sim::World::from_toml(WORLD).unwrap();
+        edit(w.aws.as_mut().unwrap());
+        let sim = cloudvip_sim::Sim::start(w).unwrap();
+        let api = sim.endpoints()["aws"]["api"].as_str().unwrap().to_owned();
+        Lab {
+            admin: sim.admin_url(),
+            api,
+            sim,
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        crate::clouds::admin(&self.admin, method, path, body)
+    }
+
+    fn state(&self) -> Value {
+        self.admin("GET", "/admin/aws/state", None)
+    }
+
+    fn settle(&self) {
+        self.admin("POST", "/admin/aws/settle", None);
+    }
+
+    fn fault(&self, f: Value) {
+        self.admin("POST", "/admin/faults", Some(f));
+    }
+
+    fn clear_log(&self) {
+        self.admin("DELETE", "/admin/log", None);
+    }
+
+    /// (service, action, status) of every request since the last `clear_log`.
+    fn log(&self) -> Vec<(String, String, u64)> {
+        self.admin("GET", "/admin/log", None)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["service"].as_str().unwrap_or("").to_owned(),
+                    e["api"].as_str().unwrap_or("").to_owned(),
+                    e["status"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// The EC2 writes that were accepted, in order.
+    fn writes(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|(s, a, st)| s == "ec2" && !a.starts_with("Describe") && *st == 200)
+            .map(|(_, a, _)| a)
+            .collect()
+    }
+
+    fn metadata(&self, node: usize) -> String {
+        self.sim.endpoints()["aws"]["metadata"][NODE[node]]["endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The backend of `node` (0 = node-a, 1 = node-b) for VIP `ip` with `params`.
+    fn aws(&self, node: usize, ip: &str, params: &[(&str, &str)]) -> Aws {
+        let md = self.metadata(node);
+        let mut all: Vec<(String, String)> = vec![
+            (cfg::API_ENDPOINT.into(), self.api.clone()),
+            (cfg::STS_ENDPOINT.into(), self.api.clone()),
+            (cfg::METADATA_URL.into(), md),
+        ];
+        all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let c = Config::parse(ip.parse().unwrap(), &|k| {
+            all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        Aws::new(c, &HttpConfig::default(), Some(self.state.path())).unwrap()
+    }
+
+    fn holders(&self, ip: &str) -> Vec<String> {
+        self.state()["enis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["secondary_ips"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == ip)
+            })
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn eip(&self, public: &str) -> Value {
+        self.state()["elastic_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["public_ip"] == public)
+            .unwrap()["association"]
+            .clone()
+    }
+
+    fn route(&self, table: &str) -> Value {
+        let st = self.state();
+        let t = st["route_tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == table)
+            .unwrap()
+            .clone();
+        t["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["destination"] == format!("{OVERLAY}/32"))
+            .map(|r| r["target"].clone())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// The VIP and both Elastic IPs start on nobody (as tests/anchors_aws.rs's `no_vip`).
+fn no_vip(w: &mut cloudvip_sim::aws::AwsWorld) {
+    w.instances[0].enis[0].secondary_ips.clear();
+    for a in &mut w.elastic_ips {
+        a.eni = None;
+        a.private_ip = None;
+    }
+}
+
+fn claim(aws: &mut Aws, node: usize, secs: u64) -> Result<(), CloudError> {
+    let d = deadline(secs);
+    let proof = aws.claim(&nic(node), &d)?;
+    aws.claim_extras(&nic(node), &proof, &d)
+}
+
+/// The EC2 action of each planned call, in order (`ec2:Action k=v …`).
+fn planned_calls(p: &[Planned]) -> Vec<String> {
+    p.iter()
+        .filter_map(|x| x.call.as_deref())
+        .map(|c| {
+            c.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_start_matches("ec2:")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn plan(aws: &mut Aws, node: usize, op: Op) -> Vec<Planned> {
+    aws.plan(op, &nic(node), &deadline(20)).unwrap()
+}
+
+/// The full start plan (claim, then extras), and the reads it made only.
+fn start_plan(lab: &Lab, aws: &mut Aws, node: usize) -> Vec<Planned> {
+    lab.clear_log();
+    let mut p = plan(aws, node, Op::Claim);
+    p.extend(plan(aws, node, Op::Extras));
+    assert!(
+        lab.writes().is_empty(),
+        "a plan writes nothing: {:?}",
+        lab.log()
+    );
+    p
+}
+
+fn counts(lab: &Lab) -> String {
+    let log = lab.log();
+    let n = |svc: &str| log.iter().filter(|(s, _, _)| s == svc).count();
+    format!("ec2 {} sts {} imds {}", n("ec2"), n("sts"), n("metadata"))
+}
+
+/// `what` timed, with the requests it made, for the summary line.
+fn measured<T>(lab: &Lab, out: &mut Vec<String>, what: &str, f: impl FnOnce() -> T) -> T {
+    lab.clear_log();
+    let t = Instant::now();
+    let r = f();
+    out.push(format!(
+        "{what} {:.2}s ({})",
+        t.elapsed().as_secs_f64(),
+        counts(lab)
+    ));
+    r
+}
+
+/// secondary_ip with the Elastic IP on the VIP (the example world: both on node-a). node-b
+/// takes the VIP with one AssignPrivateIpAddresses and the Elastic IP follows without a
+/// call, as the plan said; a second claim writes nothing; node-a now sees it elsewhere.
+/// node-a's stale stop gives up nothing; node-b's stop leaves VIP and Elastic IP on
+/// nobody, as awsvip + awseip leave them.
+#[test]
+fn secondary_ip_moves_with_its_elastic_ip() {
+    let lab = Lab::start(|_| {});
+    let p = [(cfg::PUBLIC_IP, EIP_VIP)];
+    let mut b = lab.aws(1, VIP, &p);
+    let mut times = Vec::new();
+    let planned = start_plan(&lab, &mut b, 1);
+    assert_eq!(
+        planned_calls(&planned),
+        ["AssignPrivateIpAddresses"],
+        "{:?}",
+        planned.iter().map(|p| &p.what).collect::<Vec<_>>()
+    );
+    assert!(
+        planned
+            .iter()
+            .any(|p| p.call.is_none() && p.what.contains("follows")),
+        "the Elastic IP follows: {:?}",
+        planned.iter().map(|p| &p.what).collect::<Vec<_>>()
+    );
+    measured(&lab, &mut times, "claim", || claim(&mut b, 1, 20)).unwrap();
+    assert_eq!(
+        lab.writes(),
+        planned_calls(&planned),
+        "the plan is what the claim did"
+    );
+    assert_eq!(lab.holders(VIP), [ENI[1]]);
+    let e = lab.eip(EIP_VIP);
+    assert_eq!(
+        (e["eni"].as_str(), e["private_ip"].as_str()),
+        (Some(ENI[1]), Some(VIP))
+    );
+
+    measured(&lab, &mut times, "claim again", || claim(&mut b, 1, 20)).unwrap();
+    assert!(lab.writes().is_empty(), "idempotent: {:?}", lab.log());
+    assert!(plan(&mut b, 1, Op::Claim).is_empty() && plan(&mut b, 1, Op::Extras).is_empty());
+    assert!(b.check(&nic(1), 0, &deadline(5)).unwrap());
+    assert!(b.check(&nic(1), 10, &deadline(5)).unwrap());
+
+    let mut a = lab.aws(0, VIP, &p);
+    assert!(
+        !a.check(&nic(0), 0, &deadline(5)).unwrap(),
+        "IMDS of node-a shows it gone"
+    );
+    match a.locate(&nic(0), 10, &deadline(5)).unwrap() {
+        Seen::NotHere(who) => assert!(who.contains(ENI[1]), "{who}"),
+        other => panic!("{other:?}"),
+    }
+    lab.clear_log();
+    assert!(a
+        .plan(Op::Release, &nic(0), &deadline(5))
+        .unwrap()
+        .is_empty());
+    a.release(&deadline(5)).unwrap();
+    assert!(lab.writes().is_empty(), "not ours: nothing given up");
+    assert_eq!(lab.holders(VIP), [ENI[1]]);
+
+    let rel = plan(&mut b, 1, Op::Release);
+    assert_eq!(
+        planned_calls(&rel),
+        ["DisassociateAddress", "UnassignPrivateIpAddresses"]
+    );
+    measured(&lab, &mut times, "release", || b.release(&deadline(5))).unwrap();
+    assert_eq!(lab.writes(), planned_calls(&rel));
+    assert!(lab.holders(VIP).is_empty() && lab.eip(EIP_VIP).is_null());
+    eprintln!("aws_backend secondary_ip: {}", times.join(", "));
+}
+
+/// secondary_ip from nobody with an Elastic IP that is nowhere: the assignment, then the
+/// association (claim_extras), as the plan said; then the move to node-b takes both in one
+/// call, as awsvip followed by awseip leaves them (tests/anchors_aws.rs
+/// awseip_on_the_vip_follows_awsvip).
+#[test]
+fn secondary_ip_from_nobody_associates_the_elastic_ip() {
+    let lab = Lab::start(no_vip);
+    let p = [
+        (cfg::PUBLIC_IP, EIP_SPARE),
+        (cfg::ALLOCATION_ID, EIP_SPARE_ALLOC),
+    ];
+    let mut a = lab.aws(0, VIP, &p);
+    let planned = start_plan(&lab, &mut a, 0);
+    assert_eq!(
+        planned_calls(&planned),
+        ["AssignPrivateIpAddresses", "AssociateAddress"]
+    );
+    lab.clear_log();
+    claim(&mut a, 0, 20).unwrap();
+    assert_eq!(lab.writes(), planned_calls(&planned));
+    assert_eq!(
+        lab.eip(EIP_SPARE),
+        json!({"id": lab.eip(EIP_SPARE)["id"], "eni": ENI[0], "private_ip": VIP, "instance": INSTANCE[0]})
+    );
+    let mut b = lab.aws(1, VIP, &p);
+    lab.clear_log();
+    claim(&mut b, 1, 20).unwrap();
+    assert_eq!(lab.writes(), ["AssignPrivateIpAddresses"]);
+    assert_eq!(
+        lab.eip(EIP_SPARE)["eni"],
+        ENI[1],
+        "the EIP followed the reassigned VIP"
+    );
+}
+
+/// eip mode (awseip): the Elastic IP goes to the primary private IP of the node's ENI,
+/// from nobody and then from the other node (AllowReassociation), one AssociateAddress
+/// each, as planned; idempotent; stop disassociates it, and a stale stop elsewhere does not.
+#[test]
+fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
+    let lab = Lab::start(no_vip);
+    let p = [(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_SPARE)];
+    let mut times = Vec::new();
+    let mut a = lab.aws(0, PRIMARY[0], &p);
+    let mut b = lab.aws(1, PRIMARY[1], &p);
+    // The VIP parameter of eip mode is not the address moved: the primary one is.
+    assert!(!a.check(&nic(0), 0, &deadline(5)).unwrap());
+    claim(&mut a, 0, 20).unwrap();
+    assert_eq!(lab.eip(EIP_SPARE)["instance"], INSTANCE[0]);
+    let planned = start_plan(&lab, &mut b, 1);
+    assert_eq!(planned_calls(&planned), ["AssociateAddress"]);
+    measured(&lab, &mut times, "claim", || claim(&mut b, 1, 20)).unwrap();
+    assert_eq!(lab.writes(), planned_calls(&planned));
+    let e = lab.eip(EIP_SPARE);
+    assert_eq!(
+        (e["instance"].as_str(), e["private_ip"].as_str()),
+        (Some(INSTANCE[1]), Some(PRIMARY[1]))
+    );
+    measured(&lab, &mut times, "claim again", || claim(&mut b, 1, 20)).unwrap();
+    assert!(lab.writes().is_empty(), "{:?}", lab.log());
+    assert!(b.check(&nic(1), 0, &deadline(5)).unwrap());
+    assert!(b.check(&nic(1), 10, &deadline(5)).unwrap());
+    lab.settle();
+    assert!(!a.check(&nic(0), 10, &deadline(5)).unwrap());
+    lab.clear_log();
+    a.release(&deadline(5)).unwrap();
+    assert!(lab.writes().is_empty());
+    measured(&lab, &mut times, "release", || b.release(&deadline(5))).unwrap();
+    assert_eq!(lab.writes(), ["DisassociateAddress"]);
+    assert!(lab.eip(EIP_SPARE).is_null());
+    eprintln!("aws_backend eip: {}", times.join(", "));
+}
+
+/// route mode (aws-vpc-move-ip): one ReplaceRoute per table whose /32 is not ours, as
+/// planned, then the tables read until they show it; idempotent; release leaves the route
+/// where it is, as aws-vpc-move-ip's stop does. The other account's table goes through
+/// the role (AssumeRole), the own account's table is untouched by that resource.
+#[test]
+fn route_mode_replaces_the_route_in_each_table() {
+    let lab = Lab::start(|_| {});
+    let mut times = Vec::new();
+    let p = [(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)];
+    let mut b = lab.aws(1, OVERLAY, &p);
+    assert!(
+        b.check(&nic(1), 0, &deadline(5)).unwrap(),
+        "depth 0: the kernel decides"
+    );
+    assert!(!b.check(&nic(1), 10, &deadline(5)).unwrap());
+    let planned = start_plan(&lab, &mut b, 1);
+    assert_eq!(planned_calls(&planned), ["ReplaceRoute"]);
+    measured(&lab, &mut times, "claim", || claim(&mut b, 1, 20)).unwrap();
+    assert_eq!(lab.writes(), planned_calls(&planned));
+    let r = lab.route(RTB);
+    assert_eq!(
+        (r["eni"].as_str(), r["instance"].as_str()),
+        (Some(ENI[1]), Some(INSTANCE[1]))
+    );
+    measured(&lab, &mut times, "claim again", || claim(&mut b, 1, 20)).unwrap();
+    assert!(lab.writes().is_empty());
+    assert!(b.check(&nic(1), 10, &deadline(5)).unwrap());
+    measured(&lab, &mut times, "release", || b.release(&deadline(5))).unwrap();
+    assert!(lab.writes().is_empty());
+    assert_eq!(lab.route(RTB)["eni"], ENI[1], "stop leaves the route");
+    let rel = plan(&mut b, 1, Op::Release);
+    assert!(
+        planned_calls(&rel).is_empty() && !rel.is_empty(),
+        "a note only"
+    );
+
+    let p = [
+        (cfg::MODE, "route"),
+        (cfg::ROUTE_TABLES, RTB_OTHER),
+        (cfg::ROUTING_TABLE_ROLE, ROLE_OTHER),
+    ];
+    let mut b = lab.aws(1, OVERLAY, &p);
+    lab.clear_log();
+    claim(&mut b, 1, 20).unwrap();
+    assert_eq!(lab.writes(), ["ReplaceRoute"]);
+    assert!(lab
+        .log()
+        .iter()
+        .any(|(s, a, _)| s == "sts" && a == "AssumeRole"));
+    assert_eq!(lab.route(RTB_OTHER)["eni"], ENI[1]);
+    assert_eq!(lab.route(RTB)["eni"], ENI[1]);
+    eprintln!("aws_backend route: {}", times.join(", "));
+}
+
+/// Refused before any change, with the fix: a table without the /32 route (the route is
+/// made once at setup: ReplaceRoute needs it and aws-vpc-move-ip never creates it), an ENI
+/// whose source/destination check is on, an overlay IP inside the VPC, a secondary IP
+/// outside the subnet or reserved by AWS, the ENI's own primary address.
+#[test]
+fn refusals_before_any_change() {
+    let lab = Lab::start(|w| {
+        w.route_tables[0]
+            .routes
+            .retain(|r| r.destination.to_string() != "192.168.100.10/32");
+        w.instances[0].enis[0].source_dest_check = true;
+    });
+    let route = [(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)];
+    type Case<'a> = (usize, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (1, OVERLAY, route.to_vec(), "create-route"),
+        (
+            0,
+            "192.168.100.11",
+            route.to_vec(),
+            "--no-source-dest-check",
+        ),
+        (1, "10.0.2.50", route.to_vec(), "inside the VPC"),
+        (1, "10.0.2.50", vec![], "outside this ENI's subnet"),
+        (1, "10.0.1.3", vec![], "reserves"),
+        (1, PRIMARY[1], vec![], "primary private IP"),
+        (
+            1,
+            PRIMARY[0],
+            vec![],
+            "primary private IP of eni-0c10d0000000000e1",
+        ),
+    ];
+    for (node, ip, params, word) in cases {
+        let mut aws = lab.aws(node, ip, &params);
+        lab.clear_log();
+        let e = claim(&mut aws, node, 10).unwrap_err();
+        let local = word.contains("source-dest");
+        match &e {
+            CloudError::Invalid(m) if !local => assert!(m.contains(word), "{ip}: {m}"),
+            CloudError::Local(m) if local => assert!(m.contains(word), "{ip}: {m}"),
+            other => panic!("{ip} {params:?}: {other:?}"),
+        }
+        let e2 = aws
+            .plan(Op::Claim, &nic(node), &deadline(10))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(e2, Some(e.to_string()), "the dry run fails the same way");
+        assert!(lab.writes().is_empty(), "{ip}: {:?}", lab.log());
+    }
+}
+
+/// A role without the write is refused with Denied naming the EC2 action, nothing moved.
+#[test]
+fn a_missing_permission_is_denied_naming_the_action() {
+    for (mode, action) in [
+        ("secondary_ip", "AssignPrivateIpAddresses"),
+        ("eip", "AssociateAddress"),
+        ("route", "ReplaceRoute"),
+    ] {
+        let lab = Lab::start(|w| {
+            let r = w.roles.iter_mut().find(|r| r.name == "ha-node").unwrap();
+            r.deny = vec![format!("ec2:{action}")];
+        });
+        let (ip, p): (&str, Vec<(&str, &str)>) = match mode {
+            "secondary_ip" => (VIP, vec![]),
+            "eip" => (
+                PRIMARY[1],
+                vec![(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_SPARE)],
+            ),
+            _ => (
+                OVERLAY,
+                vec![(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)],
+            ),
+        };
+        let before = lab.state();
+        let mut b = lab.aws(1, ip, &p);
+        match claim(&mut b, 1, 10) {
+            Err(CloudError::Denied(m)) => {
+                assert!(m.contains(&format!("ec2:{action}")), "{m}");
+                assert!(m.contains("UnauthorizedOperation"), "{m}");
+            }
+            other => panic!("{mode}: {other:?}"),
+        }
+        let after = lab.state();
+        for k in ["enis", "elastic_ips", "route_tables"] {
+            assert_eq!(before[k], after[k], "{mode}: {k} unchanged");
+        }
+    }
+}
+
+/// EC2 reads lag writes by 2.5 s and IMDS by 1 s (far above the emulator's default), and
+/// the first two writes are throttled (RequestLimitExceeded): each mode's claim still ends
+/// with the VIP here, once, and reports it only when IMDS (or the route read) shows it; a
+/// deep check right after it agrees.
+#[test]
+fn claims_survive_lag_and_throttling() {
+    for mode in ["secondary_ip", "eip", "route"] {
+        let lab = Lab::start(|w| {
+            w.consistency.network_interfaces_ms = 2500;
+            w.consistency.addresses_ms = 2500;
+            w.consistency.route_tables_ms = 2500;
+            w.consistency.metadata_ms = 1000;
+        });
+        let (ip, p, action): (&str, Vec<(&str, &str)>, &str) = match mode {
+            "secondary_ip" => (VIP, vec![], "AssignPrivateIpAddresses"),
+            "eip" => (
+                PRIMARY[1],
+                vec![(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_VIP)],
+                "AssociateAddress",
+            ),
+            _ => (
+                OVERLAY,
+                vec![(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)],
+                "ReplaceRoute",
+            ),
+        };
+        lab.fault(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": action, "count": 2}));
+        let mut b = lab.aws(1, ip, &p);
+        lab.clear_log();
+        claim(&mut b, 1, 30).unwrap();
+        let tries: Vec<u64> = lab
+            .log()
+            .into_iter()
+            .filter(|(_, a, _)| a == action)
+            .map(|(_, _, s)| s)
+            .collect();
+        assert_eq!(tries, [503, 503, 200], "{mode}: two throttled, one done");
+        let st = lab.state();
+        match mode {
+            "secondary_ip" => assert_eq!(lab.holders(VIP), [ENI[1]]),
+            "eip" => assert_eq!(lab.eip(EIP_VIP)["private_ip"], PRIMARY[1]),
+            _ => assert_eq!(lab.route(RTB)["eni"], ENI[1], "{}", st["route_tables"]),
+        }
+        assert!(b.check(&nic(1), 0, &deadline(5)).unwrap(), "{mode}");
+        assert!(
+            b.check(&nic(1), 10, &deadline(8)).unwrap(),
+            "{mode}: the deep check re-reads the lagging API"
+        );
+    }
+}
+
+/// A throttled API that never recovers: the claim ends Transient by its deadline, nothing
+/// is reported held.
+#[test]
+fn a_claim_ends_by_its_deadline() {
+    let lab = Lab::start(|_| {});
+    lab.fault(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": "AssignPrivateIpAddresses"}));
+    let mut b = lab.aws(1, VIP, &[]);
+    let d = deadline(4);
+    let budget = d.remaining();
+    let t = Instant::now();
+    match b.claim(&nic(1), &d) {
+        Err(CloudError::Transient(m)) => assert!(m.contains("RequestLimitExceeded"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
+    assert!(
+        t.elapsed() <= budget + Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(lab.holders(VIP), [ENI[0]]);
+}
