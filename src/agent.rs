@@ -19,7 +19,7 @@ pub fn run(action: Action, env: &OcfEnv) -> anyhow::Result<Status> {
     // (ocf-tester runs meta-data as nobody; pcs runs it to build its forms).
     match action {
         Action::MetaData => {
-            print(&metadata::xml())?;
+            print(&metadata::xml(&crate::params::all()))?;
             return Ok(Status::Success);
         }
         Action::Usage => {
@@ -343,33 +343,6 @@ fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     }
 }
 
-/// The parameters whose change needs no stop and start (meta-data `reloadable="1"`): when
-/// only these change, Pacemaker 2.1 calls `reload-agent` instead of restarting the VIP.
-/// None of them says where the VIP is or how it looks on the node:
-/// - arp_count, arp_interval, arp_bg: how it is announced; reload-agent re-announces it
-///   with the new settings;
-/// - peers, peer_label: where the next start looks for the holder to take it from;
-/// - access_config_name, restore_ephemeral_ip: what the next start names or leaves behind
-///   when it moves public_ip;
-/// - proxy, ca_bundle: how the agent reaches the API; every action reads them afresh, and
-///   restarting the VIP over a proxy that does not work would only take it down.
-///
-/// Not reloadable: everything that places the VIP (ip, cidr_netmask, nic, label,
-/// local_mode, cloud, alias_range_name, public_ip, vnic_id) or names the account and the
-/// cloud that hold it (credentials, oci_profile, api_endpoint, auth_endpoint,
-/// metadata_url): a change there is a different VIP, which only stop and start can move.
-pub const RELOADABLE: &[&str] = &[
-    "arp_count",
-    "arp_interval",
-    "arp_bg",
-    "peers",
-    "peer_label",
-    "access_config_name",
-    "restore_ephemeral_ip",
-    "proxy",
-    "ca_bundle",
-];
-
 /// OCF 1.1's reload-agent, with the new parameters, on the node that runs the VIP. Nothing
 /// moves and nothing is removed: the parameters are checked as start checks them (a
 /// ca_bundle that cannot be read fails here, not at the next failover), and the VIP is
@@ -427,12 +400,11 @@ mod tests {
 
     #[test]
     fn reloadable_parameters_exist_and_never_place_the_vip() {
-        for name in RELOADABLE {
-            assert!(
-                crate::params::PARAMS.iter().any(|p| p.name == *name),
-                "{name} is no parameter"
-            );
-        }
+        let reloadable: Vec<&str> = crate::params::all()
+            .iter()
+            .filter(|p| p.reloadable)
+            .map(|p| p.name)
+            .collect();
         for placing in [
             "ip",
             "cidr_netmask",
@@ -442,7 +414,7 @@ mod tests {
             "cloud",
             "public_ip",
         ] {
-            assert!(!RELOADABLE.contains(&placing), "{placing}");
+            assert!(!reloadable.contains(&placing), "{placing}");
         }
     }
 

@@ -11,33 +11,7 @@ use std::time::Duration;
 use crate::ocf::env::OcfEnv;
 use crate::ocf::Exit;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Content {
-    String,
-    Integer,
-    Boolean,
-}
-
-impl Content {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Content::String => "string",
-            Content::Integer => "integer",
-            Content::Boolean => "boolean",
-        }
-    }
-}
-
-pub struct ParamDef {
-    pub name: &'static str,
-    pub shortdesc: &'static str,
-    pub longdesc: &'static str,
-    pub content: Content,
-    /// The default as shown to users; `None` when it depends on other parameters or the host.
-    pub default: Option<&'static str>,
-    pub required: bool,
-    pub unique: bool,
-}
+use crate::ocf::metadata::{Content, ParamDef};
 
 const fn p(
     name: &'static str,
@@ -46,17 +20,25 @@ const fn p(
     shortdesc: &'static str,
     longdesc: &'static str,
 ) -> ParamDef {
-    ParamDef {
-        name,
-        shortdesc,
-        longdesc,
-        content,
-        default,
-        required: false,
-        unique: false,
-    }
+    ParamDef::new(name, content, default, shortdesc, longdesc)
 }
 
+/// The parameters marked `reloadable` (meta-data `reloadable="1"`) are those whose change
+/// needs no stop and start: when only these change, Pacemaker 2.1 calls `reload-agent`
+/// instead of restarting the VIP. None of them says where the VIP is or how it looks on
+/// the node:
+/// - arp_count, arp_interval, arp_bg: how it is announced; reload-agent re-announces it
+///   with the new settings;
+/// - peers, peer_label: where the next start looks for the holder to take it from;
+/// - access_config_name, restore_ephemeral_ip: what the next start names or leaves behind
+///   when it moves public_ip;
+/// - proxy, ca_bundle: how the agent reaches the API; every action reads them afresh, and
+///   restarting the VIP over a proxy that does not work would only take it down.
+///
+/// Not reloadable: everything that places the VIP (ip, cidr_netmask, nic, label,
+/// local_mode, cloud, alias_range_name, public_ip, vnic_id) or names the account and the
+/// cloud that hold it (credentials, oci_profile, api_endpoint, auth_endpoint,
+/// metadata_url): a change there is a different VIP, which only stop and start can move.
 pub const PARAMS: &[ParamDef] = &[
     ParamDef {
         required: true,
@@ -131,33 +113,42 @@ pub const PARAMS: &[ParamDef] = &[
          something else, e.g. the guest agent, configures it); monitor then checks only the \
          cloud. local_mode=none needs a cloud.",
     ),
-    p(
-        "arp_count",
-        Content::Integer,
-        Some("5"),
-        "Number of gratuitous ARPs / unsolicited neighbour advertisements",
-        "How many announcements to send after the VIP is added, so that hosts and switches \
-         on the segment update their neighbour caches at once: gratuitous ARP requests for \
-         IPv4, unsolicited neighbour advertisements with the override flag for IPv6. 0 sends \
-         none (clouds route by their own tables and ignore them). At most 100.",
-    ),
-    p(
-        "arp_interval",
-        Content::Integer,
-        Some("200"),
-        "Milliseconds between announcements",
-        "Interval between two announcements, in milliseconds (1-10000).",
-    ),
-    p(
-        "arp_bg",
-        Content::Boolean,
-        Some("true"),
-        "Send repeated announcements in the background",
-        "When true, start returns right after the first announcement and a background \
-         process owned by the resource sends the remaining ones (stop and reload end it), \
-         so the resources ordered after the VIP start sooner (IPaddr2 does the same). When \
-         false, start sends them all first, never past the operation's deadline.",
-    ),
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "arp_count",
+            Content::Integer,
+            Some("5"),
+            "Number of gratuitous ARPs / unsolicited neighbour advertisements",
+            "How many announcements to send after the VIP is added, so that hosts and switches \
+             on the segment update their neighbour caches at once: gratuitous ARP requests for \
+             IPv4, unsolicited neighbour advertisements with the override flag for IPv6. 0 sends \
+             none (clouds route by their own tables and ignore them). At most 100.",
+        )
+    },
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "arp_interval",
+            Content::Integer,
+            Some("200"),
+            "Milliseconds between announcements",
+            "Interval between two announcements, in milliseconds (1-10000).",
+        )
+    },
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "arp_bg",
+            Content::Boolean,
+            Some("true"),
+            "Send repeated announcements in the background",
+            "When true, start returns right after the first announcement and a background \
+             process owned by the resource sends the remaining ones (stop and reload end it), \
+             so the resources ordered after the VIP start sooner (IPaddr2 does the same). When \
+             false, start sends them all first, never past the operation's deadline.",
+        )
+    },
     p(
         "alias_range_name",
         Content::String,
@@ -167,24 +158,30 @@ pub const PARAMS: &[ParamDef] = &[
          is then added with subnetworkRangeName). Leave unset when the VIP is in the \
          subnet's primary range.",
     ),
-    p(
-        "peers",
-        Content::String,
-        None,
-        "GCE: instance names of the other nodes",
-        "GCE only. Instance names (comma or space separated) where start looks for the \
-         current holder of the VIP, in any zone of this node's region. Default: the instances \
-         of the region that carry peer_label, or every instance of the region when \
-         peer_label is unset too (one aggregatedList call per start; monitor never lists).",
-    ),
-    p(
-        "peer_label",
-        Content::String,
-        None,
-        "GCE: label that marks the cluster's instances",
-        "GCE only. key=value, e.g. cluster=db1: the instances carrying this label are where \
-         start looks for the current holder, so no host list is needed.",
-    ),
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "peers",
+            Content::String,
+            None,
+            "GCE: instance names of the other nodes",
+            "GCE only. Instance names (comma or space separated) where start looks for the \
+             current holder of the VIP, in any zone of this node's region. Default: the instances \
+             of the region that carry peer_label, or every instance of the region when \
+             peer_label is unset too (one aggregatedList call per start; monitor never lists).",
+        )
+    },
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "peer_label",
+            Content::String,
+            None,
+            "GCE: label that marks the cluster's instances",
+            "GCE only. key=value, e.g. cluster=db1: the instances carrying this label are where \
+             start looks for the current holder, so no host list is needed.",
+        )
+    },
     // Two VIPs cannot share one public address: each start would take it from the other.
     ParamDef {
         unique: true,
@@ -202,29 +199,35 @@ pub const PARAMS: &[ParamDef] = &[
          the next start elsewhere moves it, so it never dangles unassigned.",
         )
     },
-    p(
-        "access_config_name",
-        Content::String,
-        Some("External NAT"),
-        "GCE: name of the access config start creates",
-        "GCE only. The name given to the access config that carries public_ip. Existing \
-         access configs are always removed by their real name, whatever it is.",
-    ),
-    p(
-        "restore_ephemeral_ip",
-        Content::Boolean,
-        Some("false"),
-        "GCE: new ephemeral external IP for the node public_ip leaves",
-        "GCE only, with public_ip. GCE allows one access config per NIC, so the node that \
-         takes public_ip loses its ephemeral external IP, and the node it leaves has none \
-         afterwards: it keeps no direct internet access. When true, start gives the node it \
-         took public_ip from a new ephemeral external IP (an access config named \
-         access_config_name), after public_ip works here and never delaying it; a failure \
-         there is a warning. GCE released the old ephemeral address with its access \
-         config, so the new one may be another address. Off by default: an \
-         external IP costs money and exposes the passive node; Cloud NAT gives nodes \
-         without one their outbound access.",
-    ),
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "access_config_name",
+            Content::String,
+            Some("External NAT"),
+            "GCE: name of the access config start creates",
+            "GCE only. The name given to the access config that carries public_ip. Existing \
+             access configs are always removed by their real name, whatever it is.",
+        )
+    },
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "restore_ephemeral_ip",
+            Content::Boolean,
+            Some("false"),
+            "GCE: new ephemeral external IP for the node public_ip leaves",
+            "GCE only, with public_ip. GCE allows one access config per NIC, so the node that \
+             takes public_ip loses its ephemeral external IP, and the node it leaves has none \
+             afterwards: it keeps no direct internet access. When true, start gives the node it \
+             took public_ip from a new ephemeral external IP (an access config named \
+             access_config_name), after public_ip works here and never delaying it; a failure \
+             there is a warning. GCE released the old ephemeral address with its access \
+             config, so the new one may be another address. Off by default: an \
+             external IP costs money and exposes the passive node; Cloud NAT gives nodes \
+             without one their outbound access.",
+        )
+    },
     p(
         "credentials",
         Content::String,
@@ -283,26 +286,37 @@ pub const PARAMS: &[ParamDef] = &[
          (or GCE_METADATA_HOST) and http://169.254.169.254/opc/v2/ on OCI. It is link-local \
          plain HTTP in both clouds and is never proxied.",
     ),
-    p(
-        "proxy",
-        Content::String,
-        None,
-        "HTTP(S) proxy for the cloud API",
-        "Proxy URL for the cloud API, e.g. http://proxy.example:3128. Pacemaker does not \
-         pass the shell's http_proxy variables to agents, hence this parameter; without it \
-         the agent honours HTTPS_PROXY/NO_PROXY from its environment. The metadata server is \
-         never proxied.",
-    ),
-    p(
-        "ca_bundle",
-        Content::String,
-        None,
-        "CA certificates to trust for the cloud API",
-        "PEM file of the CA certificates that sign the API endpoint's certificate (a \
-         TLS-inspecting proxy, a private endpoint). Default: the system trust store. TLS is \
-         always verified.",
-    ),
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "proxy",
+            Content::String,
+            None,
+            "HTTP(S) proxy for the cloud API",
+            "Proxy URL for the cloud API, e.g. http://proxy.example:3128. Pacemaker does not \
+             pass the shell's http_proxy variables to agents, hence this parameter; without it \
+             the agent honours HTTPS_PROXY/NO_PROXY from its environment. The metadata server is \
+             never proxied.",
+        )
+    },
+    ParamDef {
+        reloadable: true,
+        ..p(
+            "ca_bundle",
+            Content::String,
+            None,
+            "CA certificates to trust for the cloud API",
+            "PEM file of the CA certificates that sign the API endpoint's certificate (a \
+             TLS-inspecting proxy, a private endpoint). Default: the system trust store. TLS is \
+             always verified.",
+        )
+    },
 ];
+
+/// The whole parameter table, in the order the meta-data, the README and the man page show it.
+pub fn all() -> Vec<&'static ParamDef> {
+    PARAMS.iter().collect()
+}
 
 /// Parameter names Pacemaker or resource-agents conventions may pass that are not ours.
 const FOREIGN_PARAMS: &[&str] = &["crm_feature_set", "trace_ra", "trace_file"];

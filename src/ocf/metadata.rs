@@ -1,5 +1,6 @@
-//! The meta-data XML, generated from `params::PARAMS` and `ACTIONS` so that the XML, the
-//! README table and the man page cannot drift apart.
+//! The meta-data XML, generated from a parameter table (`ParamDef`: the OCF schema of a
+//! parameter; the agent's table is `params::all()`) and `ACTIONS` so that the XML, the
+//! README table and the man page cannot drift apart. This module knows no parameter.
 //!
 //! Two readers with two schemas: ocf-tester validates against resource-agents'
 //! `ra-api-1.dtd` (OCF 1.0: no `unique-group`), while pcs 0.11 reads an OCF 1.1 agent's
@@ -14,7 +15,60 @@
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
-use crate::params::{ParamDef, PARAMS};
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    String,
+    Integer,
+    Boolean,
+}
+
+impl Content {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Content::String => "string",
+            Content::Integer => "integer",
+            Content::Boolean => "boolean",
+        }
+    }
+}
+
+/// One `<parameter>` of the meta-data.
+pub struct ParamDef {
+    pub name: &'static str,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+    pub content: Content,
+    /// The default as shown to users; `None` when it depends on other parameters or the host.
+    pub default: Option<&'static str>,
+    pub required: bool,
+    pub unique: bool,
+    /// OCF 1.1: a change of this parameter alone needs no stop and start (Pacemaker runs
+    /// `reload-agent`). Only for parameters that neither place the VIP nor name the account
+    /// and the cloud that hold it.
+    pub reloadable: bool,
+}
+
+impl ParamDef {
+    /// An optional, non-unique, non-reloadable parameter.
+    pub const fn new(
+        name: &'static str,
+        content: Content,
+        default: Option<&'static str>,
+        shortdesc: &'static str,
+        longdesc: &'static str,
+    ) -> ParamDef {
+        ParamDef {
+            name,
+            shortdesc,
+            longdesc,
+            content,
+            default,
+            required: false,
+            unique: false,
+            reloadable: false,
+        }
+    }
+}
 
 pub struct ActionDef {
     pub name: &'static str,
@@ -74,16 +128,16 @@ const DOCTYPE: &str = "resource-agent SYSTEM \"ra-api-1.dtd\" [\n\
   <!ATTLIST action name (start|stop|recover|monitor|restart|migrate_to|migrate_from|promote|\
 demote|notify|status|reload|reload-agent|meta-data|usage|methods|validate-all) #REQUIRED>\n]";
 
-pub fn xml() -> String {
+pub fn xml(params: &[&ParamDef]) -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     // Writing into a Vec cannot fail; the Result type is quick-xml's I/O plumbing.
-    let _ = write(&mut w);
+    let _ = write(&mut w, params);
     let mut s = String::from_utf8_lossy(&w.into_inner()).into_owned();
     s.push('\n');
     s
 }
 
-fn write(w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
+fn write(w: &mut Writer<Vec<u8>>, params: &[&ParamDef]) -> std::io::Result<()> {
     w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
     w.write_event(Event::DocType(BytesText::from_escaped(DOCTYPE)))?;
     w.create_element("resource-agent")
@@ -95,7 +149,7 @@ fn write(w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
             desc(w, "longdesc", LONGDESC)?;
             desc(w, "shortdesc", SHORTDESC)?;
             w.create_element("parameters").write_inner_content(|w| {
-                for p in PARAMS {
+                for p in params {
                     parameter(w, p)?;
                 }
                 Ok(())
@@ -138,7 +192,7 @@ fn parameter(w: &mut Writer<Vec<u8>>, p: &ParamDef) -> std::io::Result<()> {
     attrs.push(("unique", if p.unique { "1" } else { "0" }));
     attrs.push(("required", if p.required { "1" } else { "0" }));
     // OCF 1.1: a change of this parameter alone is applied by reload-agent, not a restart.
-    if crate::agent::RELOADABLE.contains(&p.name) {
+    if p.reloadable {
         attrs.push(("reloadable", "1"));
     }
     w.create_element("parameter")
@@ -202,13 +256,13 @@ pub fn man_page() -> String {
          /usr/sbin/cloudvip is the same program for administrators."
     );
     m.push_str(".SH PARAMETERS\n");
-    for p in PARAMS {
+    for p in crate::params::all() {
         let mut default = match (p.required, p.default) {
             (true, _) => "required".to_owned(),
             (false, Some(d)) => format!("default: {}", roff(d)),
             (false, None) => "optional".to_owned(),
         };
-        if crate::agent::RELOADABLE.contains(&p.name) {
+        if p.reloadable {
             default.push_str(", reloadable");
         }
         let _ = writeln!(
@@ -281,13 +335,13 @@ pub fn man_page() -> String {
 #[cfg(test)]
 pub fn markdown_params() -> String {
     let mut s = String::from("| parameter | default | description |\n|---|---|---|\n");
-    for p in PARAMS {
+    for p in crate::params::all() {
         let mut default = match (p.required, p.default) {
             (true, _) => "(required)".to_owned(),
             (false, Some(d)) => format!("`{d}`"),
             (false, None) => "see text".to_owned(),
         };
-        if crate::agent::RELOADABLE.contains(&p.name) {
+        if p.reloadable {
             default.push_str(" (reloadable)");
         }
         s.push_str(&format!(
@@ -356,7 +410,7 @@ mod tests {
                 panic!("packaging/ocf_rust_cloudvip.7 is stale: run UPDATE_README=1 cargo test man_page");
             }
         }
-        for p in PARAMS {
+        for p in crate::params::all() {
             assert!(
                 want.contains(&format!("\\fB{}\\fP", roff(p.name))),
                 "{}",
@@ -367,7 +421,8 @@ mod tests {
 
     #[test]
     fn every_parameter_has_descriptions() {
-        for p in PARAMS {
+        let all = crate::params::all();
+        for p in &all {
             assert!(p.shortdesc.len() > 5 && p.longdesc.len() > 40, "{}", p.name);
             assert!(
                 !p.shortdesc.ends_with('.'),
@@ -375,7 +430,7 @@ mod tests {
                 p.name
             );
         }
-        let names: std::collections::BTreeSet<_> = PARAMS.iter().map(|p| p.name).collect();
-        assert_eq!(names.len(), PARAMS.len(), "a parameter is defined twice");
+        let names: std::collections::BTreeSet<_> = all.iter().map(|p| p.name).collect();
+        assert_eq!(names.len(), all.len(), "a parameter is defined twice");
     }
 }
