@@ -1,5 +1,8 @@
-//! Every instance parameter, defined once: the `PARAMS` table drives parsing, the
-//! meta-data XML, the README table and the man page. `Params::parse` checks syntax only
+//! The parameters every resource has (ip, cidr_netmask, nic, label, cloud, local_mode,
+//! arp_*), and the whole table, `all()`: these plus the clouds' (`cloud::config`, each
+//! backend's `config.rs`). Each parameter is defined once, its default with it; the table
+//! drives parsing, the meta-data XML, the README table and the man page. `Params::parse`
+//! checks syntax only
 //! and never looks at the host or the network, so `validate-all` at depth 0 is quiet and
 //! fast (pcs runs it on `pcs resource create`). Resolving the NIC needs the kernel and
 //! happens later, in `agent.rs`.
@@ -11,323 +14,190 @@ use std::time::Duration;
 use crate::ocf::env::OcfEnv;
 use crate::ocf::Exit;
 
+use crate::cloud::config::{CloudConfig, Get};
 use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::parse_bool;
 
-const fn p(
-    name: &'static str,
-    content: Content,
-    default: Option<&'static str>,
-    shortdesc: &'static str,
-    longdesc: &'static str,
-) -> ParamDef {
-    ParamDef::new(name, content, default, shortdesc, longdesc)
-}
+// The parameters marked `reloadable` (meta-data `reloadable="1"`) are those whose change
+// needs no stop and start: when only these change, Pacemaker 2.1 calls `reload-agent`
+// instead of restarting the VIP. None of them says where the VIP is or how it looks on
+// the node:
+// - arp_count, arp_interval, arp_bg: how it is announced; reload-agent re-announces it
+//   with the new settings;
+// - peers, peer_label: where the next start looks for the holder to take it from;
+// - access_config_name, restore_ephemeral_ip: what the next start names or leaves behind
+//   when it moves public_ip;
+// - proxy, ca_bundle: how the agent reaches the API; every action reads them afresh, and
+//   restarting the VIP over a proxy that does not work would only take it down.
+//
+// Not reloadable: everything that places the VIP (ip, cidr_netmask, nic, label,
+// local_mode, cloud, alias_range_name, public_ip, vnic_id) or names the account and the
+// cloud that hold it (credentials, oci_profile, api_endpoint, auth_endpoint,
+// metadata_url): a change there is a different VIP, which only stop and start can move.
+const IP: ParamDef = ParamDef {
+    order: 0,
+    required: true,
+    unique: true,
+    ..ParamDef::new(
+        "ip",
+        Content::String,
+        None,
+        "Virtual IP address (IPv4 or IPv6)",
+        "The virtual IP address this resource moves, written without a prefix length, \
+         e.g. 10.0.0.250 or fd00:66::250. It must be a unicast address that can be \
+         assigned to a host: not loopback, multicast, unspecified or link-local. \
+         On GCE it becomes a /32 alias IP range of this node's NIC (IPv4 only: GCE picks \
+         IPv6 alias addresses itself); on OCI a secondary private IP of this node's VNIC, \
+         for IPv6 an IPv6 address object.",
+    )
+};
 
-/// The parameters marked `reloadable` (meta-data `reloadable="1"`) are those whose change
-/// needs no stop and start: when only these change, Pacemaker 2.1 calls `reload-agent`
-/// instead of restarting the VIP. None of them says where the VIP is or how it looks on
-/// the node:
-/// - arp_count, arp_interval, arp_bg: how it is announced; reload-agent re-announces it
-///   with the new settings;
-/// - peers, peer_label: where the next start looks for the holder to take it from;
-/// - access_config_name, restore_ephemeral_ip: what the next start names or leaves behind
-///   when it moves public_ip;
-/// - proxy, ca_bundle: how the agent reaches the API; every action reads them afresh, and
-///   restarting the VIP over a proxy that does not work would only take it down.
-///
-/// Not reloadable: everything that places the VIP (ip, cidr_netmask, nic, label,
-/// local_mode, cloud, alias_range_name, public_ip, vnic_id) or names the account and the
-/// cloud that hold it (credentials, oci_profile, api_endpoint, auth_endpoint,
-/// metadata_url): a change there is a different VIP, which only stop and start can move.
-pub const PARAMS: &[ParamDef] = &[
-    ParamDef {
-        required: true,
-        unique: true,
-        ..p(
-            "ip",
-            Content::String,
-            None,
-            "Virtual IP address (IPv4 or IPv6)",
-            "The virtual IP address this resource moves, written without a prefix length, \
-             e.g. 10.0.0.250 or fd00:66::250. It must be a unicast address that can be \
-             assigned to a host: not loopback, multicast, unspecified or link-local. \
-             On GCE it becomes a /32 alias IP range of this node's NIC (IPv4 only: GCE picks \
-             IPv6 alias addresses itself); on OCI a secondary private IP of this node's VNIC, \
-             for IPv6 an IPv6 address object.",
-        )
-    },
-    p(
+const CIDR_NETMASK: ParamDef = ParamDef {
+    order: 10,
+    ..ParamDef::new(
         "cidr_netmask",
         Content::String,
         None,
         "Prefix length of the address on the interface",
         "The prefix length the VIP gets on the local interface: 1-32 for IPv4 (a dotted \
-         netmask such as 255.255.255.0 is also accepted) or 1-128 for IPv6. The default is a \
-         host prefix (/32, /128), which is what cloud networks need (the subnet route already \
-         exists through the NIC's primary address, and a host prefix keeps the VIP from \
-         becoming the source address for the whole subnet). Set the subnet's prefix (e.g. 24) \
-         to behave like IPaddr2 on a flat LAN.",
-    ),
-    p(
+     netmask such as 255.255.255.0 is also accepted) or 1-128 for IPv6. The default is a \
+     host prefix (/32, /128), which is what cloud networks need (the subnet route already \
+     exists through the NIC's primary address, and a host prefix keeps the VIP from \
+     becoming the source address for the whole subnet). Set the subnet's prefix (e.g. 24) \
+     to behave like IPaddr2 on a flat LAN.",
+    )
+};
+
+const NIC: ParamDef = ParamDef {
+    order: 20,
+    ..ParamDef::new(
         "nic",
         Content::String,
         None,
         "Network interface",
         "The interface that carries the VIP, e.g. eth0 or ens4. Default: the interface of \
-         the most specific route towards the VIP in the main table, which for a VIP outside \
-         every connected subnet is the interface of the default route for the VIP's family. \
-         When several routes tie, set nic explicitly. On a cloud the interface's MAC address \
-         identifies the cloud NIC/VNIC, so any NIC works, not just the first.",
-    ),
-    p(
+     the most specific route towards the VIP in the main table, which for a VIP outside \
+     every connected subnet is the interface of the default route for the VIP's family. \
+     When several routes tie, set nic explicitly. On a cloud the interface's MAC address \
+     identifies the cloud NIC/VNIC, so any NIC works, not just the first.",
+    )
+};
+
+const LABEL: ParamDef = ParamDef {
+    order: 30,
+    ..ParamDef::new(
         "label",
         Content::String,
         None,
         "IPv4 address label",
         "Optional label for an IPv4 VIP, shown by `ip addr` and ifconfig as <nic>:<label>, \
-         e.g. label=vip gives eth0:vip. The whole label must fit in 15 characters. \
-         IPv6 addresses have no labels, so it is rejected for an IPv6 VIP.",
-    ),
-    p(
+     e.g. label=vip gives eth0:vip. The whole label must fit in 15 characters. \
+     IPv6 addresses have no labels, so it is rejected for an IPv6 VIP.",
+    )
+};
+
+const CLOUD: ParamDef = ParamDef {
+    order: 40,
+    ..ParamDef::new(
         "cloud",
         Content::String,
         Some("auto"),
         "Cloud backend: gce, oci, none or auto",
         "Where the VIP is moved besides the local interface. gce: an alias IP range on the \
-         Compute Engine NIC. oci: a secondary private IP on the Oracle Cloud VNIC. none: no \
-         cloud at all, cloudvip behaves like IPaddr2 (address plus gratuitous ARP / \
-         unsolicited neighbour advertisement), for bare metal, VMs on a LAN and tests. auto: \
-         chosen from the firmware's DMI strings in /sys/class/dmi/id (no network round trip): \
-         Google -> gce, OracleCloud.com -> oci, anything else -> none.",
-    ),
-    p(
+     Compute Engine NIC. oci: a secondary private IP on the Oracle Cloud VNIC. none: no \
+     cloud at all, cloudvip behaves like IPaddr2 (address plus gratuitous ARP / \
+     unsolicited neighbour advertisement), for bare metal, VMs on a LAN and tests. auto: \
+     chosen from the firmware's DMI strings in /sys/class/dmi/id (no network round trip): \
+     Google -> gce, OracleCloud.com -> oci, anything else -> none.",
+    )
+};
+
+const LOCAL_MODE: ParamDef = ParamDef {
+    order: 50,
+    ..ParamDef::new(
         "local_mode",
         Content::String,
         Some("address"),
         "How the VIP appears on this node: address, route or none",
         "address: add the VIP as an address of nic (with cidr_netmask and label), like \
-         IPaddr2. route: add a `local` route for the VIP in the kernel's local table, as the \
-         GCE guest agent does for alias ranges, but with cloudvip's own routing protocol \
-         number (167) so the guest agent never removes it; the host accepts traffic for the \
-         VIP without the address showing on the interface. none: leave the OS alone (when \
-         something else, e.g. the guest agent, configures it); monitor then checks only the \
-         cloud. local_mode=none needs a cloud.",
-    ),
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "arp_count",
-            Content::Integer,
-            Some("5"),
-            "Number of gratuitous ARPs / unsolicited neighbour advertisements",
-            "How many announcements to send after the VIP is added, so that hosts and switches \
-             on the segment update their neighbour caches at once: gratuitous ARP requests for \
-             IPv4, unsolicited neighbour advertisements with the override flag for IPv6. 0 sends \
-             none (clouds route by their own tables and ignore them). At most 100.",
-        )
-    },
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "arp_interval",
-            Content::Integer,
-            Some("200"),
-            "Milliseconds between announcements",
-            "Interval between two announcements, in milliseconds (1-10000).",
-        )
-    },
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "arp_bg",
-            Content::Boolean,
-            Some("true"),
-            "Send repeated announcements in the background",
-            "When true, start returns right after the first announcement and a background \
-             process owned by the resource sends the remaining ones (stop and reload end it), \
-             so the resources ordered after the VIP start sooner (IPaddr2 does the same). When \
-             false, start sends them all first, never past the operation's deadline.",
-        )
-    },
-    p(
-        "alias_range_name",
-        Content::String,
-        None,
-        "GCE: secondary range of the VIP",
-        "GCE only. The name of the subnet's secondary IP range the VIP belongs to (the alias \
-         is then added with subnetworkRangeName). Leave unset when the VIP is in the \
-         subnet's primary range.",
-    ),
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "peers",
-            Content::String,
-            None,
-            "GCE: instance names of the other nodes",
-            "GCE only. Instance names (comma or space separated) where start looks for the \
-             current holder of the VIP, in any zone of this node's region. Default: the instances \
-             of the region that carry peer_label, or every instance of the region when \
-             peer_label is unset too (one aggregatedList call per start; monitor never lists).",
-        )
-    },
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "peer_label",
-            Content::String,
-            None,
-            "GCE: label that marks the cluster's instances",
-            "GCE only. key=value, e.g. cluster=db1: the instances carrying this label are where \
-             start looks for the current holder, so no host list is needed.",
-        )
-    },
-    // Two VIPs cannot share one public address: each start would take it from the other.
-    ParamDef {
-        unique: true,
-        ..p(
-            "public_ip",
-            Content::String,
-            None,
-            "Public address that follows the VIP",
-            "GCE: a reserved static external address (its name in this region, or the address \
-         itself) that start attaches as this NIC's access config, detaching it from the \
-         instance that holds it; an ephemeral external IP on this NIC is replaced (GCE allows \
-         one access config per NIC). OCI: a reserved public IP (the address or its OCID) that \
-         start assigns to the VIP's private IP and waits for ASSIGNED; it normally follows \
-         the private IP by itself when the VIP moves. stop leaves it attached in both clouds; \
-         the next start elsewhere moves it, so it never dangles unassigned.",
-        )
-    },
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "access_config_name",
-            Content::String,
-            Some("External NAT"),
-            "GCE: name of the access config start creates",
-            "GCE only. The name given to the access config that carries public_ip. Existing \
-             access configs are always removed by their real name, whatever it is.",
-        )
-    },
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "restore_ephemeral_ip",
-            Content::Boolean,
-            Some("false"),
-            "GCE: new ephemeral external IP for the node public_ip leaves",
-            "GCE only, with public_ip. GCE allows one access config per NIC, so the node that \
-             takes public_ip loses its ephemeral external IP, and the node it leaves has none \
-             afterwards: it keeps no direct internet access. When true, start gives the node it \
-             took public_ip from a new ephemeral external IP (an access config named \
-             access_config_name), after public_ip works here and never delaying it; a failure \
-             there is a warning. GCE released the old ephemeral address with its access \
-             config, so the new one may be another address. Off by default: an \
-             external IP costs money and exposes the passive node; Cloud NAT gives nodes \
-             without one their outbound access.",
-        )
-    },
-    p(
-        "credentials",
-        Content::String,
-        None,
-        "Credentials file instead of the instance's identity",
-        "GCE: a service-account JSON key. OCI: an API-key config file in ~/.oci/config format \
-         (user, fingerprint, key_file, tenancy, region; pass_phrase for an encrypted PKCS#8 \
-         key), profile from oci_profile. The file (and the key it names) must not be \
-         writable by others; mode 0600 owned by root is right. Default: the instance's own \
-         identity (GCE: the service account's token from the metadata server; OCI: instance \
-         principals). Tokens are cached in HA_RSCTMP (else /run/resource-agents) with mode \
-         0600 until shortly before they expire, refreshed once for actions that run at \
-         once, and never logged.",
-    ),
-    p(
-        "oci_profile",
-        Content::String,
-        Some("DEFAULT"),
-        "OCI: profile of the credentials file",
-        "OCI only. The [profile] of the credentials file to use; keys missing there are \
-         taken from [DEFAULT].",
-    ),
-    p(
-        "vnic_id",
-        Content::String,
-        None,
-        "OCI: the VNIC that gets the VIP",
-        "OCI only. The OCID of the VNIC to assign the VIP to. Default: the VNIC whose MAC \
-         address is the local nic's, as the instance metadata service lists them (never just \
-         the first VNIC).",
-    ),
-    p(
-        "api_endpoint",
-        Content::String,
-        None,
-        "Cloud API base URL",
-        "GCE: the Compute API base URL, default https://compute.googleapis.com/compute/v1/ \
-         (e.g. a Private Service Connect endpoint). OCI: the Networking API host, default \
-         https://iaas.<region>.<realm domain> from the instance metadata. Must be https:// \
-         (plain http:// only for a loopback address).",
-    ),
-    p(
-        "auth_endpoint",
-        Content::String,
-        None,
-        "OCI: federation endpoint for instance principals",
-        "OCI only. The identity federation host that turns the instance certificate into a \
-         session token, default https://auth.<region>.<realm domain>.",
-    ),
-    p(
-        "metadata_url",
-        Content::String,
-        None,
-        "Instance metadata service base URL",
-        "The metadata service, default http://169.254.169.254/computeMetadata/v1/ on GCE \
-         (or GCE_METADATA_HOST) and http://169.254.169.254/opc/v2/ on OCI. It is link-local \
-         plain HTTP in both clouds and is never proxied.",
-    ),
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "proxy",
-            Content::String,
-            None,
-            "HTTP(S) proxy for the cloud API",
-            "Proxy URL for the cloud API, e.g. http://proxy.example:3128. Pacemaker does not \
-             pass the shell's http_proxy variables to agents, hence this parameter; without it \
-             the agent honours HTTPS_PROXY/NO_PROXY from its environment. The metadata server is \
-             never proxied.",
-        )
-    },
-    ParamDef {
-        reloadable: true,
-        ..p(
-            "ca_bundle",
-            Content::String,
-            None,
-            "CA certificates to trust for the cloud API",
-            "PEM file of the CA certificates that sign the API endpoint's certificate (a \
-             TLS-inspecting proxy, a private endpoint). Default: the system trust store. TLS is \
-             always verified.",
-        )
-    },
+     IPaddr2. route: add a `local` route for the VIP in the kernel's local table, as the \
+     GCE guest agent does for alias ranges, but with cloudvip's own routing protocol \
+     number (167) so the guest agent never removes it; the host accepts traffic for the \
+     VIP without the address showing on the interface. none: leave the OS alone (when \
+     something else, e.g. the guest agent, configures it); monitor then checks only the \
+     cloud. local_mode=none needs a cloud.",
+    )
+};
+
+const ARP_COUNT: ParamDef = ParamDef {
+    order: 60,
+    reloadable: true,
+    ..ParamDef::new(
+        "arp_count",
+        Content::Integer,
+        Some("5"),
+        "Number of gratuitous ARPs / unsolicited neighbour advertisements",
+        "How many announcements to send after the VIP is added, so that hosts and switches \
+         on the segment update their neighbour caches at once: gratuitous ARP requests for \
+         IPv4, unsolicited neighbour advertisements with the override flag for IPv6. 0 sends \
+         none (clouds route by their own tables and ignore them). At most 100.",
+    )
+};
+
+const ARP_INTERVAL: ParamDef = ParamDef {
+    order: 70,
+    reloadable: true,
+    ..ParamDef::new(
+        "arp_interval",
+        Content::Integer,
+        Some("200"),
+        "Milliseconds between announcements",
+        "Interval between two announcements, in milliseconds (1-10000).",
+    )
+};
+
+const ARP_BG: ParamDef = ParamDef {
+    order: 80,
+    reloadable: true,
+    ..ParamDef::new(
+        "arp_bg",
+        Content::Boolean,
+        Some("true"),
+        "Send repeated announcements in the background",
+        "When true, start returns right after the first announcement and a background \
+         process owned by the resource sends the remaining ones (stop and reload end it), \
+         so the resources ordered after the VIP start sooner (IPaddr2 does the same). When \
+         false, start sends them all first, never past the operation's deadline.",
+    )
+};
+
+/// The parameters every backend shares (the cloud's own are in `cloud::config`).
+pub const PARAMS: &[ParamDef] = &[
+    IP,
+    CIDR_NETMASK,
+    NIC,
+    LABEL,
+    CLOUD,
+    LOCAL_MODE,
+    ARP_COUNT,
+    ARP_INTERVAL,
+    ARP_BG,
 ];
 
 /// The whole parameter table, in the order the meta-data, the README and the man page show it.
 pub fn all() -> Vec<&'static ParamDef> {
-    PARAMS.iter().collect()
+    let mut all: Vec<&ParamDef> = PARAMS
+        .iter()
+        .chain(crate::cloud::config::params())
+        .collect();
+    all.sort_by_key(|p| p.order);
+    all
 }
 
 /// Parameter names Pacemaker or resource-agents conventions may pass that are not ours.
 const FOREIGN_PARAMS: &[&str] = &["crm_feature_set", "trace_ra", "trace_file"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloudKind {
-    Gce,
-    Oci,
-    None,
-    Auto,
-}
+pub use crate::cloud::config::CloudKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LocalMode {
@@ -348,30 +218,8 @@ pub struct Params {
     pub arp_count: u32,
     pub arp_interval: Duration,
     pub arp_bg: bool,
-    pub cloud_opts: CloudOpts,
-}
-
-/// Parameters of the cloud backends (syntax-checked here, used in `cloud/`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CloudOpts {
-    pub alias_range_name: Option<String>,
-    pub peers: Vec<String>,
-    pub peer_label: Option<(String, String)>,
-    pub public_ip: Option<String>,
-    pub access_config_name: String,
-    pub restore_ephemeral_ip: bool,
-    pub credentials: Option<String>,
-    pub oci_profile: String,
-    pub vnic_id: Option<String>,
-    pub api_endpoint: Option<String>,
-    pub auth_endpoint: Option<String>,
-    pub metadata_url: Option<String>,
-    pub proxy: Option<String>,
-    pub ca_bundle: Option<String>,
-}
-
-fn invalid(name: &str, value: &str, allowed: impl std::fmt::Display) -> Exit {
-    Exit::configured(format!("invalid {name}={value:?}: {allowed}"))
+    /// Every backend's parameters (`cloud::config`).
+    pub cloud_config: CloudConfig,
 }
 
 impl Params {
@@ -391,7 +239,7 @@ impl Params {
         }
         let mut known = env.clone();
         known.params.retain(|name, _| {
-            let ours = PARAMS.iter().any(|p| p.name == name);
+            let ours = all().iter().any(|p| p.name == name);
             if !ours && !FOREIGN_PARAMS.contains(&name.as_str()) {
                 log::warn!("stop: ignoring unknown parameter {name:?}");
             }
@@ -421,25 +269,28 @@ impl Params {
         if let (Some(n), Some(l)) = (&nic, &label) {
             kernel_label(n, l)?;
         }
-        let cloud = match get("cloud").unwrap_or("auto") {
+        let cloud = match get(CLOUD.name).or(CLOUD.default).unwrap_or_default() {
             "gce" => CloudKind::Gce,
             "oci" => CloudKind::Oci,
             "none" => CloudKind::None,
             "auto" => CloudKind::Auto,
             v => {
-                return Err(invalid(
+                return Err(Exit::invalid(
                     "cloud",
                     v,
                     "allowed values are gce, oci, none, auto",
                 ))
             }
         };
-        let local_mode = match get("local_mode").unwrap_or("address") {
+        let local_mode = match get(LOCAL_MODE.name)
+            .or(LOCAL_MODE.default)
+            .unwrap_or_default()
+        {
             "address" => LocalMode::Address,
             "route" => LocalMode::Route,
             "none" => LocalMode::None,
             v => {
-                return Err(invalid(
+                return Err(Exit::invalid(
                     "local_mode",
                     v,
                     "allowed values are address, route, none",
@@ -455,15 +306,15 @@ impl Params {
             no_cloud_route_v6(ip, local_mode)?;
         }
         cloud_ipv6(cloud, ip, get("public_ip").is_some())?;
-        let arp_count = parse_int(get("arp_count"), "arp_count", 5, 0, 100)?;
-        let arp_interval = parse_int(get("arp_interval"), "arp_interval", 200, 1, 10_000)?;
-        let arp_bg = match get("arp_bg") {
-            None => true,
-            Some(v) => parse_bool("arp_bg", v)?,
-        };
-        let cloud_opts = parse_cloud_opts(&get, cloud)?;
+        let arp_count = parse_int(&get, &ARP_COUNT, 0, 100)?;
+        let arp_interval = parse_int(&get, &ARP_INTERVAL, 1, 10_000)?;
+        let arp_bg = parse_bool(
+            ARP_BG.name,
+            get(ARP_BG.name).or(ARP_BG.default).unwrap_or_default(),
+        )?;
+        let cloud_config = CloudConfig::parse(&get, cloud)?;
         Ok(Params {
-            cloud_opts,
+            cloud_config,
             ip,
             prefix,
             nic,
@@ -475,247 +326,6 @@ impl Params {
             arp_bg,
         })
     }
-}
-
-/// GCE resource names: RFC 1035 labels of at most 63 characters.
-fn is_gce_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && !s.ends_with('-')
-}
-
-fn parse_cloud_opts<'a>(
-    get: &dyn Fn(&str) -> Option<&'a str>,
-    cloud: CloudKind,
-) -> Result<CloudOpts, Exit> {
-    let gce_only = [
-        "alias_range_name",
-        "peers",
-        "peer_label",
-        "public_ip",
-        "credentials",
-    ];
-    if cloud == CloudKind::None {
-        if let Some(name) = gce_only.iter().find(|n| get(n).is_some()) {
-            return Err(Exit::configured(format!(
-                "{name} is set but cloud=none: it applies to a cloud backend only"
-            )));
-        }
-    }
-    let name_param = |name: &str| -> Result<Option<String>, Exit> {
-        match get(name) {
-            None => Ok(None),
-            Some(v) if is_gce_name(v) => Ok(Some(v.to_owned())),
-            Some(v) => Err(invalid(
-                name,
-                v,
-                "a GCE name: lowercase letters, digits and '-', starting with a letter, at most 63",
-            )),
-        }
-    };
-    let alias_range_name = name_param("alias_range_name")?;
-    let mut peers = Vec::new();
-    if let Some(v) = get("peers") {
-        for p in v
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|p| !p.is_empty())
-        {
-            if !is_gce_name(p) {
-                return Err(invalid(
-                    "peers",
-                    v,
-                    format!("{p:?} is not an instance name"),
-                ));
-            }
-            peers.push(p.to_owned());
-        }
-    }
-    let peer_label = match get("peer_label") {
-        None => None,
-        Some(v) => match v.split_once('=') {
-            Some((k, val))
-                if is_gce_name(k.trim())
-                    && val.trim().chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-                    }) =>
-            {
-                Some((k.trim().to_owned(), val.trim().to_owned()))
-            }
-            _ => {
-                return Err(invalid(
-                    "peer_label",
-                    v,
-                    "expected key=value with a GCE label key and value, e.g. cluster=db1",
-                ))
-            }
-        },
-    };
-    let public_ip = match get("public_ip") {
-        None => None,
-        Some(v) if v.parse::<Ipv4Addr>().is_ok() || is_gce_name(v) || is_ocid(v, "publicip") => {
-            Some(v.to_owned())
-        }
-        Some(v) => {
-            return Err(invalid(
-                "public_ip",
-                v,
-                "an IPv4 address, a GCE address name or an OCI public IP OCID",
-            ))
-        }
-    };
-    let access_config_name = match get("access_config_name") {
-        None => "External NAT".to_owned(),
-        Some(v) if v.len() <= 63 => v.to_owned(),
-        Some(v) => return Err(invalid("access_config_name", v, "at most 63 characters")),
-    };
-    let restore_ephemeral_ip = match get("restore_ephemeral_ip") {
-        None => false,
-        Some(v) => parse_bool("restore_ephemeral_ip", v)?,
-    };
-    if restore_ephemeral_ip {
-        if matches!(cloud, CloudKind::Oci | CloudKind::None) {
-            return Err(Exit::configured(
-                "restore_ephemeral_ip is for cloud=gce (on OCI a node keeps its own public IP)",
-            ));
-        }
-        if public_ip.is_none() {
-            return Err(Exit::configured(
-                "restore_ephemeral_ip=true without public_ip: no external IP moves",
-            ));
-        }
-    }
-    let path_param = |name: &str| -> Result<Option<String>, Exit> {
-        match get(name) {
-            None => Ok(None),
-            Some(v) if v.starts_with('/') => Ok(Some(v.to_owned())),
-            Some(v) => Err(invalid(name, v, "an absolute path")),
-        }
-    };
-    let credentials = path_param("credentials")?;
-    let oci_profile = match get("oci_profile") {
-        None => "DEFAULT".to_owned(),
-        Some(v) if !v.contains([']', '[', '\n']) => v.to_owned(),
-        Some(v) => return Err(invalid("oci_profile", v, "a profile name")),
-    };
-    let vnic_id = match get("vnic_id") {
-        None => None,
-        Some(v) if is_ocid(v, "vnic") => Some(v.to_owned()),
-        Some(v) => return Err(invalid("vnic_id", v, "a VNIC OCID (ocid1.vnic.…)")),
-    };
-    let auth_endpoint = get("auth_endpoint")
-        .map(|v| parse_endpoint("auth_endpoint", v))
-        .transpose()?;
-    let metadata_url = match get("metadata_url") {
-        None => None,
-        Some(v) if v.starts_with("http://") && v.len() > 7 => Some(if v.ends_with('/') {
-            v.to_owned()
-        } else {
-            format!("{v}/")
-        }),
-        Some(v) => {
-            return Err(invalid(
-                "metadata_url",
-                v,
-                "an http:// URL (the metadata services speak plain HTTP)",
-            ))
-        }
-    };
-    let ca_bundle = path_param("ca_bundle")?;
-    let api_endpoint = match get("api_endpoint") {
-        None => None,
-        Some(v) => Some(parse_endpoint("api_endpoint", v)?),
-    };
-    let proxy = match get("proxy") {
-        None => None,
-        Some(v) if (v.starts_with("http://") || v.starts_with("https://")) && v.len() > 8 => {
-            Some(v.to_owned())
-        }
-        Some(v) => return Err(invalid("proxy", v, "an http:// or https:// URL")),
-    };
-    Ok(CloudOpts {
-        alias_range_name,
-        peers,
-        peer_label,
-        public_ip,
-        access_config_name,
-        restore_ephemeral_ip,
-        credentials,
-        oci_profile,
-        vnic_id,
-        api_endpoint,
-        auth_endpoint,
-        metadata_url,
-        proxy,
-        ca_bundle,
-    })
-}
-
-/// `ocid1.<kind>.<realm>.<region>.<id>`, as OCI writes identifiers.
-fn is_ocid(s: &str, kind: &str) -> bool {
-    s.strip_prefix("ocid1.")
-        .and_then(|r| r.strip_prefix(kind))
-        .is_some_and(|r| {
-            r.starts_with('.')
-                && r.split('.').count() >= 4
-                && r.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
-        })
-}
-
-/// An API base URL: https, or http to a loopback host (a local emulator or a tunnel).
-/// Always ends with '/', so that relative paths append cleanly.
-fn parse_endpoint(name: &str, v: &str) -> Result<String, Exit> {
-    let rest = if let Some(r) = v.strip_prefix("https://") {
-        r
-    } else if let Some(r) = v.strip_prefix("http://") {
-        let host = r.split(['/', '?']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-            if p.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback =
-            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(invalid(
-                name,
-                v,
-                "must be https:// (plain http:// only to a loopback address)",
-            ));
-        }
-        r
-    } else {
-        return Err(invalid(name, v, "expected an https:// URL"));
-    };
-    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        return Err(invalid(name, v, "expected an https:// URL with a host"));
-    }
-    // What the HTTP client will parse; a port it cannot read would silently become 443.
-    let authority = match v.parse::<ureq::http::Uri>() {
-        Ok(u) => u
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default(),
-        Err(e) => return Err(invalid(name, v, format!("not a URL ({e})"))),
-    };
-    let host_end = authority.rfind(']').unwrap_or(0);
-    if let Some((_, port)) = authority[host_end..].rsplit_once(':') {
-        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-            return Err(invalid(name, v, "the port must be 1-65535"));
-        }
-    }
-    let mut url = v.to_owned();
-    if !url.ends_with('/') {
-        url.push('/');
-    }
-    Ok(url)
 }
 
 /// On a plain L2 segment an IPv6 VIP held as a local route is unreachable: the kernel
@@ -764,11 +374,11 @@ fn check_unreadable(env: &OcfEnv) -> Result<(), Exit> {
 
 fn check_unknown(env: &OcfEnv) -> Result<(), Exit> {
     for name in env.params.keys() {
-        if PARAMS.iter().any(|p| p.name == name) || FOREIGN_PARAMS.contains(&name.as_str()) {
+        if all().iter().any(|p| p.name == name) || FOREIGN_PARAMS.contains(&name.as_str()) {
             continue;
         }
         let mut msg = format!("unknown parameter {name:?}");
-        if let Some(near) = PARAMS
+        if let Some(near) = all()
             .iter()
             .map(|p| (edit_distance(name, p.name), p.name))
             .filter(|(d, _)| *d <= 3)
@@ -776,7 +386,7 @@ fn check_unknown(env: &OcfEnv) -> Result<(), Exit> {
         {
             let _ = write!(msg, " (did you mean {}?)", near.1);
         } else {
-            let known: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+            let known: Vec<&str> = all().iter().map(|p| p.name).collect();
             let _ = write!(msg, "; known parameters: {}", known.join(", "));
         }
         return Err(Exit::configured(msg));
@@ -809,7 +419,7 @@ pub fn host_prefix(ip: IpAddr) -> u8 {
 
 fn parse_ip(v: &str) -> Result<IpAddr, Exit> {
     if v.contains('/') {
-        return Err(invalid(
+        return Err(Exit::invalid(
             "ip",
             v,
             "write the address alone and the prefix length in cidr_netmask",
@@ -817,7 +427,7 @@ fn parse_ip(v: &str) -> Result<IpAddr, Exit> {
     }
     let ip: IpAddr = v
         .parse()
-        .map_err(|_| invalid("ip", v, "not an IPv4 or IPv6 address"))?;
+        .map_err(|_| Exit::invalid("ip", v, "not an IPv4 or IPv6 address"))?;
     let bad = match ip {
         IpAddr::V4(a) => {
             if a.is_unspecified() || a.octets()[0] == 0 {
@@ -851,7 +461,7 @@ fn parse_ip(v: &str) -> Result<IpAddr, Exit> {
         }
     };
     match bad {
-        Some(why) => Err(invalid("ip", v, why)),
+        Some(why) => Err(Exit::invalid("ip", v, why)),
         None => Ok(ip),
     }
 }
@@ -863,7 +473,7 @@ fn parse_prefix(ip: IpAddr, v: &str) -> Result<u8, Exit> {
         n
     } else if let Ok(mask) = v.parse::<Ipv4Addr>() {
         if ip.is_ipv6() {
-            return Err(invalid(
+            return Err(Exit::invalid(
                 "cidr_netmask",
                 v,
                 "an IPv6 VIP takes a prefix length 1-128, not an IPv4 netmask",
@@ -871,7 +481,7 @@ fn parse_prefix(ip: IpAddr, v: &str) -> Result<u8, Exit> {
         }
         let m = u32::from(mask);
         if m.leading_ones() + m.trailing_zeros() != 32 {
-            return Err(invalid(
+            return Err(Exit::invalid(
                 "cidr_netmask",
                 v,
                 "the netmask is not contiguous (e.g. 255.255.255.0)",
@@ -879,14 +489,14 @@ fn parse_prefix(ip: IpAddr, v: &str) -> Result<u8, Exit> {
         }
         m.leading_ones() as u8
     } else {
-        return Err(invalid(
+        return Err(Exit::invalid(
             "cidr_netmask",
             v,
             format!("expected a prefix length 1-{max} for an {family} VIP"),
         ));
     };
     if prefix == 0 || prefix > max {
-        return Err(invalid(
+        return Err(Exit::invalid(
             "cidr_netmask",
             v,
             format!("the prefix length of an {family} VIP must be 1-{max}"),
@@ -913,14 +523,14 @@ fn parse_prefix(ip: IpAddr, v: &str) -> Result<u8, Exit> {
 /// Linux interface names: 1-15 bytes (IFNAMSIZ - 1), no '/', ':' or whitespace.
 fn parse_nic(v: &str) -> Result<String, Exit> {
     if v.contains(':') {
-        return Err(invalid(
+        return Err(Exit::invalid(
             "nic",
             v,
             "an interface name has no ':'; put the alias part in label",
         ));
     }
     if v.len() > 15 || v == "." || v == ".." || v.chars().any(|c| c == '/' || c.is_whitespace()) {
-        return Err(invalid(
+        return Err(Exit::invalid(
             "nic",
             v,
             "not a valid interface name (1-15 characters, no '/', ':' or spaces)",
@@ -931,10 +541,14 @@ fn parse_nic(v: &str) -> Result<String, Exit> {
 
 fn parse_label(ip: IpAddr, v: &str) -> Result<String, Exit> {
     if ip.is_ipv6() {
-        return Err(invalid("label", v, "labels exist for IPv4 addresses only"));
+        return Err(Exit::invalid(
+            "label",
+            v,
+            "labels exist for IPv4 addresses only",
+        ));
     }
     if v.len() > 14 || v.chars().any(|c| !c.is_ascii_graphic() || c == ':') {
-        return Err(invalid(
+        return Err(Exit::invalid(
             "label",
             v,
             "1-14 printable characters without ':' or spaces (the kernel label is <nic>:<label>, at most 15)",
@@ -943,23 +557,15 @@ fn parse_label(ip: IpAddr, v: &str) -> Result<String, Exit> {
     Ok(v.to_owned())
 }
 
-fn parse_int(v: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> Result<u64, Exit> {
-    let Some(v) = v else { return Ok(default) };
+/// An integer parameter in `min..=max`; unset: its default.
+fn parse_int(get: &Get, def: &ParamDef, min: u64, max: u64) -> Result<u64, Exit> {
+    let v = get(def.name).or(def.default).unwrap_or_default();
     match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(name, v, format!("expected an integer {min}-{max}"))),
-    }
-}
-
-/// `ocf_is_true` accepts yes|true|1|on|ja in any case; we also name the false words.
-fn parse_bool(name: &str, v: &str) -> Result<bool, Exit> {
-    match v.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "1" | "on" | "ja" => Ok(true),
-        "no" | "false" | "0" | "off" | "nein" => Ok(false),
-        _ => Err(invalid(
-            name,
+        _ => Err(Exit::invalid(
+            def.name,
             v,
-            "expected true or false (yes/no, 1/0, on/off)",
+            format!("expected an integer {min}-{max}"),
         )),
     }
 }
@@ -1011,7 +617,7 @@ mod tests {
     #[test]
     fn every_table_entry_is_parsed() {
         // A parameter in PARAMS that parse() ignores would be accepted and silently do nothing.
-        for def in PARAMS {
+        for def in all() {
             let value = match def.name {
                 "ip" => continue,
                 "cidr_netmask" => "24",
@@ -1064,7 +670,7 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let e = |v: &str| parse_endpoint("api_endpoint", v);
+        let e = |v: &str| crate::cloud::config::parse_endpoint("api_endpoint", v);
         assert_eq!(
             e("https://c.example/compute/v1").unwrap(),
             "https://c.example/compute/v1/"

@@ -4,6 +4,7 @@
 //! picks one.
 
 pub mod aws;
+pub mod config;
 pub mod gce;
 pub mod oci;
 pub mod secret;
@@ -413,7 +414,11 @@ pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, 
     let state = state.map(Path::to_owned);
     let kind = resolve_kind(params.cloud);
     // `auto` resolves only here: what params.rs refuses for a named cloud, refuse here too.
-    crate::params::cloud_ipv6(kind, params.ip, params.cloud_opts.public_ip.is_some())?;
+    crate::params::cloud_ipv6(
+        kind,
+        params.ip,
+        params.cloud_config.shared.public_ip.is_some(),
+    )?;
     match kind {
         CloudKind::None | CloudKind::Auto => {
             crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;

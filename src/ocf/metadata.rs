@@ -46,6 +46,10 @@ pub struct ParamDef {
     /// `reload-agent`). Only for parameters that neither place the VIP nor name the account
     /// and the cloud that hold it.
     pub reloadable: bool,
+    /// Where it stands among all the agent's parameters (meta-data, README, man page):
+    /// ascending. The common parameters, the backends' shared ones and each backend's own
+    /// are defined in different files; this keeps the documents in one order.
+    pub order: u16,
 }
 
 impl ParamDef {
@@ -66,6 +70,7 @@ impl ParamDef {
             required: false,
             unique: false,
             reloadable: false,
+            order: 0,
         }
     }
 }

@@ -105,6 +105,10 @@ impl Exit {
     pub fn configured(reason: impl Into<String>) -> Self {
         Exit::new(Status::ErrConfigured, reason)
     }
+    /// A parameter whose value is wrong, IPaddr2-style: name, value, what is allowed.
+    pub fn invalid(name: &str, value: &str, allowed: impl std::fmt::Display) -> Self {
+        Exit::configured(format!("invalid {name}={value:?}: {allowed}"))
+    }
     pub fn args(reason: impl Into<String>) -> Self {
         Exit::new(Status::ErrArgs, reason)
     }
@@ -168,4 +172,17 @@ pub enum Action {
     ValidateAll,
     /// Print usage and the exit codes
     Usage,
+}
+
+/// An OCF boolean parameter: ocf-shellfuncs' `ocf_is_true` words and their opposites.
+pub fn parse_bool(name: &str, v: &str) -> Result<bool, Exit> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" | "ja" => Ok(true),
+        "no" | "false" | "0" | "off" | "nein" => Ok(false),
+        _ => Err(Exit::invalid(
+            name,
+            v,
+            "expected true or false (yes/no, 1/0, on/off)",
+        )),
+    }
 }

@@ -56,7 +56,7 @@ fn denied(msg: String) -> CloudError {
 impl Gce {
     /// A bearer token; `fresh` skips the cache (after a 401).
     pub(super) fn token(&self, deadline: &Deadline, fresh: bool) -> Result<Secret, CloudError> {
-        match &self.opts.credentials {
+        match &self.shared.credentials {
             None => self.metadata_token(deadline),
             Some(path) => self.key_token(Path::new(path), deadline, fresh),
         }
@@ -65,7 +65,7 @@ impl Gce {
     /// The account of `credentials=`, for diagnose's messages; `None` when the key file
     /// cannot be read (diagnose's credentials step says why).
     pub(super) fn key_email(&self) -> Option<String> {
-        let path = self.opts.credentials.as_deref()?;
+        let path = self.shared.credentials.as_deref()?;
         read_key(Path::new(path)).ok().map(|k| k.client_email)
     }
 

@@ -40,7 +40,7 @@ impl Gce {
         if rows.is_empty() {
             rows.push(Holding::nobody(alias, "no instance in the region has it"));
         }
-        if let Some(want) = self.opts.public_ip.clone() {
+        if let Some(want) = self.shared.public_ip.clone() {
             let addr = api.address(id.region(), &want, deadline)?;
             let nat = addr["address"].as_str().unwrap_or(&want).to_owned();
             let users: Vec<(String, String)> = addr["users"]
@@ -105,7 +105,7 @@ impl Gce {
         };
         // 2. Credentials: a token for the API, and whose it is (the fixes name it).
         let step = deadline.within(DIAGNOSE_STEP);
-        let account = match &self.opts.credentials {
+        let account = match &self.shared.credentials {
             Some(_) => self.key_email(),
             None => self
                 .md_get("instance/service-accounts/default/email", &step)
@@ -113,7 +113,7 @@ impl Gce {
                 .map(|r| r.text().trim().to_owned())
                 .filter(|e| !e.is_empty()),
         };
-        let who = match (&self.opts.credentials, &account) {
+        let who = match (&self.shared.credentials, &account) {
             (Some(p), Some(a)) => format!("the service-account key {p} ({a})"),
             (Some(p), None) => format!("the service-account key {p}"),
             (None, Some(a)) => format!("the instance's service account {a}"),
@@ -124,7 +124,7 @@ impl Gce {
             .clone()
             .unwrap_or_else(|| format!("NAME@{}.iam.gserviceaccount.com", id.project));
         if let Err(e) = self.token(&step, false) {
-            let fix = match &self.opts.credentials {
+            let fix = match &self.shared.credentials {
                 Some(_) => "credentials= must name a JSON key of a service account \
                             (gcloud iam service-accounts keys create), readable by root, mode 0600"
                     .to_owned(),
@@ -211,7 +211,7 @@ impl Gce {
             };
             note("compute.instances.updateNetworkInterface", refused);
         }
-        if let Some(p) = self.opts.public_ip.clone() {
+        if let Some(p) = self.shared.public_ip.clone() {
             note(
                 "compute.addresses.get",
                 api.address(id.region(), &p, &probe()).map(|_| ()),
@@ -227,7 +227,7 @@ impl Gce {
                 "compute.subnetworks.get",
                 "compute.subnetworks.use",
             ];
-            if self.opts.public_ip.is_some() {
+            if self.shared.public_ip.is_some() {
                 all.extend([
                     "compute.addresses.get",
                     "compute.addresses.list",

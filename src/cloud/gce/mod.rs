@@ -11,6 +11,7 @@
 mod aliases;
 pub mod auth;
 mod compute;
+pub mod config;
 mod diagnose;
 pub mod metadata;
 mod plan;
@@ -47,7 +48,8 @@ const RELEASE_PROBE: Duration = Duration::from_secs(2);
 pub struct Gce {
     http: Http,
     ip: IpAddr,
-    opts: crate::params::CloudOpts,
+    opts: config::Config,
+    shared: crate::cloud::config::Shared,
     api_base: String,
     md_base: String,
     rsctmp: Option<String>,
@@ -83,7 +85,7 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> Option<bool> {
 
 impl Gce {
     pub fn new(params: &Params, rsctmp: Option<String>) -> anyhow::Result<Self> {
-        let o = &params.cloud_opts;
+        let o = &params.cloud_config.shared;
         let http = Http::new(&HttpConfig {
             proxy: o.proxy.clone(),
             ca_bundle: o.ca_bundle.clone(),
@@ -91,7 +93,8 @@ impl Gce {
         Ok(Gce {
             http,
             ip: params.ip,
-            opts: o.clone(),
+            opts: params.cloud_config.gce.clone(),
+            shared: o.clone(),
             api_base: o
                 .api_endpoint
                 .clone()
@@ -207,7 +210,7 @@ impl Gce {
         peers: &[Value],
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        if let Some(p) = &self.opts.public_ip {
+        if let Some(p) = &self.shared.public_ip {
             api.address(id.region(), p, deadline)?;
         }
         for inst in std::iter::once(me).chain(peers) {
@@ -428,7 +431,7 @@ impl Cloud for Gce {
         let mut in_metadata = id.nics_with(self.ip).contains(&idx);
         // A public_ip written as an address can be checked for free too.
         if let Some(p) = self
-            .opts
+            .shared
             .public_ip
             .as_deref()
             .filter(|p| p.parse::<std::net::Ipv4Addr>().is_ok())
@@ -474,7 +477,7 @@ impl Cloud for Gce {
         _proof: &Claimed,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let Some(want) = self.opts.public_ip.clone() else {
+        let Some(want) = self.shared.public_ip.clone() else {
             return Ok(());
         };
         let id = self.with_identity(deadline)?;
@@ -515,7 +518,7 @@ impl Cloud for Gce {
                 let idx = self.our_nic(&id, nic)?;
                 self.alias_changes(&api, &id, idx, &mut false, deadline)?
             }
-            Op::Extras => match self.opts.public_ip.clone() {
+            Op::Extras => match self.shared.public_ip.clone() {
                 None => Vec::new(),
                 Some(want) => {
                     let idx = self.our_nic(&id, nic)?;

@@ -149,7 +149,7 @@ impl Oci {
         deadline: &Deadline,
         rejected: Option<&str>,
     ) -> Result<Credentials, CloudError> {
-        match &self.opts.credentials {
+        match &self.shared.credentials {
             Some(path) => self.api_key(Path::new(path)),
             None => self.instance_principal(deadline, rejected),
         }

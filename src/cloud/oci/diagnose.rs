@@ -111,7 +111,7 @@ impl Oci {
                 "no private IP object: start creates it",
             ));
         }
-        if let Some(want) = self.opts.public_ip.clone() {
+        if let Some(want) = self.shared.public_ip.clone() {
             let (p, _) = self.public_ip(&want, deadline)?;
             let target = p.assigned_to().unwrap_or_default().to_owned();
             let ours = found
@@ -159,7 +159,7 @@ impl Oci {
             ),
         ));
         // 2. Credentials.
-        let who = match &self.opts.credentials {
+        let who = match &self.shared.credentials {
             Some(p) => format!("the API key of {p}"),
             None => "the instance principal".to_owned(),
         };
@@ -173,7 +173,7 @@ impl Oci {
                 ));
             }
             Err(e) => {
-                let fix = match &self.opts.credentials {
+                let fix = match &self.shared.credentials {
                     Some(_) => "credentials= must name an OCI config file (the ~/.oci/config \
                                 format: user, fingerprint, tenancy, region, key_file), mode 0600, \
                                 with the right oci_profile and pass_phrase for an encrypted key"
@@ -285,7 +285,7 @@ impl Oci {
                 }
             }
         }
-        let subject = match &self.opts.credentials {
+        let subject = match &self.shared.credentials {
             Some(_) => "group <the API key's user group>",
             None => "dynamic-group <a dynamic group matching these instances>",
         };

@@ -6,6 +6,7 @@
 //! Every request is signed (`sign.rs`) as an API key or an instance principal (`auth.rs`).
 
 pub mod auth;
+pub mod config;
 mod diagnose;
 mod ipv6;
 mod model;
@@ -38,7 +39,8 @@ const PUBLIC_IP_POLL: Backoff =
 pub struct Oci {
     http: Http,
     ip: IpAddr,
-    opts: crate::params::CloudOpts,
+    opts: config::Config,
+    shared: crate::cloud::config::Shared,
     local_mode: LocalMode,
     md_base: String,
     /// The state directory for the token cache and its lock.
@@ -128,7 +130,7 @@ fn retry_token() -> String {
 
 impl Oci {
     pub fn new(params: &Params, state: Option<PathBuf>) -> anyhow::Result<Self> {
-        let o = &params.cloud_opts;
+        let o = &params.cloud_config.shared;
         let http = Http::new(&HttpConfig {
             proxy: o.proxy.clone(),
             ca_bundle: o.ca_bundle.clone(),
@@ -136,7 +138,8 @@ impl Oci {
         Ok(Oci {
             http,
             ip: params.ip,
-            opts: o.clone(),
+            opts: params.cloud_config.oci.clone(),
+            shared: o.clone(),
             local_mode: params.local_mode,
             md_base: o
                 .metadata_url
@@ -280,7 +283,7 @@ impl Oci {
     ) -> Result<Response, CloudError> {
         let url = format!(
             "{}20160918/{path}",
-            self.base(&self.opts.api_endpoint, "iaas")?
+            self.base(&self.shared.api_endpoint, "iaas")?
         );
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let mut rejected: Option<String> = None;
@@ -644,7 +647,7 @@ impl Cloud for Oci {
         _proof: &Claimed,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let (Some(want), Some(pid)) = (self.opts.public_ip.clone(), self.private_ip_id.clone())
+        let (Some(want), Some(pid)) = (self.shared.public_ip.clone(), self.private_ip_id.clone())
         else {
             return Ok(());
         };
@@ -694,7 +697,7 @@ impl Cloud for Oci {
                 )],
             });
         }
-        let Some(want) = self.opts.public_ip.clone() else {
+        let Some(want) = self.shared.public_ip.clone() else {
             return Ok(Vec::new());
         };
         // The private IP object keeps its OCID when it moves; a created one gets a new one.

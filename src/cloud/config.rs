@@ -1,0 +1,297 @@
+//! The cloud side of the parameters: which clouds there are (`CloudKind`), the parameters
+//! every backend shares (credentials, endpoints, proxy, CA, public_ip's syntax) and each
+//! backend's own (`<backend>/config.rs`), parsed after the common ones by `Params::parse`.
+//! Syntax only, and every backend's whatever the cloud, because cloud=auto is resolved
+//! later on the node; a backend then gets its own `Config` and `Shared`, never `Params`.
+//! Depends on nothing of the agent but `ocf`, so `params.rs` can use it without a circle.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{gce, oci};
+use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::Exit;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudKind {
+    Gce,
+    Oci,
+    None,
+    Auto,
+}
+
+/// A parameter's value: trimmed, `None` when unset or empty (as in shell agents).
+pub type Get<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
+
+// Two VIPs cannot share one public address: each start would take it from the other.
+const PUBLIC_IP: ParamDef = ParamDef {
+    unique: true,
+    order: 120,
+    ..ParamDef::new(
+        "public_ip",
+        Content::String,
+        None,
+        "Public address that follows the VIP",
+        "GCE: a reserved static external address (its name in this region, or the address \
+     itself) that start attaches as this NIC's access config, detaching it from the \
+     instance that holds it; an ephemeral external IP on this NIC is replaced (GCE allows \
+     one access config per NIC). OCI: a reserved public IP (the address or its OCID) that \
+     start assigns to the VIP's private IP and waits for ASSIGNED; it normally follows \
+     the private IP by itself when the VIP moves. stop leaves it attached in both clouds; \
+     the next start elsewhere moves it, so it never dangles unassigned.",
+    )
+};
+
+const CREDENTIALS: ParamDef = ParamDef {
+    order: 150,
+    ..ParamDef::new(
+        "credentials",
+        Content::String,
+        None,
+        "Credentials file instead of the instance's identity",
+        "GCE: a service-account JSON key. OCI: an API-key config file in ~/.oci/config format \
+     (user, fingerprint, key_file, tenancy, region; pass_phrase for an encrypted PKCS#8 \
+     key), profile from oci_profile. The file (and the key it names) must not be \
+     writable by others; mode 0600 owned by root is right. Default: the instance's own \
+     identity (GCE: the service account's token from the metadata server; OCI: instance \
+     principals). Tokens are cached in HA_RSCTMP (else /run/resource-agents) with mode \
+     0600 until shortly before they expire, refreshed once for actions that run at \
+     once, and never logged.",
+    )
+};
+
+const API_ENDPOINT: ParamDef = ParamDef {
+    order: 180,
+    ..ParamDef::new(
+        "api_endpoint",
+        Content::String,
+        None,
+        "Cloud API base URL",
+        "GCE: the Compute API base URL, default https://compute.googleapis.com/compute/v1/ \
+     (e.g. a Private Service Connect endpoint). OCI: the Networking API host, default \
+     https://iaas.<region>.<realm domain> from the instance metadata. Must be https:// \
+     (plain http:// only for a loopback address).",
+    )
+};
+
+const METADATA_URL: ParamDef = ParamDef {
+    order: 200,
+    ..ParamDef::new(
+        "metadata_url",
+        Content::String,
+        None,
+        "Instance metadata service base URL",
+        "The metadata service, default http://169.254.169.254/computeMetadata/v1/ on GCE \
+     (or GCE_METADATA_HOST) and http://169.254.169.254/opc/v2/ on OCI. It is link-local \
+     plain HTTP in both clouds and is never proxied.",
+    )
+};
+
+const PROXY: ParamDef = ParamDef {
+    order: 210,
+    reloadable: true,
+    ..ParamDef::new(
+        "proxy",
+        Content::String,
+        None,
+        "HTTP(S) proxy for the cloud API",
+        "Proxy URL for the cloud API, e.g. http://proxy.example:3128. Pacemaker does not \
+         pass the shell's http_proxy variables to agents, hence this parameter; without it \
+         the agent honours HTTPS_PROXY/NO_PROXY from its environment. The metadata server is \
+         never proxied.",
+    )
+};
+
+const CA_BUNDLE: ParamDef = ParamDef {
+    order: 220,
+    reloadable: true,
+    ..ParamDef::new(
+        "ca_bundle",
+        Content::String,
+        None,
+        "CA certificates to trust for the cloud API",
+        "PEM file of the CA certificates that sign the API endpoint's certificate (a \
+         TLS-inspecting proxy, a private endpoint). Default: the system trust store. TLS is \
+         always verified.",
+    )
+};
+
+/// The parameters of the clouds, shared and each backend's: one line per backend.
+pub fn params() -> impl Iterator<Item = &'static ParamDef> {
+    SHARED
+        .iter()
+        .chain(gce::config::PARAMS)
+        .chain(oci::config::PARAMS)
+}
+
+const SHARED: &[ParamDef] = &[
+    PUBLIC_IP,
+    CREDENTIALS,
+    API_ENDPOINT,
+    METADATA_URL,
+    PROXY,
+    CA_BUNDLE,
+];
+
+/// What every backend reads besides its own parameters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shared {
+    pub public_ip: Option<String>,
+    pub credentials: Option<String>,
+    pub api_endpoint: Option<String>,
+    pub metadata_url: Option<String>,
+    pub proxy: Option<String>,
+    pub ca_bundle: Option<String>,
+}
+
+/// Every backend's parameters, syntax-checked.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CloudConfig {
+    pub shared: Shared,
+    pub gce: gce::config::Config,
+    pub oci: oci::config::Config,
+}
+
+impl CloudConfig {
+    pub fn parse(get: &Get, cloud: CloudKind) -> Result<CloudConfig, Exit> {
+        // What a cloud=none resource may not set (the OCI-only ones are ignored there).
+        let cloud_only = [
+            "alias_range_name",
+            "peers",
+            "peer_label",
+            "public_ip",
+            "credentials",
+        ];
+        if cloud == CloudKind::None {
+            if let Some(name) = cloud_only.iter().find(|n| get(n).is_some()) {
+                return Err(Exit::configured(format!(
+                    "{name} is set but cloud=none: it applies to a cloud backend only"
+                )));
+            }
+        }
+        let gce = gce::config::Config::parse(get, cloud)?;
+        let shared = Shared::parse(get)?;
+        let oci = oci::config::Config::parse(get)?;
+        Ok(CloudConfig { shared, gce, oci })
+    }
+}
+
+impl Shared {
+    fn parse(get: &Get) -> Result<Shared, Exit> {
+        let public_ip = match get(PUBLIC_IP.name) {
+            None => None,
+            Some(v)
+                if v.parse::<Ipv4Addr>().is_ok()
+                    || gce::config::is_name(v)
+                    || oci::config::is_ocid(v, "publicip") =>
+            {
+                Some(v.to_owned())
+            }
+            Some(v) => {
+                return Err(Exit::invalid(
+                    PUBLIC_IP.name,
+                    v,
+                    "an IPv4 address, a GCE address name or an OCI public IP OCID",
+                ))
+            }
+        };
+        let path_param = |name: &str| -> Result<Option<String>, Exit> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) if v.starts_with('/') => Ok(Some(v.to_owned())),
+                Some(v) => Err(Exit::invalid(name, v, "an absolute path")),
+            }
+        };
+        let credentials = path_param(CREDENTIALS.name)?;
+        let metadata_url = match get(METADATA_URL.name) {
+            None => None,
+            Some(v) if v.starts_with("http://") && v.len() > 7 => Some(if v.ends_with('/') {
+                v.to_owned()
+            } else {
+                format!("{v}/")
+            }),
+            Some(v) => {
+                return Err(Exit::invalid(
+                    METADATA_URL.name,
+                    v,
+                    "an http:// URL (the metadata services speak plain HTTP)",
+                ))
+            }
+        };
+        let ca_bundle = path_param(CA_BUNDLE.name)?;
+        let api_endpoint = match get(API_ENDPOINT.name) {
+            None => None,
+            Some(v) => Some(parse_endpoint(API_ENDPOINT.name, v)?),
+        };
+        let proxy = match get(PROXY.name) {
+            None => None,
+            Some(v) if (v.starts_with("http://") || v.starts_with("https://")) && v.len() > 8 => {
+                Some(v.to_owned())
+            }
+            Some(v) => return Err(Exit::invalid(PROXY.name, v, "an http:// or https:// URL")),
+        };
+        Ok(Shared {
+            public_ip,
+            credentials,
+            api_endpoint,
+            metadata_url,
+            proxy,
+            ca_bundle,
+        })
+    }
+}
+
+/// An API base URL: https, or http to a loopback host (a local emulator or a tunnel).
+/// Always ends with '/', so that relative paths append cleanly.
+pub fn parse_endpoint(name: &str, v: &str) -> Result<String, Exit> {
+    let rest = if let Some(r) = v.strip_prefix("https://") {
+        r
+    } else if let Some(r) = v.strip_prefix("http://") {
+        let host = r.split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(Exit::invalid(
+                name,
+                v,
+                "must be https:// (plain http:// only to a loopback address)",
+            ));
+        }
+        r
+    } else {
+        return Err(Exit::invalid(name, v, "expected an https:// URL"));
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(Exit::invalid(
+            name,
+            v,
+            "expected an https:// URL with a host",
+        ));
+    }
+    // What the HTTP client will parse; a port it cannot read would silently become 443.
+    let authority = match v.parse::<ureq::http::Uri>() {
+        Ok(u) => u
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default(),
+        Err(e) => return Err(Exit::invalid(name, v, format!("not a URL ({e})"))),
+    };
+    let host_end = authority.rfind(']').unwrap_or(0);
+    if let Some((_, port)) = authority[host_end..].rsplit_once(':') {
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(Exit::invalid(name, v, "the port must be 1-65535"));
+        }
+    }
+    let mut url = v.to_owned();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
+}
