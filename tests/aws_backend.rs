@@ -603,3 +603,43 @@ fn a_claim_ends_by_its_deadline() {
     );
     assert_eq!(lab.holders(VIP), [ENI[0]]);
 }
+
+/// `f` must return within `budget` (and a little scheduling slack).
+fn within<T>(budget: Duration, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    assert!(
+        t.elapsed() <= budget + Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    r
+}
+
+/// Stop's release is a new process with stop's budget: an EC2 API that hangs ends it by
+/// that budget (Transient, nothing half-done), an IMDS that hangs by the 2 s probe; once
+/// both answer, a fresh release gives the VIP up.
+#[test]
+fn release_is_best_effort_within_its_budget() {
+    let lab = Lab::start(|_| {});
+    claim(&mut lab.aws(1, VIP, &[]), 1, 20).unwrap();
+    lab.fault(json!({"kind": "hang", "cloud": "aws", "service": "ec2", "ms": 20000}));
+    match within(Duration::from_secs(5), || {
+        lab.aws(1, VIP, &[]).release(&deadline(5))
+    }) {
+        Err(CloudError::Transient(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.holders(VIP), [ENI[1]], "nothing half-done");
+    lab.admin("DELETE", "/admin/faults", None);
+    lab.fault(json!({"kind": "hang", "cloud": "aws", "service": "metadata", "ms": 20000}));
+    assert!(within(Duration::from_secs(2), || lab
+        .aws(1, VIP, &[])
+        .release(&deadline(5)))
+    .is_err());
+    lab.admin("DELETE", "/admin/faults", None);
+    lab.clear_log();
+    lab.aws(1, VIP, &[]).release(&deadline(5)).unwrap();
+    assert_eq!(lab.writes(), ["UnassignPrivateIpAddresses"]);
+    assert!(lab.holders(VIP).is_empty());
+}
