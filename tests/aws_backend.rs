@@ -643,3 +643,155 @@ fn release_is_best_effort_within_its_budget() {
     assert_eq!(lab.writes(), ["UnassignPrivateIpAddresses"]);
     assert!(lab.holders(VIP).is_empty());
 }
+
+fn verdicts(steps: &[cloudvip::cloud::Step]) -> Vec<(String, String)> {
+    use cloudvip::cloud::Verdict;
+    steps
+        .iter()
+        .map(|s| {
+            let v = match &s.verdict {
+                Verdict::Pass(m) => format!("pass: {m}"),
+                Verdict::Fail { problem, fix } => format!("FAIL: {problem} (fix: {fix})"),
+                Verdict::Skip(m) => format!("skip: {m}"),
+            };
+            (s.name.to_owned(), v)
+        })
+        .collect()
+}
+
+/// status: who holds the secondary IP, the Elastic IP and each route, `ours` from this
+/// instance's point of view.
+#[test]
+fn status_rows_name_the_holders() {
+    let lab = Lab::start(|_| {});
+    let p = [(cfg::PUBLIC_IP, EIP_VIP)];
+    claim(&mut lab.aws(1, VIP, &p), 1, 20).unwrap();
+    lab.settle();
+    for (node, ours) in [(1, true), (0, false)] {
+        let rows = lab
+            .aws(node, VIP, &p)
+            .holder_rows(Some(&nic(node)), &deadline(10))
+            .unwrap();
+        let seen: Vec<(String, bool, bool)> = rows
+            .iter()
+            .map(|r| (r.what.clone(), r.held, r.ours))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (format!("secondary IP {VIP}"), true, ours),
+                (format!("Elastic IP {EIP_VIP}"), true, ours)
+            ]
+        );
+        assert!(
+            rows[0].holder.contains(ENI[1]) && rows[1].holder.contains(VIP),
+            "{}",
+            rows[1].holder
+        );
+    }
+    let p = [(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)];
+    let rows = lab
+        .aws(1, OVERLAY, &p)
+        .holder_rows(None, &deadline(10))
+        .unwrap();
+    assert_eq!((rows.len(), rows[0].ours), (1, false));
+    assert!(rows[0].holder.contains(ENI[0]), "{}", rows[0].holder);
+}
+
+/// diagnose passes every step with the example world's policy, probing each write of the
+/// mode without changing anything (AssignPrivateIpAddresses and UnassignPrivateIpAddresses,
+/// which have no DryRun, with the subnet's reserved network address); a policy without one
+/// action fails the permissions step naming it, with the policy to grant.
+#[test]
+fn diagnose_probes_each_write_without_changing_anything() {
+    let lab = Lab::start(|_| {});
+    let modes: [(&str, Vec<(&str, &str)>); 3] = [
+        (VIP, vec![(cfg::PUBLIC_IP, EIP_VIP)]),
+        (
+            PRIMARY[1],
+            vec![(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_SPARE)],
+        ),
+        (
+            OVERLAY,
+            vec![
+                (cfg::MODE, "route"),
+                (cfg::ROUTE_TABLES, RTB_OTHER),
+                (cfg::ROUTING_TABLE_ROLE, ROLE_OTHER),
+            ],
+        ),
+    ];
+    let before = lab.state();
+    for (ip, p) in &modes {
+        lab.clear_log();
+        let steps = verdicts(
+            &lab.aws(1, ip, p)
+                .diagnose_steps(Some(&nic(1)), &deadline(20)),
+        );
+        assert!(
+            steps.iter().all(|(_, v)| v.starts_with("pass")),
+            "{ip}: {steps:#?}"
+        );
+        assert_eq!(steps.len(), 5, "{steps:#?}");
+        assert!(lab.writes().is_empty(), "{ip}: {:?}", lab.log());
+    }
+    let perm = verdicts(
+        &lab.aws(1, VIP, &[])
+            .diagnose_steps(Some(&nic(1)), &deadline(20)),
+    );
+    assert!(
+        perm[2].1.contains("ec2:AssignPrivateIpAddresses")
+            && perm[2].1.contains("ec2:UnassignPrivateIpAddresses"),
+        "{perm:#?}"
+    );
+    let after = lab.state();
+    for k in ["enis", "elastic_ips", "route_tables"] {
+        assert_eq!(before[k], after[k], "{k} unchanged");
+    }
+
+    let lab = Lab::start(|w| {
+        let r = w.roles.iter_mut().find(|r| r.name == "ha-node").unwrap();
+        r.deny = vec![
+            "ec2:UnassignPrivateIpAddresses".into(),
+            "ec2:AssociateAddress".into(),
+        ];
+    });
+    let steps = verdicts(
+        &lab.aws(1, VIP, &[(cfg::PUBLIC_IP, EIP_VIP)])
+            .diagnose_steps(Some(&nic(1)), &deadline(20)),
+    );
+    let (name, v) = &steps[2];
+    assert_eq!(name, "permissions");
+    assert!(
+        v.starts_with(
+            "FAIL: the policy lacks ec2:UnassignPrivateIpAddresses, ec2:AssociateAddress"
+        ),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"ec2:AssignPrivateIpAddresses\""),
+        "the policy to grant: {v}"
+    );
+    assert!(!v.contains("lacks ec2:AssignPrivateIpAddresses"), "{v}");
+}
+
+/// An IMDS that does not answer: the metadata step fails within its budget with the fix,
+/// the others are skipped.
+#[test]
+fn diagnose_without_imds() {
+    let lab = Lab::start(|_| {});
+    lab.fault(json!({"kind": "hang", "cloud": "aws", "service": "metadata", "ms": 20000}));
+    let steps = within(Duration::from_secs(4), || {
+        verdicts(
+            &lab.aws(1, VIP, &[])
+                .diagnose_steps(Some(&nic(1)), &deadline(20)),
+        )
+    });
+    assert!(
+        steps[0].1.starts_with("FAIL") && steps[0].1.contains("hop-limit"),
+        "{steps:#?}"
+    );
+    assert!(
+        steps[1..].iter().all(|(_, v)| v.starts_with("skip")),
+        "{steps:#?}"
+    );
+}

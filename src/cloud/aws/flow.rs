@@ -182,7 +182,7 @@ impl Aws {
     }
 
     /// This instance and the ENI of `nic` (by its MAC).
-    fn load(&mut self, nic: &Nic, deadline: &Deadline) -> Result<(), CloudError> {
+    pub(super) fn load(&mut self, nic: &Nic, deadline: &Deadline) -> Result<(), CloudError> {
         self.load_identity(deadline)?;
         let mac = nic
             .mac

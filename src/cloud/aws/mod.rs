@@ -5,7 +5,8 @@
 //! refusals classified into `CloudError` (`error.rs`), and the signed calls over the one
 //! HTTP layer with pagination and dry runs (`client.rs`). On top, the backend: its
 //! parameters and modes (`config.rs`), the flows per mode (`flow.rs`) and the decisions
-//! they share with the dry run (`plan.rs`).
+//! they share with the dry run (`plan.rs`), and status/diagnose with the IAM policy per
+//! mode (`inspect.rs`).
 
 pub mod client;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod credentials;
 pub mod error;
 pub mod flow;
 pub mod imds;
+pub mod inspect;
 pub mod model;
 mod plan;
 pub mod query;
