@@ -795,3 +795,83 @@ fn diagnose_without_imds() {
         "{steps:#?}"
     );
 }
+
+/// An instance with two ENIs in the subnet: the VIP goes to the ENI whose MAC is the
+/// nic's, never just the first; the release (which needs no nic) finds it there.
+#[test]
+fn the_eni_is_the_nics_not_the_first() {
+    let lab = Lab::start(|w| {
+        let mut second = w.instances[1].enis[0].clone();
+        second.id = "eni-0c10d0000000000e3".into();
+        second.mac = "02:66:00:00:00:03".into();
+        second.private_ip = "10.0.1.13".parse().unwrap();
+        w.instances[1].enis.push(second);
+    });
+    let mut b = lab.aws(1, VIP, &[]);
+    // nic(2) has the MAC 02:66:00:00:00:03.
+    let d = deadline(20);
+    b.claim(&nic(2), &d).unwrap();
+    assert_eq!(lab.holders(VIP), ["eni-0c10d0000000000e3"]);
+    assert!(b.check(&nic(2), 10, &deadline(5)).unwrap());
+    assert!(!b.check(&nic(1), 0, &deadline(5)).unwrap());
+    match lab.aws(1, VIP, &[]).claim(
+        &Nic {
+            name: "eth9".into(),
+            mac: Some([2, 0x66, 0, 0, 0, 9]),
+        },
+        &d,
+    ) {
+        Err(CloudError::NotFound(m)) => {
+            assert!(m.contains("02:66:00:00:00:09") && m.contains("eth9"), "{m}")
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    lab.clear_log();
+    lab.aws(1, VIP, &[]).release(&deadline(5)).unwrap();
+    assert_eq!(lab.writes(), ["UnassignPrivateIpAddresses"]);
+    assert!(lab.holders(VIP).is_empty());
+}
+
+/// The credentials parameters reach EC2 and STS: a 0600 credentials file's profile signs
+/// (a read-only user: Denied naming the write), and a role that requires an ExternalId is
+/// assumed only with external_id (else Denied naming sts:AssumeRole, nothing changed).
+#[test]
+fn credentials_file_and_external_id_are_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = Lab::start(|w| {
+        let r = w.roles.iter_mut().find(|r| r.name == "rtb-editor").unwrap();
+        r.external_id = Some("ha-cluster-1".into());
+    });
+    let file = lab.state.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[auditor]\naws_access_key_id = AKIACLOUDVIPSIM0002\naws_secret_access_key = cloudvip-sim-secret-key-0002\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = file.display().to_string();
+    let mut aud = lab.aws(
+        1,
+        VIP,
+        &[(cfg::CREDENTIALS, &path), (cfg::PROFILE, "auditor")],
+    );
+    match claim(&mut aud, 1, 10) {
+        Err(CloudError::Denied(m)) => assert!(m.contains("ec2:AssignPrivateIpAddresses"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.holders(VIP), [ENI[0]]);
+    let route = [
+        (cfg::MODE, "route"),
+        (cfg::ROUTE_TABLES, RTB_OTHER),
+        (cfg::ROUTING_TABLE_ROLE, ROLE_OTHER),
+    ];
+    match claim(&mut lab.aws(1, OVERLAY, &route), 1, 10) {
+        Err(CloudError::Denied(m)) => assert!(m.contains("sts:AssumeRole"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.route(RTB_OTHER)["instance"], INSTANCE[0]);
+    let mut with = route.to_vec();
+    with.push((cfg::EXTERNAL_ID, "ha-cluster-1"));
+    claim(&mut lab.aws(1, OVERLAY, &with), 1, 20).unwrap();
+    assert_eq!(lab.route(RTB_OTHER)["eni"], ENI[1]);
+}

@@ -684,3 +684,39 @@ impl Aws {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_not_found_is_read_again_once() {
+        let d = Deadline::for_timeout(Some(Duration::from_secs(10)));
+        let mut n = 0;
+        let r = reread_not_found(&d, || {
+            n += 1;
+            if n == 1 {
+                Err(CloudError::NotFound("InvalidRoute.NotFound".into()))
+            } else {
+                Ok(n)
+            }
+        });
+        assert_eq!(r.unwrap(), 2);
+        let mut n = 0;
+        let r: Result<(), _> = reread_not_found(&d, || {
+            n += 1;
+            Err(CloudError::NotFound("gone".into()))
+        });
+        assert!(matches!(r, Err(CloudError::NotFound(_))) && n == 2);
+        assert!(matches!(
+            after_write(CloudError::NotFound("x".into())),
+            CloudError::Transient(_)
+        ));
+        assert!(matches!(
+            after_write(CloudError::Denied("x".into())),
+            CloudError::Denied(_)
+        ));
+        assert_eq!(cidr("10.0.1.0/24"), Some(("10.0.1.0".parse().unwrap(), 24)));
+        assert_eq!(cidr("10.0.1.0/33"), None);
+    }
+}
