@@ -28,7 +28,7 @@ pub fn run(action: Action, env: &OcfEnv) -> anyhow::Result<Status> {
         }
         _ => {}
     }
-    let deadline = Deadline::for_timeout(env.timeout());
+    let deadline = Deadline::for_action(env.timeout());
     match action {
         Action::Start => start(env, &deadline),
         Action::Stop => stop(env, &deadline),

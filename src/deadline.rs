@@ -18,6 +18,39 @@ pub fn margin(timeout: Duration) -> Duration {
     (timeout / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 
+/// How long ago this process was forked: `/proc/self/stat`'s start time (clock ticks
+/// since boot, set at fork and kept across exec) against CLOCK_BOOTTIME.
+fn process_age() -> Option<Duration> {
+    let stat = std::fs::read(format!("/proc/{}/stat", std::process::id())).ok()?;
+    let ticks = start_ticks(&stat)?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into the timespec passed to it.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return None;
+    }
+    let now = Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    );
+    let started =
+        Duration::from_secs(ticks / hz) + Duration::from_nanos(ticks % hz * 1_000_000_000 / hz);
+    now.checked_sub(started)
+}
+
+/// Field 22 (starttime) of a `/proc/<pid>/stat` line. The command name (field 2) is in
+/// parentheses and may hold spaces and parentheses itself, so count from the last ')'.
+fn start_ticks(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Instant;
     fn sleep(&self, d: Duration);
@@ -57,6 +90,23 @@ impl Deadline {
         let t = timeout.unwrap_or(DEFAULT_TIMEOUT);
         // Never less than half the timeout, even when the margin would eat more.
         let budget = t.saturating_sub(margin(t)).max(t / 2);
+        Self::with_clock(budget, Arc::new(SystemClock))
+    }
+
+    /// The budget of the action this process runs for Pacemaker. Its timer starts when
+    /// pacemaker-execd forks us, not when `main` runs: on a loaded node exec and the
+    /// dynamic work before `main` can take a second, which would otherwise come out of the
+    /// margin. So the time since our fork is taken off, though never below half the timeout.
+    pub fn for_action(timeout: Option<Duration>) -> Self {
+        let t = timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let age = process_age().unwrap_or_default();
+        if age >= Duration::from_millis(100) {
+            log::debug!(
+                "started {:.2} s after its fork: the budget counts from there",
+                age.as_secs_f64()
+            );
+        }
+        let budget = t.saturating_sub(margin(t)).saturating_sub(age).max(t / 2);
         Self::with_clock(budget, Arc::new(SystemClock))
     }
 
@@ -182,6 +232,29 @@ pub mod testing {
 mod tests {
     use super::testing::FakeClock;
     use super::*;
+
+    #[test]
+    fn start_time_is_read_after_the_command_name() {
+        let line =
+            b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(start_ticks(line), Some(987654));
+        assert_eq!(start_ticks(b"4242 (x) S 1"), None);
+        assert_eq!(start_ticks(b"no parenthesis"), None);
+        assert_eq!(
+            start_ticks(b"1 (\xff) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 x"),
+            None
+        );
+        // This test process: forked a moment ago, not before boot.
+        let age = process_age().unwrap();
+        assert!(age < Duration::from_secs(24 * 3600), "{age:?}");
+    }
+
+    #[test]
+    fn an_actions_budget_never_drops_below_half_its_timeout() {
+        let d = Deadline::for_action(Some(Duration::from_secs(20)));
+        assert!(d.remaining() <= Duration::from_secs(18));
+        assert!(d.remaining() >= Duration::from_millis(9_900));
+    }
 
     #[test]
     fn margin_is_a_tenth_within_bounds() {

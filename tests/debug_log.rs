@@ -119,3 +119,35 @@ fn library_internals_only_when_asked_for() {
         assert_no_token(&text);
     }
 }
+
+/// Pacemaker's timer starts at its fork of the agent: an agent that reached `main` late (a
+/// loaded node) takes that time off its budget, and says so at debug level.
+#[test]
+fn the_budget_counts_from_the_fork_not_from_main() {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        // sleep is sh's child; exec keeps sh's process, so its fork time is the agent's.
+        .arg("sleep 1.2; exec \"$0\" validate-all")
+        .arg(crate::util::BIN)
+        .env_clear()
+        .env("OCF_RESKEY_ip", "10.0.0.5")
+        .env("OCF_RESKEY_cloud", "none")
+        .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+        .env("HA_debug", "1")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("after its fork: the budget counts from there"))
+        .unwrap_or_else(|| panic!("no fork-age line:\n{err}"));
+    let secs: f64 = line
+        .split("started ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no age in {line:?}"));
+    assert!(secs >= 1.1, "the sleep before exec was not counted: {line}");
+}
