@@ -227,7 +227,9 @@ fn counts(lab: &Lab) -> String {
     format!("ec2 {} sts {} imds {}", n("ec2"), n("sts"), n("metadata"))
 }
 
-/// `what` timed, with the requests it made, for the summary line.
+/// `what` timed, with the requests it made, for the summary line (each action on a new
+/// backend, as each is a new process; the credentials cache in the state directory is
+/// shared, as on a node).
 fn measured<T>(lab: &Lab, out: &mut Vec<String>, what: &str, f: impl FnOnce() -> T) -> T {
     lab.clear_log();
     let t = Instant::now();
@@ -265,7 +267,10 @@ fn secondary_ip_moves_with_its_elastic_ip() {
         "the Elastic IP follows: {:?}",
         planned.iter().map(|p| &p.what).collect::<Vec<_>>()
     );
-    measured(&lab, &mut times, "claim", || claim(&mut b, 1, 20)).unwrap();
+    measured(&lab, &mut times, "claim", || {
+        claim(&mut lab.aws(1, VIP, &p), 1, 20)
+    })
+    .unwrap();
     assert_eq!(
         lab.writes(),
         planned_calls(&planned),
@@ -278,7 +283,10 @@ fn secondary_ip_moves_with_its_elastic_ip() {
         (Some(ENI[1]), Some(VIP))
     );
 
-    measured(&lab, &mut times, "claim again", || claim(&mut b, 1, 20)).unwrap();
+    measured(&lab, &mut times, "claim again", || {
+        claim(&mut lab.aws(1, VIP, &p), 1, 20)
+    })
+    .unwrap();
     assert!(lab.writes().is_empty(), "idempotent: {:?}", lab.log());
     assert!(plan(&mut b, 1, Op::Claim).is_empty() && plan(&mut b, 1, Op::Extras).is_empty());
     assert!(b.check(&nic(1), 0, &deadline(5)).unwrap());
@@ -307,7 +315,10 @@ fn secondary_ip_moves_with_its_elastic_ip() {
         planned_calls(&rel),
         ["DisassociateAddress", "UnassignPrivateIpAddresses"]
     );
-    measured(&lab, &mut times, "release", || b.release(&deadline(5))).unwrap();
+    measured(&lab, &mut times, "release", || {
+        lab.aws(1, VIP, &p).release(&deadline(5))
+    })
+    .unwrap();
     assert_eq!(lab.writes(), planned_calls(&rel));
     assert!(lab.holders(VIP).is_empty() && lab.eip(EIP_VIP).is_null());
     eprintln!("aws_backend secondary_ip: {}", times.join(", "));
@@ -364,14 +375,20 @@ fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
     assert_eq!(lab.eip(EIP_SPARE)["instance"], INSTANCE[0]);
     let planned = start_plan(&lab, &mut b, 1);
     assert_eq!(planned_calls(&planned), ["AssociateAddress"]);
-    measured(&lab, &mut times, "claim", || claim(&mut b, 1, 20)).unwrap();
+    measured(&lab, &mut times, "claim", || {
+        claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20)
+    })
+    .unwrap();
     assert_eq!(lab.writes(), planned_calls(&planned));
     let e = lab.eip(EIP_SPARE);
     assert_eq!(
         (e["instance"].as_str(), e["private_ip"].as_str()),
         (Some(INSTANCE[1]), Some(PRIMARY[1]))
     );
-    measured(&lab, &mut times, "claim again", || claim(&mut b, 1, 20)).unwrap();
+    measured(&lab, &mut times, "claim again", || {
+        claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20)
+    })
+    .unwrap();
     assert!(lab.writes().is_empty(), "{:?}", lab.log());
     assert!(b.check(&nic(1), 0, &deadline(5)).unwrap());
     assert!(b.check(&nic(1), 10, &deadline(5)).unwrap());
@@ -380,7 +397,10 @@ fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
     lab.clear_log();
     a.release(&deadline(5)).unwrap();
     assert!(lab.writes().is_empty());
-    measured(&lab, &mut times, "release", || b.release(&deadline(5))).unwrap();
+    measured(&lab, &mut times, "release", || {
+        lab.aws(1, PRIMARY[1], &p).release(&deadline(5))
+    })
+    .unwrap();
     assert_eq!(lab.writes(), ["DisassociateAddress"]);
     assert!(lab.eip(EIP_SPARE).is_null());
     eprintln!("aws_backend eip: {}", times.join(", "));
@@ -403,17 +423,26 @@ fn route_mode_replaces_the_route_in_each_table() {
     assert!(!b.check(&nic(1), 10, &deadline(5)).unwrap());
     let planned = start_plan(&lab, &mut b, 1);
     assert_eq!(planned_calls(&planned), ["ReplaceRoute"]);
-    measured(&lab, &mut times, "claim", || claim(&mut b, 1, 20)).unwrap();
+    measured(&lab, &mut times, "claim", || {
+        claim(&mut lab.aws(1, OVERLAY, &p), 1, 20)
+    })
+    .unwrap();
     assert_eq!(lab.writes(), planned_calls(&planned));
     let r = lab.route(RTB);
     assert_eq!(
         (r["eni"].as_str(), r["instance"].as_str()),
         (Some(ENI[1]), Some(INSTANCE[1]))
     );
-    measured(&lab, &mut times, "claim again", || claim(&mut b, 1, 20)).unwrap();
+    measured(&lab, &mut times, "claim again", || {
+        claim(&mut lab.aws(1, OVERLAY, &p), 1, 20)
+    })
+    .unwrap();
     assert!(lab.writes().is_empty());
     assert!(b.check(&nic(1), 10, &deadline(5)).unwrap());
-    measured(&lab, &mut times, "release", || b.release(&deadline(5))).unwrap();
+    measured(&lab, &mut times, "release", || {
+        lab.aws(1, OVERLAY, &p).release(&deadline(5))
+    })
+    .unwrap();
     assert!(lab.writes().is_empty());
     assert_eq!(lab.route(RTB)["eni"], ENI[1], "stop leaves the route");
     let rel = plan(&mut b, 1, Op::Release);
@@ -874,4 +903,16 @@ fn credentials_file_and_external_id_are_used() {
     with.push((cfg::EXTERNAL_ID, "ha-cluster-1"));
     claim(&mut lab.aws(1, OVERLAY, &with), 1, 20).unwrap();
     assert_eq!(lab.route(RTB_OTHER)["eni"], ENI[1]);
+}
+
+/// An ENI at its instance type's limit of private IPs: the claim fails as this node's
+/// setup (another node's ENI may have room), nothing moved.
+#[test]
+fn a_full_eni_is_this_nodes_setup() {
+    let lab = Lab::start(|w| w.instances[1].private_ips_per_eni = Some(1));
+    match claim(&mut lab.aws(1, VIP, &[]), 1, 10) {
+        Err(CloudError::Local(m)) => assert!(m.contains("PrivateIpAddressLimitExceeded"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.holders(VIP), [ENI[0]]);
 }

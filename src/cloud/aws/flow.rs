@@ -482,7 +482,16 @@ impl Aws {
                 );
                 self.ec2
                     .assign_private_ips(&eni, &[ip], true, deadline)
-                    .map_err(after_write)?;
+                    .map_err(|e| match e {
+                        // This ENI is full (its instance type's limit): another node's may
+                        // not be, so it is this node's setup, not the configuration.
+                        CloudError::Invalid(m) if m.contains("PrivateIpAddressLimitExceeded") => {
+                            CloudError::Local(format!(
+                                "{m} ({eni} has as many private IPs as its instance type allows)"
+                            ))
+                        }
+                        e => after_write(e),
+                    })?;
             }
         }
         if self
