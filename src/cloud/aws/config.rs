@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use super::query::Eip;
+use crate::ocf::metadata::{Content, ParamDef};
 
 pub const MODE: &str = "aws_mode";
 pub const PUBLIC_IP: &str = "public_ip";
@@ -28,6 +29,105 @@ pub const PROFILE: &str = "aws_profile";
 pub const API_ENDPOINT: &str = "api_endpoint";
 pub const STS_ENDPOINT: &str = "sts_endpoint";
 pub const METADATA_URL: &str = "metadata_url";
+
+/// The AWS-only parameters' documentation (meta-data, README, man page), for the
+/// registration in `cloud::config::params()`; `public_ip`, `credentials`, `api_endpoint`
+/// and `metadata_url` are the shared ones.
+pub const PARAMS: &[ParamDef] = &[
+    ParamDef {
+        order: 125,
+        ..ParamDef::new(
+            ALLOCATION_ID,
+            Content::String,
+            None,
+            "AWS: allocation id of public_ip",
+            "AWS only. The Elastic IP's allocation id (eipalloc-…); it must be public_ip's. \
+             Default: looked up from public_ip (DescribeAddresses).",
+        )
+    },
+    ParamDef {
+        order: 165,
+        ..ParamDef::new(
+            PROFILE,
+            Content::String,
+            Some("default"),
+            "AWS: profile of the credentials file",
+            "AWS only, with credentials=. The [profile] of the AWS credentials file \
+             (aws_access_key_id, aws_secret_access_key, optional aws_session_token).",
+        )
+    },
+    ParamDef {
+        order: 171,
+        ..ParamDef::new(
+            MODE,
+            Content::String,
+            Some("secondary_ip"),
+            "AWS: how the VIP moves",
+            "AWS only. secondary_ip: ip is a secondary private IP of the ENI whose MAC is \
+             nic's, moved with AssignPrivateIpAddresses (AllowReassignment) as awsvip does; an \
+             Elastic IP on it (public_ip) follows it. eip: only public_ip moves, to the primary \
+             private IP of that ENI (AssociateAddress with AllowReassociation), as awseip \
+             does. route: ip is an overlay IP outside the VPC, routed by its /32 route in each \
+             of route_tables to that ENI (ReplaceRoute), as aws-vpc-move-ip does; the route \
+             must exist and the ENI's source/destination check must be off.",
+        )
+    },
+    ParamDef {
+        order: 173,
+        ..ParamDef::new(
+            ROUTE_TABLES,
+            Content::String,
+            None,
+            "AWS: route tables of the overlay IP",
+            "AWS only, aws_mode=route (required there). The route tables (rtb-…, separated by \
+             commas) whose ip/32 route start points at this node's ENI. stop leaves the routes.",
+        )
+    },
+    ParamDef {
+        order: 175,
+        ..ParamDef::new(
+            ROUTING_TABLE_ROLE,
+            Content::String,
+            None,
+            "AWS: role for the route tables",
+            "AWS only, aws_mode=route. An IAM role ARN assumed (STS AssumeRole) for the route \
+             tables' calls, e.g. when another account owns them (as aws-vpc-move-ip's \
+             routing_table_role).",
+        )
+    },
+    ParamDef {
+        order: 176,
+        ..ParamDef::new(
+            EXTERNAL_ID,
+            Content::String,
+            None,
+            "AWS: ExternalId of routing_table_role",
+            "AWS only. The ExternalId the role's trust policy asks for.",
+        )
+    },
+    ParamDef {
+        order: 177,
+        ..ParamDef::new(
+            REGION,
+            Content::String,
+            None,
+            "AWS: region of the EC2 API",
+            "AWS only. Default: the instance identity document's region (IMDS).",
+        )
+    },
+    ParamDef {
+        order: 185,
+        ..ParamDef::new(
+            STS_ENDPOINT,
+            Content::String,
+            None,
+            "AWS: STS endpoint",
+            "AWS only. The STS endpoint for routing_table_role, default the regional \
+             https://sts.<region>.amazonaws.com/. Must be https:// (plain http:// only for a \
+             loopback address).",
+        )
+    },
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -393,6 +493,43 @@ mod tests {
         Config::parse("10.0.1.100".parse().unwrap(), &|k| {
             owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
+    }
+
+    #[test]
+    fn every_aws_parameter_is_documented_once() {
+        let shared = [PUBLIC_IP, CREDENTIALS, API_ENDPOINT, METADATA_URL];
+        let others: Vec<&ParamDef> = crate::cloud::config::params().collect();
+        for name in [
+            MODE,
+            ALLOCATION_ID,
+            ROUTE_TABLES,
+            ROUTING_TABLE_ROLE,
+            EXTERNAL_ID,
+            REGION,
+            PROFILE,
+            STS_ENDPOINT,
+        ] {
+            assert_eq!(
+                PARAMS.iter().filter(|p| p.name == name).count(),
+                1,
+                "{name}"
+            );
+            assert!(
+                !others.iter().any(|p| p.name == name),
+                "{name} is not AWS's alone"
+            );
+        }
+        for name in shared {
+            assert!(others.iter().any(|p| p.name == name), "{name} is shared");
+        }
+        for p in PARAMS {
+            assert!(
+                !others.iter().any(|o| o.order == p.order),
+                "order {} of {}",
+                p.order,
+                p.name
+            );
+        }
     }
 
     #[test]
