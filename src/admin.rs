@@ -125,13 +125,6 @@ pub fn apply(
     Ok(())
 }
 
-fn nic_of(link: &crate::local::netlink::Link) -> Nic {
-    Nic {
-        name: link.name.clone(),
-        mac: link.mac,
-    }
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -218,7 +211,7 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     let mut backend = cloud::backend(&params, state.as_deref())?;
     let mut local = Local::open(&params, state, &deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref());
-    let cnic = nic.as_ref().ok().map(nic_of);
+    let cnic = nic.as_ref().ok().map(Nic::from);
     let seen = seen(
         &params,
         backend.as_mut(),
@@ -326,7 +319,7 @@ pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
         // Stop removes the VIP wherever it is; it needs no interface.
         Err(_) => None,
     };
-    let cnic = link.as_ref().map(nic_of);
+    let cnic = link.as_ref().map(Nic::from);
     let seen = seen(
         &params,
         backend.as_mut(),
@@ -350,7 +343,7 @@ pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
     }
     let mut items: Vec<Item> = Vec::new();
     if let (true, Some(nic)) = (starting, &link) {
-        let cn = nic_of(nic);
+        let cn = Nic::from(nic);
         crate::agent::before_start(&params, &mut local, nic, backend.as_mut(), &deadline)?;
         let claim = backend
             .plan(Op::Claim, &cn, &deadline)
@@ -525,7 +518,7 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
     let mut local =
         Local::open(&params, state, &deadline).context("diagnose needs root (netlink)")?;
     let link = local.resolve_nic(params.nic.as_deref());
-    let cnic = link.as_ref().ok().map(nic_of);
+    let cnic = link.as_ref().ok().map(Nic::from);
     let mut cloud_steps = backend.diagnose(cnic.as_ref(), &deadline);
     if let Err(e) = &link {
         let step = Step::fail(

@@ -89,13 +89,6 @@ pub(crate) fn cloud_exit(e: CloudError) -> Exit {
     Exit::new(status, e.to_string())
 }
 
-fn nic_of(link: &crate::local::netlink::Link) -> Nic {
-    Nic {
-        name: link.name.clone(),
-        mac: link.mac,
-    }
-}
-
 /// Start validates everything it can before the first cloud change, so that a start that
 /// is going to fail never takes the VIP from its healthy holder first.
 fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
@@ -109,7 +102,7 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     crate::os_agents::warn_at_start(std::path::Path::new("/"), &vip);
     before_start(&params, &mut local, &nic, cloud.as_mut(), deadline)?;
     let claimed = cloud
-        .claim(&nic_of(&nic), deadline)
+        .claim(&Nic::from(&nic), deadline)
         .map_err(|e| cloud_exit(e.at("claim")))?;
     let added = local.add(&nic)?;
     match (local.mode(), added) {
@@ -121,7 +114,7 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     local.end_announcer();
     local.announce(&claimed, &nic, deadline);
     cloud
-        .claim_extras(&nic_of(&nic), &claimed, deadline)
+        .claim_extras(&Nic::from(&nic), &claimed, deadline)
         .map_err(|e| cloud_exit(e.at("public IP")))?;
     Ok(Status::Success)
 }
@@ -159,7 +152,7 @@ pub(crate) fn before_start(
         local.check_privileges()?;
     }
     cloud
-        .validate(&nic_of(nic), deadline)
+        .validate(&Nic::from(nic), deadline)
         .map_err(|e| cloud_exit(e.at("validate")))?;
     Ok(())
 }
@@ -257,7 +250,7 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     } else {
         MONITOR_CLOUD_BUDGET
     };
-    match cloud.check(&nic_of(&nic), env.check_level, &deadline.within(budget)) {
+    match cloud.check(&Nic::from(&nic), env.check_level, &deadline.within(budget)) {
         Ok(true) => Ok(Status::Success),
         Ok(false) if !kernel_has_it => Ok(Status::NotRunning),
         Ok(false) => Err(Exit::generic(format!(
@@ -304,7 +297,7 @@ fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         let nic = local.resolve_nic(params.nic.as_deref())?;
         check_here(&params, &mut local, &nic)?;
         cloud
-            .validate(&nic_of(&nic), deadline)
+            .validate(&Nic::from(&nic), deadline)
             .map_err(|e| cloud_exit(e.at("validate")))?;
     }
     Ok(Status::Success)
@@ -363,7 +356,7 @@ fn reload_agent(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     }
     let nic = local.resolve_nic(params.nic.as_deref())?;
     let budget = deadline.within(MONITOR_CLOUD_BUDGET);
-    match cloud::confirmed(cloud.as_mut(), &nic_of(&nic), &budget) {
+    match cloud::confirmed(cloud.as_mut(), &Nic::from(&nic), &budget) {
         Ok(Some(proof)) => {
             local.end_announcer();
             local.announce(&proof, &nic, deadline);

@@ -36,6 +36,7 @@ use crate::ocf::parse_bool;
 // metadata_url): a change there is a different VIP, which only stop and start can move.
 const IP: ParamDef = ParamDef {
     order: 0,
+    example: "10.0.0.250",
     required: true,
     unique: true,
     ..ParamDef::new(
@@ -54,6 +55,7 @@ const IP: ParamDef = ParamDef {
 
 const CIDR_NETMASK: ParamDef = ParamDef {
     order: 10,
+    example: "24",
     ..ParamDef::new(
         "cidr_netmask",
         Content::String,
@@ -70,6 +72,7 @@ const CIDR_NETMASK: ParamDef = ParamDef {
 
 const NIC: ParamDef = ParamDef {
     order: 20,
+    example: "eth0",
     ..ParamDef::new(
         "nic",
         Content::String,
@@ -85,6 +88,7 @@ const NIC: ParamDef = ParamDef {
 
 const LABEL: ParamDef = ParamDef {
     order: 30,
+    example: "vip",
     ..ParamDef::new(
         "label",
         Content::String,
@@ -98,6 +102,7 @@ const LABEL: ParamDef = ParamDef {
 
 const CLOUD: ParamDef = ParamDef {
     order: 40,
+    example: "oci",
     ..ParamDef::new(
         "cloud",
         Content::String,
@@ -114,6 +119,7 @@ const CLOUD: ParamDef = ParamDef {
 
 const LOCAL_MODE: ParamDef = ParamDef {
     order: 50,
+    example: "route",
     ..ParamDef::new(
         "local_mode",
         Content::String,
@@ -131,6 +137,7 @@ const LOCAL_MODE: ParamDef = ParamDef {
 
 const ARP_COUNT: ParamDef = ParamDef {
     order: 60,
+    example: "3",
     reloadable: true,
     ..ParamDef::new(
         "arp_count",
@@ -146,6 +153,7 @@ const ARP_COUNT: ParamDef = ParamDef {
 
 const ARP_INTERVAL: ParamDef = ParamDef {
     order: 70,
+    example: "100",
     reloadable: true,
     ..ParamDef::new(
         "arp_interval",
@@ -158,6 +166,7 @@ const ARP_INTERVAL: ParamDef = ParamDef {
 
 const ARP_BG: ParamDef = ParamDef {
     order: 80,
+    example: "false",
     reloadable: true,
     ..ParamDef::new(
         "arp_bg",
@@ -269,18 +278,14 @@ impl Params {
         if let (Some(n), Some(l)) = (&nic, &label) {
             kernel_label(n, l)?;
         }
-        let cloud = match get(CLOUD.name).or(CLOUD.default).unwrap_or_default() {
-            "gce" => CloudKind::Gce,
-            "oci" => CloudKind::Oci,
-            "none" => CloudKind::None,
-            "auto" => CloudKind::Auto,
-            v => {
-                return Err(Exit::invalid(
-                    "cloud",
-                    v,
-                    "allowed values are gce, oci, none, auto",
-                ))
-            }
+        let v = get(CLOUD.name).or(CLOUD.default).unwrap_or_default();
+        let Some(cloud) = CloudKind::from_name(v) else {
+            let names: Vec<&str> = CloudKind::ALL.iter().map(|k| k.name()).collect();
+            return Err(Exit::invalid(
+                CLOUD.name,
+                v,
+                format!("allowed values are {}", names.join(", ")),
+            ));
         };
         let local_mode = match get(LOCAL_MODE.name)
             .or(LOCAL_MODE.default)
@@ -618,32 +623,15 @@ mod tests {
     fn every_table_entry_is_parsed() {
         // A parameter in PARAMS that parse() ignores would be accepted and silently do nothing.
         for def in all() {
-            let value = match def.name {
-                "ip" => continue,
-                "cidr_netmask" => "24",
-                "nic" => "eth0",
-                "label" => "vip",
-                "cloud" => "oci",
-                "local_mode" => "route",
-                "arp_count" => "3",
-                "arp_interval" => "100",
-                "arp_bg" => "false",
-                "alias_range_name" => "vips",
-                "peers" => "node-a, node-b",
-                "peer_label" => "cluster=db1",
-                "public_ip" => "vip-ext",
-                "access_config_name" => "external-nat",
-                "restore_ephemeral_ip" => "true",
-                "credentials" => "/etc/cloudvip/sa.json",
-                "oci_profile" => "cloudvip",
-                "vnic_id" => "ocid1.vnic.oc1.iad.abcd",
-                "auth_endpoint" => "https://auth.example",
-                "metadata_url" => "http://169.254.169.254/opc/v2",
-                "api_endpoint" => "https://compute.example/compute/v1",
-                "proxy" => "http://proxy:3128",
-                "ca_bundle" => "/etc/ssl/private-ca.pem",
-                other => panic!("no test value for parameter {other}"),
-            };
+            if def.name == "ip" {
+                continue;
+            }
+            let value = def.example;
+            assert!(
+                !value.is_empty(),
+                "no example value for parameter {}",
+                def.name
+            );
             // restore_ephemeral_ip needs a public_ip to act on.
             let base = parse(&[("ip", "10.0.0.5"), ("cloud", "gce"), ("public_ip", "x")]).unwrap();
             let set = parse(&[

@@ -11,12 +11,37 @@ use super::{gce, oci};
 use crate::ocf::metadata::{Content, ParamDef};
 use crate::ocf::Exit;
 
+/// The values of the `cloud` parameter: the backends, then `none` and `auto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudKind {
     Gce,
     Oci,
     None,
     Auto,
+}
+
+impl CloudKind {
+    /// In the order the `cloud` parameter's messages list them.
+    pub const ALL: [CloudKind; 4] = [
+        CloudKind::Gce,
+        CloudKind::Oci,
+        CloudKind::None,
+        CloudKind::Auto,
+    ];
+
+    /// The `cloud` parameter's value for this kind.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CloudKind::Gce => "gce",
+            CloudKind::Oci => "oci",
+            CloudKind::None => "none",
+            CloudKind::Auto => "auto",
+        }
+    }
+
+    pub fn from_name(v: &str) -> Option<CloudKind> {
+        CloudKind::ALL.into_iter().find(|k| k.name() == v)
+    }
 }
 
 /// A parameter's value: trimmed, `None` when unset or empty (as in shell agents).
@@ -26,6 +51,7 @@ pub type Get<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
 const PUBLIC_IP: ParamDef = ParamDef {
     unique: true,
     order: 120,
+    example: "vip-ext",
     ..ParamDef::new(
         "public_ip",
         Content::String,
@@ -43,6 +69,7 @@ const PUBLIC_IP: ParamDef = ParamDef {
 
 const CREDENTIALS: ParamDef = ParamDef {
     order: 150,
+    example: "/etc/cloudvip/sa.json",
     ..ParamDef::new(
         "credentials",
         Content::String,
@@ -61,6 +88,7 @@ const CREDENTIALS: ParamDef = ParamDef {
 
 const API_ENDPOINT: ParamDef = ParamDef {
     order: 180,
+    example: "https://compute.example/compute/v1",
     ..ParamDef::new(
         "api_endpoint",
         Content::String,
@@ -75,6 +103,7 @@ const API_ENDPOINT: ParamDef = ParamDef {
 
 const METADATA_URL: ParamDef = ParamDef {
     order: 200,
+    example: "http://169.254.169.254/opc/v2",
     ..ParamDef::new(
         "metadata_url",
         Content::String,
@@ -88,6 +117,7 @@ const METADATA_URL: ParamDef = ParamDef {
 
 const PROXY: ParamDef = ParamDef {
     order: 210,
+    example: "http://proxy:3128",
     reloadable: true,
     ..ParamDef::new(
         "proxy",
@@ -103,6 +133,7 @@ const PROXY: ParamDef = ParamDef {
 
 const CA_BUNDLE: ParamDef = ParamDef {
     order: 220,
+    example: "/etc/ssl/private-ca.pem",
     reloadable: true,
     ..ParamDef::new(
         "ca_bundle",

@@ -322,7 +322,14 @@ impl Step {
             verdict: Verdict::Skip("skipped: an earlier check failed".into()),
         }
     }
+    /// The checks of [`CHECKS`] from `from` on, skipped: an earlier one failed.
+    pub fn skip_rest(out: &mut Vec<Step>, from: usize) {
+        out.extend(CHECKS[from..].iter().map(|name| Step::skip(name)));
+    }
 }
+
+/// The checks of `cloudvip diagnose`, in the order every backend runs them.
+pub const CHECKS: [&str; 5] = ["metadata", "credentials", "permissions", "nic", "subnet"];
 
 /// The permission a cloud's denial names: GCE writes `Required 'compute.x.y' permission`.
 pub fn named_permission(msg: &str) -> Option<String> {
@@ -419,17 +426,22 @@ pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, 
         params.ip,
         params.cloud_config.shared.public_ip.is_some(),
     )?;
+    // One HTTP client per action, built only for a cloud that calls an API.
+    let shared = &params.cloud_config.shared;
+    let http = || {
+        crate::http::Http::new(&crate::http::HttpConfig {
+            proxy: shared.proxy.clone(),
+            ca_bundle: shared.ca_bundle.clone(),
+        })
+        .map_err(setup_exit)
+    };
     match kind {
         CloudKind::None | CloudKind::Auto => {
             crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
             Ok(Box::new(NoCloud))
         }
-        CloudKind::Gce => gce::Gce::new(params, state_str)
-            .map(|g| Box::new(g) as Box<dyn Cloud>)
-            .map_err(setup_exit),
-        CloudKind::Oci => oci::Oci::new(params, state)
-            .map(|o| Box::new(o) as Box<dyn Cloud>)
-            .map_err(setup_exit),
+        CloudKind::Gce => Ok(Box::new(gce::Gce::new(params, http()?, state_str))),
+        CloudKind::Oci => Ok(Box::new(oci::Oci::new(params, http()?, state))),
     }
 }
 

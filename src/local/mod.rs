@@ -463,3 +463,13 @@ fn io_exit(e: io::Error) -> anyhow::Error {
         _ => anyhow::Error::new(e),
     }
 }
+
+/// The cloud's view of a local interface: its MAC tells which cloud NIC/VNIC is ours.
+impl From<&Link> for crate::cloud::Nic {
+    fn from(link: &Link) -> Self {
+        crate::cloud::Nic {
+            name: link.name.clone(),
+            mac: link.mac,
+        }
+    }
+}

@@ -50,6 +50,9 @@ pub struct ParamDef {
     /// ascending. The common parameters, the backends' shared ones and each backend's own
     /// are defined in different files; this keeps the documents in one order.
     pub order: u16,
+    /// A valid value, for the tests (never written to the meta-data): each parameter's
+    /// own test proves that parsing it changes the result.
+    pub example: &'static str,
 }
 
 impl ParamDef {
@@ -71,6 +74,7 @@ impl ParamDef {
             unique: false,
             reloadable: false,
             order: 0,
+            example: "",
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::ocf::{parse_bool, Exit};
 
 const ALIAS_RANGE_NAME: ParamDef = ParamDef {
     order: 90,
+    example: "vips",
     ..ParamDef::new(
         "alias_range_name",
         Content::String,
@@ -21,6 +22,7 @@ const ALIAS_RANGE_NAME: ParamDef = ParamDef {
 
 const PEERS: ParamDef = ParamDef {
     order: 100,
+    example: "node-a, node-b",
     reloadable: true,
     ..ParamDef::new(
         "peers",
@@ -36,6 +38,7 @@ const PEERS: ParamDef = ParamDef {
 
 const PEER_LABEL: ParamDef = ParamDef {
     order: 110,
+    example: "cluster=db1",
     reloadable: true,
     ..ParamDef::new(
         "peer_label",
@@ -49,6 +52,7 @@ const PEER_LABEL: ParamDef = ParamDef {
 
 const ACCESS_CONFIG_NAME: ParamDef = ParamDef {
     order: 130,
+    example: "external-nat",
     reloadable: true,
     ..ParamDef::new(
         "access_config_name",
@@ -62,6 +66,7 @@ const ACCESS_CONFIG_NAME: ParamDef = ParamDef {
 
 const RESTORE_EPHEMERAL_IP: ParamDef = ParamDef {
     order: 140,
+    example: "true",
     reloadable: true,
     ..ParamDef::new(
         "restore_ephemeral_ip",

@@ -69,11 +69,6 @@ impl Gce {
 
     pub(super) fn diagnose_steps(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<Step> {
         let mut out = Vec::new();
-        let rest = |out: &mut Vec<Step>, from: usize| {
-            for name in &["metadata", "credentials", "permissions", "nic", "subnet"][from..] {
-                out.push(Step::skip(name));
-            }
-        };
         // 1. The metadata server: it answers in milliseconds, so a short wait is enough
         // to call it down, and the steps after it are skipped, not starved.
         let id = match self.with_identity(&deadline.within(DIAGNOSE_METADATA)) {
@@ -99,7 +94,7 @@ impl Gce {
                      an HTTP_PROXY) intercepts 169.254.169.254 (metadata.google.internal); \
                      set metadata_url only for an emulator",
                 ));
-                rest(&mut out, 1);
+                Step::skip_rest(&mut out, 1);
                 return out;
             }
         };
@@ -140,7 +135,7 @@ impl Gce {
                 format!("no API token from {who}: {e}"),
                 fix,
             ));
-            rest(&mut out, 2);
+            Step::skip_rest(&mut out, 2);
             return out;
         }
         out.push(Step::pass(

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic, Op, Planned};
 use crate::deadline::Deadline;
-use crate::http::{Http, HttpConfig};
+use crate::http::Http;
 use crate::params::Params;
 use aliases::{holds, Want};
 use compute::{aliases_of, field, nics, primary_ip, Api};
@@ -84,13 +84,9 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> Option<bool> {
 }
 
 impl Gce {
-    pub fn new(params: &Params, rsctmp: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(params: &Params, http: Http, rsctmp: Option<String>) -> Self {
         let o = &params.cloud_config.shared;
-        let http = Http::new(&HttpConfig {
-            proxy: o.proxy.clone(),
-            ca_bundle: o.ca_bundle.clone(),
-        })?;
-        Ok(Gce {
+        Gce {
             http,
             ip: params.ip,
             opts: params.cloud_config.gce.clone(),
@@ -102,7 +98,7 @@ impl Gce {
             md_base: o.metadata_url.clone().unwrap_or_else(metadata::base_url),
             rsctmp,
             project: String::new(),
-        })
+        }
     }
 
     fn with_identity(&mut self, deadline: &Deadline) -> Result<Identity, CloudError> {

@@ -8,6 +8,7 @@ use crate::ocf::Exit;
 
 const OCI_PROFILE: ParamDef = ParamDef {
     order: 160,
+    example: "cloudvip",
     ..ParamDef::new(
         "oci_profile",
         Content::String,
@@ -20,6 +21,7 @@ const OCI_PROFILE: ParamDef = ParamDef {
 
 const VNIC_ID: ParamDef = ParamDef {
     order: 170,
+    example: "ocid1.vnic.oc1.iad.abcd",
     ..ParamDef::new(
         "vnic_id",
         Content::String,
@@ -33,6 +35,7 @@ const VNIC_ID: ParamDef = ParamDef {
 
 const AUTH_ENDPOINT: ParamDef = ParamDef {
     order: 190,
+    example: "https://auth.example",
     ..ParamDef::new(
         "auth_endpoint",
         Content::String,

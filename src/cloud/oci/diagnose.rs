@@ -129,11 +129,6 @@ impl Oci {
 
     pub(super) fn diagnose_steps(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<Step> {
         let mut out = Vec::new();
-        let rest = |out: &mut Vec<Step>, from: usize| {
-            for name in &["metadata", "credentials", "permissions", "nic", "subnet"][from..] {
-                out.push(Step::skip(name));
-            }
-        };
         // 1. IMDS, which answers in milliseconds: a short wait decides it.
         if let Err(e) = self.load(&deadline.within(DIAGNOSE_METADATA)) {
             out.push(Step::fail(
@@ -143,7 +138,7 @@ impl Oci {
                  (a firewall rule, an HTTP_PROXY) intercepts 169.254.169.254; set \
                  metadata_url only for an emulator",
             ));
-            rest(&mut out, 1);
+            Step::skip_rest(&mut out, 1);
             return out;
         }
         let (inst_id, region, vnics) = match &self.instance {
@@ -184,7 +179,7 @@ impl Oci {
                         .to_owned(),
                 };
                 out.push(Step::fail("credentials", format!("{who}: {e}"), fix));
-                rest(&mut out, 2);
+                Step::skip_rest(&mut out, 2);
                 return out;
             }
         }

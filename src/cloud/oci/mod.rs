@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{settle, Claimed, Cloud, CloudError, Nic, Op, Planned};
 use crate::deadline::{Backoff, Deadline};
-use crate::http::{encode, Http, HttpConfig, Method, Request, Response};
+use crate::http::{encode, Http, Method, Request, Response};
 use crate::params::{LocalMode, Params};
 use auth::Credentials;
 use model::{Lifetime, PrivateIp, PublicIp, PublicIpState, VnicState};
@@ -129,13 +129,9 @@ fn retry_token() -> String {
 }
 
 impl Oci {
-    pub fn new(params: &Params, state: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn new(params: &Params, http: Http, state: Option<PathBuf>) -> Self {
         let o = &params.cloud_config.shared;
-        let http = Http::new(&HttpConfig {
-            proxy: o.proxy.clone(),
-            ca_bundle: o.ca_bundle.clone(),
-        })?;
-        Ok(Oci {
+        Oci {
             http,
             ip: params.ip,
             opts: params.cloud_config.oci.clone(),
@@ -150,7 +146,7 @@ impl Oci {
             creds: None,
             session_key: std::cell::OnceCell::new(),
             private_ip_id: None,
-        })
+        }
     }
 
     /// An IMDS v2 GET (`Authorization: Bearer Oracle`, oci-api.md §1).
