@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::clouds::aws::{self, no_vip, AwsState, OVERLAY};
 use crate::netns::Lab;
 
 const AGENTS: &str = "/usr/lib/ocf/resource.d/heartbeat";
 /// systemd's default PATH, which pacemaker-execd (and so every agent) inherits.
 const EXECD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
 const NAMES: &[&str] = &[
     "ec2.eu-west-1.amazonaws.com",
     "sts.eu-west-1.amazonaws.com",
@@ -31,7 +31,6 @@ const NAMES: &[&str] = &[
 const VIP: &str = "10.0.1.100";
 const EIP: &str = "203.0.113.11";
 const EIP_ALLOC: &str = "eipalloc-0c10d00000000000f2";
-const OVERLAY: &str = "192.168.100.10";
 const RTB: &str = "rtb-0c10d0000000000c1";
 const RTB_OTHER: &str = "rtb-0c10d0000000000c2";
 const ENI: [&str; 2] = ["eni-0c10d0000000000e1", "eni-0c10d0000000000e2"];
@@ -108,7 +107,7 @@ impl AwsAnchors {
         let home = dir.path().join("root");
         std::fs::create_dir_all(home.join(".aws")).unwrap();
         std::fs::write(home.join(".aws/config"), "[default]\nregion = eu-west-1\n").unwrap();
-        let mut w = cloudvip_sim::World::from_toml(WORLD).unwrap();
+        let mut w = cloudvip_sim::World::from_toml(aws::WORLD).unwrap();
         w.server.tls_cert = Some(dir.path().join("server.pem"));
         w.server.tls_key = Some(dir.path().join("server.key"));
         let a = w.aws.as_mut().unwrap();
@@ -243,56 +242,6 @@ impl AwsAnchors {
         assert_eq!(r.code, want, "{agent} {action} on node {i}:\n{}", r.out);
     }
 
-    fn state(&self) -> Value {
-        self.admin("GET", "/admin/aws/state")
-    }
-
-    /// Which ENIs hold `ip` (by the emulator's truth).
-    fn holders(&self, ip: &str) -> Vec<String> {
-        self.state()["enis"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| {
-                e["primary_ip"] == ip
-                    || e["secondary_ips"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|x| x == ip)
-            })
-            .map(|e| e["id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn eip(&self, public: &str) -> Value {
-        self.state()["elastic_ips"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["public_ip"] == public)
-            .unwrap()["association"]
-            .clone()
-    }
-
-    fn route(&self, table: &str) -> Value {
-        let st = self.state();
-        let t = st["route_tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == table)
-            .unwrap()
-            .clone();
-        t["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["destination"] == format!("{OVERLAY}/32"))
-            .unwrap()["target"]
-            .clone()
-    }
-
     fn local(&self, i: usize, ip: &str) -> bool {
         self.lab.addrs(i).contains(&format!("inet {ip}/32"))
     }
@@ -304,12 +253,9 @@ impl AwsAnchors {
     }
 }
 
-/// The VIP starts on no node (the example world puts it on node-a: taken off here).
-fn no_vip(w: &mut cloudvip_sim::aws::AwsWorld) {
-    w.instances[0].enis[0].secondary_ips.clear();
-    for a in &mut w.elastic_ips {
-        a.eni = None;
-        a.private_ip = None;
+impl AwsState for AwsAnchors {
+    fn state(&self) -> Value {
+        self.admin("GET", "/admin/aws/state")
     }
 }
 

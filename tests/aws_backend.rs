@@ -16,12 +16,12 @@ use cloudvip::deadline::Deadline;
 use cloudvip::http::HttpConfig;
 use serde_json::{json, Value};
 
-const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
+use crate::clouds::aws::{self, no_vip, AwsState, OVERLAY};
+
 const VIP: &str = "10.0.1.100";
 const EIP_VIP: &str = "203.0.113.10";
 const EIP_SPARE: &str = "203.0.113.11";
 const EIP_SPARE_ALLOC: &str = "eipalloc-0c10d00000000000f2";
-const OVERLAY: &str = "192.168.100.10";
 const RTB: &str = "rtb-0c10d0000000000c1";
 const RTB_OTHER: &str = "rtb-0c10d0000000000c2";
 const ROLE_OTHER: &str = "arn:aws:iam::444455556666:role/rtb-editor";
@@ -50,10 +50,7 @@ fn nic(n: usize) -> Nic {
 
 impl Lab {
     fn start(edit: impl FnOnce(&mut cloudvip_sim::aws::AwsWorld)) -> Lab {
-        let mut w = cloudvip_sim::World::from_toml(WORLD).unwrap();
-        edit(w.aws.as_mut().unwrap());
-        let sim = cloudvip_sim::Sim::start(w).unwrap();
-        let api = sim.endpoints()["aws"]["api"].as_str().unwrap().to_owned();
+        let (sim, api) = aws::start(edit);
         Lab {
             admin: sim.admin_url(),
             api,
@@ -64,10 +61,6 @@ impl Lab {
 
     fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         crate::clouds::admin(&self.admin, method, path, body)
-    }
-
-    fn state(&self) -> Value {
-        self.admin("GET", "/admin/aws/state", None)
     }
 
     fn settle(&self) {
@@ -117,70 +110,20 @@ impl Lab {
     /// The backend of `node` (0 = node-a, 1 = node-b) for VIP `ip` with `params`.
     fn aws(&self, node: usize, ip: &str, params: &[(&str, &str)]) -> Aws {
         let md = self.metadata(node);
-        let mut all: Vec<(String, String)> = vec![
-            (cfg::API_ENDPOINT.into(), self.api.clone()),
-            (cfg::STS_ENDPOINT.into(), self.api.clone()),
-            (cfg::METADATA_URL.into(), md),
+        let mut all: Vec<(&str, &str)> = vec![
+            (cfg::API_ENDPOINT, &self.api),
+            (cfg::STS_ENDPOINT, &self.api),
+            (cfg::METADATA_URL, &md),
         ];
-        all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let c = Config::parse(ip.parse().unwrap(), &|k| {
-            all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })
-        .unwrap();
+        all.extend_from_slice(params);
+        let c = Config::from_pairs(ip.parse().unwrap(), &all).unwrap();
         Aws::new(c, &HttpConfig::default(), Some(self.state.path())).unwrap()
-    }
-
-    fn holders(&self, ip: &str) -> Vec<String> {
-        self.state()["enis"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| {
-                e["secondary_ips"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|x| x == ip)
-            })
-            .map(|e| e["id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn eip(&self, public: &str) -> Value {
-        self.state()["elastic_ips"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["public_ip"] == public)
-            .unwrap()["association"]
-            .clone()
-    }
-
-    fn route(&self, table: &str) -> Value {
-        let st = self.state();
-        let t = st["route_tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == table)
-            .unwrap()
-            .clone();
-        t["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["destination"] == format!("{OVERLAY}/32"))
-            .map(|r| r["target"].clone())
-            .unwrap_or(Value::Null)
     }
 }
 
-/// The VIP and both Elastic IPs start on nobody (as tests/anchors_aws.rs's `no_vip`).
-fn no_vip(w: &mut cloudvip_sim::aws::AwsWorld) {
-    w.instances[0].enis[0].secondary_ips.clear();
-    for a in &mut w.elastic_ips {
-        a.eni = None;
-        a.private_ip = None;
+impl AwsState for Lab {
+    fn state(&self) -> Value {
+        self.admin("GET", "/admin/aws/state", None)
     }
 }
 

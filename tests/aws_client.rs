@@ -23,7 +23,8 @@ use cloudvip::deadline::Deadline;
 use cloudvip::http::{Http, HttpConfig, Request};
 use serde_json::{json, Value};
 
-const WORLD: &str = include_str!("../crates/sim/examples/world-aws.toml");
+use crate::clouds::aws::route;
+
 const NODE_B: &str = "i-0c10d000000000002";
 const ENI_A: &str = "eni-0c10d0000000000e1";
 const ENI_B: &str = "eni-0c10d0000000000e2";
@@ -58,10 +59,7 @@ impl Lab {
     }
 
     fn start_with(edit: impl FnOnce(&mut cloudvip_sim::aws::AwsWorld)) -> Lab {
-        let mut w = cloudvip_sim::World::from_toml(WORLD).unwrap();
-        edit(w.aws.as_mut().unwrap());
-        let sim = cloudvip_sim::Sim::start(w).unwrap();
-        let api = sim.endpoints()["aws"]["api"].as_str().unwrap().to_owned();
+        let (sim, api) = crate::clouds::aws::start(edit);
         Lab {
             admin: sim.admin_url(),
             api,
@@ -159,21 +157,6 @@ fn eip<'a>(st: &'a Value, alloc: &str) -> &'a Value {
         .iter()
         .find(|a| a["allocation_id"] == alloc)
         .unwrap()
-}
-
-fn route<'a>(st: &'a Value, table: &str, dest: &str) -> &'a Value {
-    let t = st["route_tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == table)
-        .unwrap();
-    &t["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["destination"] == dest)
-        .unwrap()["target"]
 }
 
 fn holds(st: &Value, eni_id: &str, addr: &str) -> bool {

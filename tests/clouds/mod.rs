@@ -4,6 +4,7 @@
 //! a test changes what it needs through the typed fields. Also here: the one client of the
 //! emulator's admin API.
 
+pub mod aws;
 pub mod gce;
 pub mod oci;
 

@@ -475,6 +475,17 @@ impl Config {
         })
     }
 
+    /// The same from `name=value` pairs (a test, `cloudvip --param`); a later pair does
+    /// not override an earlier one.
+    pub fn from_pairs(ip: IpAddr, pairs: &[(&str, &str)]) -> Result<Config, String> {
+        Config::parse(ip, &|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
     /// The route's destination: the VIP as a host route.
     pub fn destination(&self) -> String {
         format!("{}/32", self.ip)
@@ -486,13 +497,7 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, String> {
-        let owned: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::parse("10.0.1.100".parse().unwrap(), &|k| {
-            owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })
+        Config::from_pairs("10.0.1.100".parse().unwrap(), pairs)
     }
 
     #[test]

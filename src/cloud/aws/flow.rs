@@ -392,12 +392,7 @@ impl Aws {
         };
         match self.cfg.mode {
             Mode::SecondaryIp => {
-                let holders: Vec<_> = self
-                    .ec2
-                    .enis_holding(ip, deadline)?
-                    .into_iter()
-                    .filter(|e| e.subnet_id == subnet)
-                    .collect();
+                let holders = self.holders_in(Some(&subnet), deadline)?;
                 if !holders.iter().any(|e| e.id == eni) {
                     return Ok(Seen::NotHere(match holders.first() {
                         Some(e) => holder(Some(&e.id), e.instance_id.as_deref()),

@@ -141,12 +141,7 @@ impl Aws {
         let mut rows = Vec::new();
         if self.cfg.mode == Mode::SecondaryIp {
             let what = format!("secondary IP {ip}");
-            let holders: Vec<_> = self
-                .ec2
-                .enis_holding(ip, deadline)?
-                .into_iter()
-                .filter(|e| subnet.as_ref().is_none_or(|s| &e.subnet_id == s))
-                .collect();
+            let holders = self.holders_in(subnet.as_deref(), deadline)?;
             match holders.first() {
                 None => rows.push(Holding::nobody(what, "no ENI has it")),
                 Some(e) => rows.push(Holding::held(
@@ -498,14 +493,7 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
-        let owned: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::parse("10.0.1.100".parse().unwrap(), &|k| {
-            owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        })
-        .unwrap()
+        Config::from_pairs("10.0.1.100".parse().unwrap(), pairs).unwrap()
     }
 
     #[test]

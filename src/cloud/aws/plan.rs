@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use super::config::{ElasticIp, Mode};
 use super::flow::{reread_not_found, Aws};
-use super::model::{Address, RouteState, Target};
+use super::model::{Address, Eni, RouteState, Target};
 use super::query::{self, Eip};
 use crate::cloud::{CloudError, Planned};
 use crate::deadline::Deadline;
@@ -67,6 +67,22 @@ fn route_target(t: &Target) -> String {
 }
 
 impl Aws {
+    /// The ENIs that hold the VIP, in `subnet` when given: an address belongs to one ENI
+    /// per subnet; the same address elsewhere in the account (another VPC) is not ours to
+    /// move.
+    pub(super) fn holders_in(
+        &mut self,
+        subnet: Option<&str>,
+        deadline: &Deadline,
+    ) -> Result<Vec<Eni>, CloudError> {
+        Ok(self
+            .ec2
+            .enis_holding(self.cfg.ip, deadline)?
+            .into_iter()
+            .filter(|e| subnet.is_none_or(|s| e.subnet_id == s))
+            .collect())
+    }
+
     /// The secondary IP's change of a start: none when EC2 and IMDS both show the VIP on
     /// our ENI; else an assignment, taking it from whichever ENI of our subnet holds it.
     /// Refused before any change: the VIP is some ENI's primary address.
@@ -80,14 +96,7 @@ impl Aws {
             )
         };
         let ip = self.cfg.ip;
-        // An address belongs to one ENI per subnet; the same address elsewhere in the
-        // account (another VPC) is not ours to move.
-        let holders: Vec<_> = self
-            .ec2
-            .enis_holding(ip, deadline)?
-            .into_iter()
-            .filter(|e| e.subnet_id == subnet)
-            .collect();
+        let holders = self.holders_in(Some(&subnet), deadline)?;
         if let Some(p) = holders.iter().find(|e| e.primary_ip() == Some(ip)) {
             return Err(CloudError::Invalid(format!(
                 "ip={ip} is the primary private IP of {}: only a secondary private IP moves",
