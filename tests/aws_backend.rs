@@ -203,6 +203,18 @@ fn secondary_ip_moves_with_its_elastic_ip() {
         "{:?}",
         planned.iter().map(|p| &p.what).collect::<Vec<_>>()
     );
+    assert_eq!(
+        planned[0].call.as_deref(),
+        Some("ec2:AssignPrivateIpAddresses NetworkInterfaceId=eni-0c10d0000000000e2 PrivateIpAddress.1=10.0.1.100 AllowReassignment=true"),
+        "the call as it will be made"
+    );
+    assert!(
+        planned[0]
+            .what
+            .contains("from eni-0c10d0000000000e1 (i-0c10d000000000001)"),
+        "{}",
+        planned[0].what
+    );
     assert!(
         planned
             .iter()
@@ -317,7 +329,10 @@ fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
     claim(&mut a, 0, 20).unwrap();
     assert_eq!(lab.eip(EIP_SPARE)["instance"], INSTANCE[0]);
     let planned = start_plan(&lab, &mut b, 1);
-    assert_eq!(planned_calls(&planned), ["AssociateAddress"]);
+    assert_eq!(
+        planned[0].call.as_deref(),
+        Some("ec2:AssociateAddress AllocationId=eipalloc-0c10d00000000000f2 NetworkInterfaceId=eni-0c10d0000000000e2 PrivateIpAddress=10.0.1.12 AllowReassociation=true")
+    );
     measured(&lab, &mut times, "claim", || {
         claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20)
     })
@@ -365,7 +380,10 @@ fn route_mode_replaces_the_route_in_each_table() {
     );
     assert!(!b.check(&nic(1), 10, &deadline(5)).unwrap());
     let planned = start_plan(&lab, &mut b, 1);
-    assert_eq!(planned_calls(&planned), ["ReplaceRoute"]);
+    assert_eq!(
+        planned[0].call.as_deref(),
+        Some("ec2:ReplaceRoute RouteTableId=rtb-0c10d0000000000c1 DestinationCidrBlock=192.168.100.10/32 NetworkInterfaceId=eni-0c10d0000000000e2")
+    );
     measured(&lab, &mut times, "claim", || {
         claim(&mut lab.aws(1, OVERLAY, &p), 1, 20)
     })
