@@ -877,3 +877,18 @@ fn a_full_eni_is_this_nodes_setup() {
     }
     assert_eq!(lab.holders(VIP), [ENI[0]]);
 }
+
+/// Whatever EC2's default for reassociation (DEVIATIONS.md: "allow" today's documentation,
+/// "deny" as older accounts saw it), the claim asks for it explicitly and moves the
+/// Elastic IP from the other node.
+#[test]
+fn reassociation_is_asked_for_not_assumed() {
+    let lab = Lab::start(|w| w.eip_reassociation_default = "deny".into());
+    let p = [(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_VIP)];
+    claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20).unwrap();
+    let e = lab.eip(EIP_VIP);
+    assert_eq!(
+        (e["eni"].as_str(), e["private_ip"].as_str()),
+        (Some(ENI[1]), Some(PRIMARY[1]))
+    );
+}
