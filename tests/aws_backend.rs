@@ -35,6 +35,7 @@ struct Lab {
     admin: String,
     api: String,
     state: tempfile::TempDir,
+    http: HttpConfig,
 }
 
 fn deadline(secs: u64) -> Deadline {
@@ -50,12 +51,20 @@ fn nic(n: usize) -> Nic {
 
 impl Lab {
     fn start(edit: impl FnOnce(&mut cloudvip_sim::aws::AwsWorld)) -> Lab {
-        let (sim, api) = aws::start(edit);
+        let mut w = aws::world();
+        edit(w.aws.as_mut().unwrap());
+        Lab::start_world(w, HttpConfig::default())
+    }
+
+    /// With `http` for the backends it makes (a CA bundle, a proxy).
+    fn start_world(w: cloudvip_sim::World, http: HttpConfig) -> Lab {
+        let (sim, api) = aws::start_world(w);
         Lab {
             admin: sim.admin_url(),
             api,
             sim,
             state: tempfile::tempdir().unwrap(),
+            http,
         }
     }
 
@@ -117,7 +126,7 @@ impl Lab {
         ];
         all.extend_from_slice(params);
         let c = Config::from_pairs(ip.parse().unwrap(), &all).unwrap();
-        Aws::new(c, &HttpConfig::default(), Some(self.state.path())).unwrap()
+        Aws::new(c, &self.http, Some(self.state.path())).unwrap()
     }
 }
 
@@ -891,4 +900,35 @@ fn reassociation_is_asked_for_not_assumed() {
         (e["eni"].as_str(), e["private_ip"].as_str()),
         (Some(ENI[1]), Some(PRIMARY[1]))
     );
+}
+
+/// Over HTTPS the emulator's certificate is verified: with its CA as ca_bundle the claim
+/// works; with the system's trust store alone it fails as this node's setup, naming
+/// ca_bundle, before anything changed.
+#[test]
+fn tls_is_verified_against_the_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    cloudvip_sim::tls::generate(dir.path(), &["127.0.0.1".to_owned()]).unwrap();
+    let world = || {
+        let mut w = aws::world();
+        w.server = crate::clouds::server(dir.path());
+        w
+    };
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let lab = Lab::start_world(
+        world(),
+        HttpConfig {
+            ca_bundle: Some(ca),
+            ..Default::default()
+        },
+    );
+    assert!(lab.api.starts_with("https://"), "{}", lab.api);
+    claim(&mut lab.aws(1, VIP, &[]), 1, 20).unwrap();
+    assert_eq!(lab.holders(VIP), [ENI[1]]);
+    let lab = Lab::start_world(world(), HttpConfig::default());
+    match claim(&mut lab.aws(1, VIP, &[]), 1, 10) {
+        Err(CloudError::Local(m)) => assert!(m.contains("ca_bundle"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lab.holders(VIP), [ENI[0]]);
 }

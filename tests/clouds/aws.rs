@@ -24,8 +24,18 @@ pub fn no_vip(w: &mut cloudvip_sim::aws::AwsWorld) {
 pub fn start(
     edit: impl FnOnce(&mut cloudvip_sim::aws::AwsWorld),
 ) -> (cloudvip_sim::SimHandle, String) {
-    let mut w = cloudvip_sim::World::from_toml(WORLD).unwrap();
+    let mut w = world();
     edit(w.aws.as_mut().unwrap());
+    start_world(w)
+}
+
+/// The example world, to change beyond its `[aws]` part (e.g. `[server]` TLS).
+pub fn world() -> cloudvip_sim::World {
+    cloudvip_sim::World::from_toml(WORLD).unwrap()
+}
+
+/// `w` running on loopback; with its EC2/STS endpoint.
+pub fn start_world(w: cloudvip_sim::World) -> (cloudvip_sim::SimHandle, String) {
     let sim = cloudvip_sim::Sim::start(w).unwrap();
     let api = sim.endpoints()["aws"]["api"].as_str().unwrap().to_owned();
     (sim, api)
