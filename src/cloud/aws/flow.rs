@@ -313,10 +313,13 @@ impl Aws {
         }
         let mut seen = self.locate_in_api(deadline)?;
         if free == Seen::Here && seen != Seen::Here {
-            let again = poll(API_POLL, deadline, || {
-                seen = self.locate_in_api(deadline)?;
-                Ok(seen == Seen::Here)
-            })?;
+            // Read again after a pause, not at once: the lag it waits out is EC2's.
+            let mut backoff = API_POLL;
+            let again = backoff.wait(deadline).is_ok()
+                && poll(backoff, deadline, || {
+                    seen = self.locate_in_api(deadline)?;
+                    Ok(seen == Seen::Here)
+                })?;
             if !again {
                 return Ok(Seen::Unknown(format!(
                     "IMDS shows {} here, EC2 does not ({seen:?})",
