@@ -211,9 +211,10 @@ const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(4);
 
 /// Monitor recovers only on evidence. 7: the kernel (or, with local_mode=none, the cloud)
 /// positively says the VIP is not here; 1: the kernel has it in the wrong place or on a
-/// dead link, or the cloud positively routes it elsewhere; 0 otherwise, with a WARNING
-/// when the cloud could not be asked: Pacemaker recovers on 1 just as on 7, and a
-/// metadata or API outage must not restart a VIP the cloud still routes here.
+/// dead link, or the cloud positively does not route it here (elsewhere or nowhere); 0
+/// otherwise, with a WARNING when the cloud could not be asked: Pacemaker recovers on 1
+/// just as on 7, and a metadata or API outage must not restart a VIP the cloud still
+/// routes here.
 fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     let state = env.state_dir();
@@ -254,7 +255,7 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         Ok(true) => Ok(Status::Success),
         Ok(false) if !kernel_has_it => Ok(Status::NotRunning),
         Ok(false) => Err(Exit::generic(format!(
-            "{} is configured on this node but {} routes it elsewhere",
+            "{} is configured on this node but {} does not route it here",
             params.ip,
             cloud.name()
         ))

@@ -138,7 +138,7 @@ fn monitor_states() {
     );
     g.agent(2, "monitor", &[])
         .run()
-        .expect(1, Some("gce routes it elsewhere"));
+        .expect(1, Some("gce does not route it here"));
     // Pacemaker's recovery: stop, start
     g.agent(2, "stop", &[]).run().ok();
     g.agent(2, "start", &[]).run().ok();

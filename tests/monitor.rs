@@ -81,11 +81,11 @@ fn gce_monitor_needs_evidence_to_fail() {
     g.agent(1, "start", &[]).run().ok();
     g.agent(2, "monitor", &[])
         .run()
-        .expect(1, Some("routes it elsewhere"));
+        .expect(1, Some("does not route it here"));
     g.agent(2, "monitor", &[])
         .env("OCF_CHECK_LEVEL", "10")
         .run()
-        .expect(1, Some("routes it elsewhere"));
+        .expect(1, Some("does not route it here"));
     // Evidence from the kernel: the address is gone.
     g.agent(2, "stop", &[]).run().ok();
     g.agent(2, "monitor", &[]).run().expect(7, None);
@@ -154,7 +154,7 @@ fn oci_monitor_needs_evidence_to_fail() {
     o.agent(1, "monitor", &[])
         .env("OCF_CHECK_LEVEL", "10")
         .run()
-        .expect(1, Some("routes it elsewhere"));
+        .expect(1, Some("does not route it here"));
     o.agent(1, "stop", &[]).run().ok();
     o.agent(1, "monitor", &[]).run().expect(7, None);
 }
