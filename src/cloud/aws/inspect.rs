@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::config::{Config, Mode};
 use super::flow::Aws;
-use super::plan::holder;
+use super::plan::{holder, route_target};
 use super::query;
 use crate::cloud::{CloudError, Holding, Nic, Step, DIAGNOSE_METADATA, DIAGNOSE_STEP};
 use crate::deadline::Deadline;
@@ -184,7 +184,7 @@ impl Aws {
                         holder(Some(eni), instance.as_deref()),
                         instance.as_deref() == Some(me.as_str()),
                     ),
-                    Some(t) => Holding::held(what, format!("{t:?}"), false),
+                    Some(t) => Holding::held(what, route_target(t), false),
                 });
             }
         }

@@ -57,7 +57,8 @@ pub(super) fn holder(eni: Option<&str>, instance: Option<&str>) -> String {
     }
 }
 
-fn route_target(t: &Target) -> String {
+/// A route's target as status and plans name it.
+pub(super) fn route_target(t: &Target) -> String {
     match t {
         Target::Eni { eni, instance } => holder(Some(eni), instance.as_deref()),
         Target::Instance(i) => i.clone(),
