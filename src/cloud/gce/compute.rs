@@ -14,12 +14,14 @@ use serde_json::{json, Value};
 use super::{transient, Gce};
 use crate::cloud::secret::Secret;
 use crate::cloud::CloudError;
-use crate::deadline::Deadline;
+use crate::deadline::{Backoff, Deadline};
 use crate::http::{encode, Method, Request, Response};
 
 /// One `zoneOperations.wait` call may block this long (GCE returns at DONE or ~2 min);
 /// `http::send` cuts it to what is left of the deadline.
 const WAIT_CALL: Duration = Duration::from_secs(30);
+/// Between two failed `zoneOperations.wait` calls.
+const WAIT_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), true);
 /// Pages of a list we follow at most: a loop in `nextPageToken` must not spin.
 const MAX_PAGES: usize = 20;
 
@@ -659,11 +661,13 @@ impl<'a> Api<'a> {
             self.project(),
             encode(name)
         );
+        let not_done = || transient(format!("operation {name} not DONE before the deadline"));
+        // A wait that failed (no answer in its share of the time, a reset) says nothing
+        // about the operation: wait again while there is time, then name the operation.
+        let mut pause = WAIT_RETRY;
         loop {
             if deadline.remaining() < Duration::from_millis(50) {
-                return Err(transient(format!(
-                    "operation {name} not DONE before the deadline"
-                )));
+                return Err(not_done());
             }
             match self.call_with(Method::Post, &path, None, deadline, WAIT_CALL, &retry_read) {
                 Ok(v) => {
@@ -672,12 +676,13 @@ impl<'a> Api<'a> {
                         return Ok(op);
                     }
                 }
-                Err(CloudError::Transient(_))
-                    if deadline.remaining() < Duration::from_millis(100) =>
-                {
-                    return Err(transient(format!(
-                        "operation {name} not DONE before the deadline"
-                    )));
+                // Less than a second left: another wait would only end the action later.
+                Err(CloudError::Transient(_)) if deadline.remaining() < Duration::from_secs(1) => {
+                    return Err(not_done());
+                }
+                Err(CloudError::Transient(m)) => {
+                    log::info!("operation {name}: {m}; waiting again");
+                    pause.wait(deadline).map_err(|_| not_done())?;
                 }
                 Err(e) => return Err(e),
             }
