@@ -171,10 +171,14 @@ pub struct Http {
     metadata: ureq::Agent,
 }
 
+/// TCP connect and TLS handshake together: a server that does not answer them in this
+/// time is down or overloaded, and the next attempt may reach it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 fn base_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(3)))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
         .user_agent(concat!("cloudvip/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -345,6 +349,14 @@ fn once(agent: &ureq::Agent, req: &Request, budget: Duration) -> Result<Response
         .run();
     let mut resp = match result {
         Ok(r) => r,
+        Err(ureq::Error::Timeout(ureq::Timeout::Connect)) => {
+            return Err(HttpError::Transport(format!(
+                "{} {}: no connection (TCP and TLS) within {:.1} s",
+                req.method.as_str(),
+                redact(&req.url),
+                CONNECT_TIMEOUT.min(budget).as_secs_f64()
+            )))
+        }
         Err(ureq::Error::Timeout(_)) => return Err(timed_out(req, budget, "")),
         Err(e) => return Err(classify(req, e)),
     };
