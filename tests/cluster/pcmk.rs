@@ -140,6 +140,22 @@ fn running(cloud: Cloud) -> (Cluster, usize, Ops, Prober) {
     (c, a, before, p)
 }
 
+/// Run pcs `args` on node `a`, which must refuse them (`what`: the duplicate value);
+/// its output.
+fn refused(c: &Cluster, a: usize, args: &[&str], what: &str) -> String {
+    let out = c.on_raw(a, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "pcs accepted a second resource with {what}:\n{text}"
+    );
+    text
+}
+
 /// 1. With the VIP running, `pcs resource create DUP ... ip=<the same ip> --disabled` is
 ///    refused (pcs reads OCF 1.1's `unique-group`), nothing reaches the CIB, and the VIP
 ///    stays on its node, in the cloud and reachable, without a single lost probe. Control:
@@ -150,16 +166,7 @@ fn duplicate_refused(cloud: Cloud) {
 
     let mut dup = cloud.create_args("DUP");
     dup.push("--disabled");
-    let out = c.on_raw(a, &dup);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success(),
-        "pcs accepted a second resource with ip={VIP}:\n{text}"
-    );
+    let text = refused(&c, a, &dup, &format!("ip={VIP}"));
     assert!(
         text.contains(&format!("Value '{VIP}' of option 'ip' is not unique"))
             && text.contains("'VIP'"),
@@ -188,15 +195,10 @@ fn duplicate_refused(cloud: Cloud) {
         }
     }
     shared.push("--disabled");
-    let out = c.on_raw(a, &shared);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = refused(&c, a, &shared, "the live VIP's public_ip");
     assert!(
-        !out.status.success() && text.contains("of option 'public_ip' is not unique"),
-        "pcs accepted a second resource with the same public_ip:\n{text}"
+        text.contains("of option 'public_ip' is not unique"),
+        "pcs refused SHARED, but not for the shared public_ip:\n{text}"
     );
 
     // Control: another ip and no public_ip is a different VIP, and pcs takes it.
