@@ -202,6 +202,9 @@ fn seen(
     Ok(s)
 }
 
+/// The columns of the holders table that status and a dry run print.
+const HOLDERS: [&str; 4] = ["WHERE", "WHAT", "HOLDER", "THIS NODE"];
+
 /// `cloudvip status`: one table, local and cloud. Ok(true) when this node holds the VIP
 /// everywhere it should.
 pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
@@ -228,10 +231,7 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
             Err(e) => format!("? ({e:#})"),
         }
     );
-    out.push_str(&table(
-        &["WHERE", "WHAT", "HOLDER", "THIS NODE"],
-        &seen.rows,
-    ));
+    out.push_str(&table(&HOLDERS, &seen.rows));
     let verdict = match (seen.here_local, seen.here_cloud) {
         _ if seen.cloud_error.is_some() => {
             format!(
@@ -334,19 +334,15 @@ pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
         backend.name(),
         link.as_ref().map_or("?", |l| l.name.as_str())
     );
-    out.push_str(&table(
-        &["WHERE", "WHAT", "HOLDER", "THIS NODE"],
-        &seen.rows,
-    ));
+    out.push_str(&table(&HOLDERS, &seen.rows));
     if let Some(e) = &seen.cloud_error {
         let _ = writeln!(out, "(the cloud could not be read: {e})");
     }
     let mut items: Vec<Item> = Vec::new();
-    if let (true, Some(nic)) = (starting, &link) {
-        let cn = Nic::from(nic);
+    if let (true, Some(nic), Some(cn)) = (starting, &link, &cnic) {
         crate::agent::before_start(&params, &mut local, nic, backend.as_mut(), &deadline)?;
         let claim = backend
-            .plan(Op::Claim, &cn, &deadline)
+            .plan(Op::Claim, cn, &deadline)
             .map_err(|e| crate::agent::cloud_exit(e.at("claim")))?;
         items.extend(claim.into_iter().map(planned));
         let here = matches!(local.presence()?, Presence::On(_));
@@ -392,7 +388,7 @@ pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
             )));
         }
         let extras = backend
-            .plan(Op::Extras, &cn, &deadline)
+            .plan(Op::Extras, cn, &deadline)
             .map_err(|e| crate::agent::cloud_exit(e.at("public IP")))?;
         items.extend(extras.into_iter().map(planned));
     } else {
