@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use super::query::Eip;
 use crate::ocf::metadata::{Content, ParamDef};
 
-pub const MODE: &str = "aws_mode";
+/// The shared `mode` parameter (its AWS values are `Mode::ALL`).
+pub const MODE: &str = "mode";
 pub const PUBLIC_IP: &str = "public_ip";
 pub const ALLOCATION_ID: &str = "allocation_id";
 pub const ROUTE_TABLES: &str = "route_tables";
@@ -57,29 +58,13 @@ pub const PARAMS: &[ParamDef] = &[
         )
     },
     ParamDef {
-        order: 171,
-        ..ParamDef::new(
-            MODE,
-            Content::String,
-            Some("secondary_ip"),
-            "AWS: how the VIP moves",
-            "AWS only. secondary_ip: ip is a secondary private IP of the ENI whose MAC is \
-             nic's, moved with AssignPrivateIpAddresses (AllowReassignment) as awsvip does; an \
-             Elastic IP on it (public_ip) follows it. eip: only public_ip moves, to the primary \
-             private IP of that ENI (AssociateAddress with AllowReassociation), as awseip \
-             does. route: ip is an overlay IP outside the VPC, routed by its /32 route in each \
-             of route_tables to that ENI (ReplaceRoute), as aws-vpc-move-ip does; the route \
-             must exist and the ENI's source/destination check must be off.",
-        )
-    },
-    ParamDef {
         order: 173,
         ..ParamDef::new(
             ROUTE_TABLES,
             Content::String,
             None,
             "AWS: route tables of the overlay IP",
-            "AWS only, aws_mode=route (required there). The route tables (rtb-…, separated by \
+            "AWS only, mode=route (required there). The route tables (rtb-…, separated by \
              commas) whose ip/32 route start points at this node's ENI. stop leaves the routes.",
         )
     },
@@ -90,7 +75,7 @@ pub const PARAMS: &[ParamDef] = &[
             Content::String,
             None,
             "AWS: role for the route tables",
-            "AWS only, aws_mode=route. An IAM role ARN assumed (STS AssumeRole) for the route \
+            "AWS only, mode=route. An IAM role ARN assumed (STS AssumeRole) for the route \
              tables' calls, e.g. when another account owns them (as aws-vpc-move-ip's \
              routing_table_role).",
         )
@@ -148,6 +133,26 @@ impl Mode {
             .iter()
             .find(|(_, m)| *m == self)
             .map_or("?", |(n, _)| n)
+    }
+
+    /// What `mode=<name>` means on AWS (the `mode` parameter's documentation).
+    pub fn doc(self) -> &'static str {
+        match self {
+            Mode::SecondaryIp => {
+                "ip is a secondary private IP of the ENI whose MAC is nic's, moved with \
+                 AssignPrivateIpAddresses (AllowReassignment) as awsvip does; an Elastic IP on it \
+                 (public_ip) follows it."
+            }
+            Mode::ElasticIp => {
+                "only public_ip (an Elastic IP) moves, to the primary private IP of that ENI \
+                 (AssociateAddress with AllowReassociation), as awseip does."
+            }
+            Mode::Route => {
+                "ip is an overlay IP outside the VPC, routed by its /32 route in each of \
+                 route_tables to that ENI (ReplaceRoute), as aws-vpc-move-ip does; the route must \
+                 exist and the ENI's source/destination check must be off."
+            }
+        }
     }
 }
 
@@ -505,7 +510,6 @@ mod tests {
         let shared = [PUBLIC_IP, CREDENTIALS, API_ENDPOINT, METADATA_URL];
         let others: Vec<&ParamDef> = crate::cloud::config::params().collect();
         for name in [
-            MODE,
             ALLOCATION_ID,
             ROUTE_TABLES,
             ROUTING_TABLE_ROLE,
@@ -580,7 +584,7 @@ mod tests {
     #[test]
     fn refusals_name_the_parameter() {
         for (pairs, word) in [
-            (&[(MODE, "vip")][..], "aws_mode"),
+            (&[(MODE, "vip")][..], "mode"),
             (&[(MODE, "eip")][..], "public_ip"),
             (
                 &[(PUBLIC_IP, "eipalloc-0c10d0000000000f2")][..],

@@ -246,7 +246,7 @@ impl Aws {
                 if !in_subnet(ip.into(), net.into(), len) {
                     return Err(CloudError::Invalid(format!(
                         "ip={ip} is outside this ENI's subnet {net}/{len}: a secondary private IP \
-                         comes from the subnet (aws_mode=route moves an address outside the VPC)"
+                         comes from the subnet (mode=route moves an address outside the VPC)"
                     )));
                 }
                 let host =
@@ -267,7 +267,7 @@ impl Aws {
                     if in_subnet(ip.into(), net.into(), len) {
                         return Err(CloudError::Invalid(format!(
                             "ip={ip} is inside the VPC's {block}: an overlay IP must be outside \
-                             the VPC (aws_mode=secondary_ip moves an address of the subnet)"
+                             the VPC (mode=secondary_ip moves an address of the subnet)"
                         )));
                     }
                 }

@@ -480,7 +480,7 @@ impl Aws {
             Err(e) => Step::fail(
                 "network",
                 e.to_string(),
-                "the message says what to change (ip=, aws_mode=, route_tables=, or the ENI)",
+                "the message says what to change (ip=, mode=, route_tables=, or the ENI)",
             ),
         }
     }
@@ -509,7 +509,7 @@ mod tests {
         );
         let p = policy(&cfg(&[("public_ip", "203.0.113.10")]));
         assert_eq!(p["Statement"][0]["Action"].as_array().unwrap().len(), 6);
-        let p = policy(&cfg(&[("aws_mode", "eip"), ("public_ip", "203.0.113.10")]));
+        let p = policy(&cfg(&[("mode", "eip"), ("public_ip", "203.0.113.10")]));
         assert_eq!(
             p["Statement"][0]["Action"],
             json!([
@@ -519,7 +519,7 @@ mod tests {
             ])
         );
         let r = cfg(&[
-            ("aws_mode", "route"),
+            ("mode", "route"),
             ("route_tables", "rtb-0c10d0000000000c2"),
             (
                 "routing_table_role",
