@@ -329,11 +329,11 @@ fn secondary_ip_from_nobody_associates_the_elastic_ip() {
 #[test]
 fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
     let lab = Lab::start(no_vip);
-    let p = [(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_SPARE)];
+    let p = [(cfg::MODE, "eip")];
     let mut times = Vec::new();
-    let mut a = lab.aws(0, PRIMARY[0], &p);
-    let mut b = lab.aws(1, PRIMARY[1], &p);
-    // The VIP parameter of eip mode is not the address moved: the primary one is.
+    let mut a = lab.aws(0, EIP_SPARE, &p);
+    let mut b = lab.aws(1, EIP_SPARE, &p);
+    // In eip mode the VIP is the Elastic IP, moved to the primary address.
     assert!(!a.check(&nic(0), 0, &deadline(5)).unwrap());
     claim(&mut a, 0, 20).unwrap();
     assert_eq!(lab.eip(EIP_SPARE)["instance"], INSTANCE[0]);
@@ -343,7 +343,7 @@ fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
         Some("ec2:AssociateAddress AllocationId=eipalloc-0c10d00000000000f2 NetworkInterfaceId=eni-0c10d0000000000e2 PrivateIpAddress=10.0.1.12 AllowReassociation=true")
     );
     measured(&lab, &mut times, "claim", || {
-        claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20)
+        claim(&mut lab.aws(1, EIP_SPARE, &p), 1, 20)
     })
     .unwrap();
     assert_eq!(lab.writes(), planned_calls(&planned));
@@ -353,7 +353,7 @@ fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
         (Some(INSTANCE[1]), Some(PRIMARY[1]))
     );
     measured(&lab, &mut times, "claim again", || {
-        claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20)
+        claim(&mut lab.aws(1, EIP_SPARE, &p), 1, 20)
     })
     .unwrap();
     assert!(lab.writes().is_empty(), "{:?}", lab.log());
@@ -365,7 +365,7 @@ fn eip_mode_moves_the_elastic_ip_to_the_primary_address() {
     a.release(&deadline(5)).unwrap();
     assert!(lab.writes().is_empty());
     measured(&lab, &mut times, "release", || {
-        lab.aws(1, PRIMARY[1], &p).release(&deadline(5))
+        lab.aws(1, EIP_SPARE, &p).release(&deadline(5))
     })
     .unwrap();
     assert_eq!(lab.writes(), ["DisassociateAddress"]);
@@ -505,10 +505,7 @@ fn a_missing_permission_is_denied_naming_the_action() {
         });
         let (ip, p): (&str, Vec<(&str, &str)>) = match mode {
             "secondary_ip" => (VIP, vec![]),
-            "eip" => (
-                PRIMARY[1],
-                vec![(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_SPARE)],
-            ),
+            "eip" => (EIP_SPARE, vec![(cfg::MODE, "eip")]),
             _ => (
                 OVERLAY,
                 vec![(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)],
@@ -545,11 +542,7 @@ fn claims_survive_lag_and_throttling() {
         });
         let (ip, p, action): (&str, Vec<(&str, &str)>, &str) = match mode {
             "secondary_ip" => (VIP, vec![], "AssignPrivateIpAddresses"),
-            "eip" => (
-                PRIMARY[1],
-                vec![(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_VIP)],
-                "AssociateAddress",
-            ),
+            "eip" => (EIP_VIP, vec![(cfg::MODE, "eip")], "AssociateAddress"),
             _ => (
                 OVERLAY,
                 vec![(cfg::MODE, "route"), (cfg::ROUTE_TABLES, RTB)],
@@ -706,10 +699,7 @@ fn diagnose_probes_each_write_without_changing_anything() {
     let lab = Lab::start(|_| {});
     let modes: [(&str, Vec<(&str, &str)>); 3] = [
         (VIP, vec![(cfg::PUBLIC_IP, EIP_VIP)]),
-        (
-            PRIMARY[1],
-            vec![(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_SPARE)],
-        ),
+        (EIP_SPARE, vec![(cfg::MODE, "eip")]),
         (
             OVERLAY,
             vec![
@@ -893,8 +883,8 @@ fn a_full_eni_is_this_nodes_setup() {
 #[test]
 fn reassociation_is_asked_for_not_assumed() {
     let lab = Lab::start(|w| w.eip_reassociation_default = "deny".into());
-    let p = [(cfg::MODE, "eip"), (cfg::PUBLIC_IP, EIP_VIP)];
-    claim(&mut lab.aws(1, PRIMARY[1], &p), 1, 20).unwrap();
+    let p = [(cfg::MODE, "eip")];
+    claim(&mut lab.aws(1, EIP_VIP, &p), 1, 20).unwrap();
     let e = lab.eip(EIP_VIP);
     assert_eq!(
         (e["eni"].as_str(), e["private_ip"].as_str()),

@@ -6,7 +6,8 @@
 //! - `secondary_ip` (awsvip): the VIP is a secondary private IP of the ENI whose MAC is
 //!   the nic's, moved with `AssignPrivateIpAddresses AllowReassignment=true`; an Elastic IP
 //!   (`public_ip`) on the VIP follows it, and is associated when it does not.
-//! - `eip` (awseip): only `public_ip` moves, to the primary private IP of that ENI.
+//! - `eip` (awseip): only the Elastic IP moves, `ip` itself, to the primary private IP of
+//!   that ENI; nothing is added on the node (EC2's NAT delivers to the primary address).
 //! - `route` (aws-vpc-move-ip): an overlay IP outside the VPC, routed by a `/32` route in
 //!   each of `route_tables` to that ENI (`ReplaceRoute`), optionally through a role of the
 //!   account that owns the tables (`routing_table_role`, resource-agents PR #1454).
@@ -144,8 +145,9 @@ impl Mode {
                  (public_ip) follows it."
             }
             Mode::ElasticIp => {
-                "only public_ip (an Elastic IP) moves, to the primary private IP of that ENI \
-                 (AssociateAddress with AllowReassociation), as awseip does."
+                "ip is an Elastic IP, associated with the primary private IP of that ENI \
+                 (AssociateAddress with AllowReassociation) as awseip does; nothing is added \
+                 on the node (EC2's NAT delivers it to the primary address)."
             }
             Mode::Route => {
                 "ip is an overlay IP outside the VPC, routed by its /32 route in each of \
@@ -176,7 +178,7 @@ impl ElasticIp {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The VIP (route mode: the overlay IP).
+    /// The VIP (route mode: the overlay IP; eip mode: the Elastic IP, also `eip`).
     pub ip: Ipv4Addr,
     pub mode: Mode,
     pub eip: Option<ElasticIp>,
@@ -335,42 +337,49 @@ impl Config {
         only(ALLOCATION_ID, &[Mode::SecondaryIp, Mode::ElasticIp])?;
         only(ROUTE_TABLES, &[Mode::Route])?;
         only(ROUTING_TABLE_ROLE, &[Mode::Route])?;
-        let eip = match get(PUBLIC_IP) {
-            None => None,
-            Some(v) => {
-                let public_ip: Ipv4Addr = v.parse().map_err(|_| {
+        let allocation_id = get(ALLOCATION_ID);
+        if let Some(a) = &allocation_id {
+            if !is_id(a, "eipalloc") {
+                return Err(bad(
+                    ALLOCATION_ID,
+                    a,
+                    "an Elastic IP allocation id, eipalloc-…",
+                ));
+            }
+        }
+        let public_ip = get(PUBLIC_IP)
+            .map(|v| {
+                v.parse::<Ipv4Addr>().map_err(|_| {
                     bad(
                         PUBLIC_IP,
                         &v,
                         "the Elastic IP's IPv4 address (e.g. 203.0.113.10)",
                     )
-                })?;
-                let allocation_id = get(ALLOCATION_ID);
-                if let Some(a) = &allocation_id {
-                    if !is_id(a, "eipalloc") {
-                        return Err(bad(
-                            ALLOCATION_ID,
-                            a,
-                            "an Elastic IP allocation id, eipalloc-…",
-                        ));
-                    }
-                }
-                Some(ElasticIp {
-                    public_ip,
-                    allocation_id,
                 })
+            })
+            .transpose()?;
+        // eip mode moves the Elastic IP alone: it is the resource's address, `ip`, and
+        // nothing on the node (EC2's one-to-one NAT delivers it to the primary address).
+        let public_ip = match (mode, public_ip) {
+            (Mode::ElasticIp, Some(p)) if p != ip => {
+                return Err(bad(
+                    PUBLIC_IP,
+                    &p.to_string(),
+                    format!("with {MODE}=eip the Elastic IP is ip={ip}; leave public_ip unset"),
+                ))
             }
+            (Mode::ElasticIp, _) => Some(ip),
+            (_, p) => p,
         };
-        if let (None, Some(a)) = (&eip, get(ALLOCATION_ID)) {
+        let eip = public_ip.map(|public_ip| ElasticIp {
+            public_ip,
+            allocation_id: allocation_id.clone(),
+        });
+        if let (None, Some(a)) = (&eip, &allocation_id) {
             return Err(bad(
                 ALLOCATION_ID,
-                &a,
+                a,
                 "needs public_ip (the address it allocates)",
-            ));
-        }
-        if mode == Mode::ElasticIp && eip.is_none() {
-            return Err(format!(
-                "{MODE}=eip needs public_ip (the Elastic IP to move)"
             ));
         }
         let route_tables: Vec<String> = get(ROUTE_TABLES)
@@ -548,21 +557,20 @@ mod tests {
             (c.mode, c.eip.clone(), c.profile.as_str()),
             (Mode::SecondaryIp, None, "default")
         );
-        assert!(parse(&[
-            (MODE, "eip"),
-            (PUBLIC_IP, "203.0.113.11"),
-            (ALLOCATION_ID, "eipalloc-0C10")
-        ])
-        .is_err());
-        let c = parse(&[
-            (MODE, "eip"),
-            (PUBLIC_IP, "203.0.113.11"),
-            (ALLOCATION_ID, "eipalloc-0c10d0000000000f2"),
-        ])
-        .unwrap();
+        let eip =
+            |pairs: &[(&str, &str)]| Config::from_pairs("203.0.113.11".parse().unwrap(), pairs);
+        assert!(eip(&[(MODE, "eip"), (ALLOCATION_ID, "eipalloc-0C10")]).is_err());
+        let c = eip(&[(MODE, "eip"), (ALLOCATION_ID, "eipalloc-0c10d0000000000f2")]).unwrap();
         assert_eq!(
             c.eip.unwrap().query(),
             Eip::Allocation("eipalloc-0c10d0000000000f2".into())
+        );
+        let c = eip(&[(MODE, "eip"), (PUBLIC_IP, "203.0.113.11")]).unwrap();
+        assert_eq!(c.eip.unwrap().query(), Eip::Public(c.ip));
+        let e = eip(&[(MODE, "eip"), (PUBLIC_IP, "203.0.113.12")]).unwrap_err();
+        assert!(
+            e.contains("public_ip") && e.contains("ip=203.0.113.11"),
+            "{e}"
         );
         let c = parse(&[
             (MODE, "route"),
@@ -585,7 +593,6 @@ mod tests {
     fn refusals_name_the_parameter() {
         for (pairs, word) in [
             (&[(MODE, "vip")][..], "mode"),
-            (&[(MODE, "eip")][..], "public_ip"),
             (
                 &[(PUBLIC_IP, "eipalloc-0c10d0000000000f2")][..],
                 "public_ip",

@@ -230,7 +230,7 @@ impl Aws {
             let me = self.me()?;
             (me.eni.eni_id.clone(), me.primary()?)
         };
-        // eip mode moves the Elastic IP to the primary address: `ip` is not moved there.
+        // In eip mode `ip` is the Elastic IP, associated with the primary address.
         if primary == ip && self.cfg.mode != Mode::ElasticIp {
             return Err(CloudError::Invalid(format!(
                 "ip={ip} is the primary private IP of this node's {eni}: a VIP must be an \

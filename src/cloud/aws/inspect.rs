@@ -509,7 +509,9 @@ mod tests {
         );
         let p = policy(&cfg(&[("public_ip", "203.0.113.10")]));
         assert_eq!(p["Statement"][0]["Action"].as_array().unwrap().len(), 6);
-        let p = policy(&cfg(&[("mode", "eip"), ("public_ip", "203.0.113.10")]));
+        let p = policy(
+            &Config::from_pairs("203.0.113.10".parse().unwrap(), &[("mode", "eip")]).unwrap(),
+        );
         assert_eq!(
             p["Statement"][0]["Action"],
             json!([
