@@ -146,7 +146,7 @@ struct Seen {
 
 fn seen(
     params: &Params,
-    backend: &mut dyn cloud::Cloud,
+    inspector: Option<&mut Box<dyn cloud::Inspect>>,
     local: &mut Local,
     nic: Option<&Nic>,
     deadline: &Deadline,
@@ -175,7 +175,8 @@ fn seen(
             yes(ours).into(),
         ]);
     }
-    if backend.name() != "none" {
+    let cloud = cloud::resolve_kind(params.cloud).name();
+    if let Some(backend) = inspector {
         match backend.holders(nic, deadline) {
             Ok(hs) => {
                 s.here_cloud = Some(hs.iter().any(|h| h.ours));
@@ -185,13 +186,13 @@ fn seen(
                     .map(|h| h.holder.clone());
                 for h in hs {
                     s.rows
-                        .push([backend.name().into(), h.what, h.holder, yes(h.ours).into()]);
+                        .push([cloud.into(), h.what, h.holder, yes(h.ours).into()]);
                 }
             }
             Err(e) => {
                 s.cloud_error = Some(e.to_string());
                 s.rows.push([
-                    backend.name().into(),
+                    cloud.into(),
                     format!("{}", params.ip),
                     "? (cloud not readable, see below)".into(),
                     "?".into(),
@@ -211,13 +212,13 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     let params = Params::parse(env)?;
     let deadline = Deadline::for_timeout(env.timeout());
     let state = env.state_dir();
-    let mut backend = cloud::backend(&params, state.as_deref())?;
+    let mut inspector = cloud::inspector(&params, state.as_deref())?;
     let mut local = Local::open(&params, state, &deadline)?;
     let nic = local.resolve_nic(params.nic.as_deref());
     let cnic = nic.as_ref().ok().map(Nic::from);
     let seen = seen(
         &params,
-        backend.as_mut(),
+        inspector.as_mut(),
         &mut local,
         cnic.as_ref(),
         &deadline,
@@ -225,7 +226,7 @@ pub fn status(env: &OcfEnv) -> anyhow::Result<bool> {
     let mut out = format!(
         "VIP {} (cloud={}, nic={})\n\n",
         params.ip,
-        backend.name(),
+        cloud::resolve_kind(params.cloud).name(),
         match &nic {
             Ok(l) => l.name.clone(),
             Err(e) => format!("? ({e:#})"),
@@ -311,6 +312,7 @@ pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
     let deadline = Deadline::for_timeout(env.timeout());
     let state = env.state_dir();
     let mut backend = cloud::backend(&params, state.as_deref())?;
+    let mut inspector = cloud::inspector(&params, state.as_deref())?;
     let mut local = Local::open(&params, state.clone(), &deadline)?;
     let link = local.resolve_nic(params.nic.as_deref());
     let link = match link {
@@ -322,7 +324,7 @@ pub fn dry_run(env: &OcfEnv, action: Action) -> anyhow::Result<Status> {
     let cnic = link.as_ref().map(Nic::from);
     let seen = seen(
         &params,
-        backend.as_mut(),
+        inspector.as_mut(),
         &mut local,
         cnic.as_ref(),
         &deadline,
@@ -485,7 +487,7 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
         Ok(p) => {
             steps.push(Step::pass(
                 "parameters",
-                format!("ip={} cloud={:?} valid", p.ip, p.cloud).to_lowercase(),
+                format!("ip={} cloud={} valid", p.ip, p.cloud.name()).to_lowercase(),
             ));
             p
         }
@@ -500,7 +502,7 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
     };
     let deadline = Deadline::for_timeout(env.timeout());
     let state = env.state_dir();
-    let mut backend = match cloud::backend(&params, state.as_deref()) {
+    let inspector = match cloud::inspector(&params, state.as_deref()) {
         Ok(b) => b,
         Err(e) => {
             steps.push(Step::fail(
@@ -515,7 +517,13 @@ pub fn diagnose(env: &OcfEnv) -> anyhow::Result<bool> {
         Local::open(&params, state, &deadline).context("diagnose needs root (netlink)")?;
     let link = local.resolve_nic(params.nic.as_deref());
     let cnic = link.as_ref().ok().map(Nic::from);
-    let mut cloud_steps = backend.diagnose(cnic.as_ref(), &deadline);
+    let mut cloud_steps = match inspector {
+        Some(mut b) => cloud::inspect::diagnose(b.as_mut(), cnic.as_ref(), &deadline),
+        None => vec![Step::pass(
+            "cloud",
+            "cloud=none: nothing to check in a cloud",
+        )],
+    };
     if let Err(e) = &link {
         let step = Step::fail(
             "nic",

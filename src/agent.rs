@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cloud::{self, CloudError, Nic};
+use crate::cloud::{self, Claimed, CloudError, Daemon, Nic, Seen};
 use crate::deadline::Deadline;
 use crate::local::{Local, Presence};
 use crate::ocf::env::OcfEnv;
@@ -75,7 +75,7 @@ pub fn usage() -> String {
 /// What a cloud error means for Pacemaker in start, migrate_from and monitor (and for a
 /// dry run of them). Stop never gets here: its cloud errors are logged, not returned.
 pub(crate) fn cloud_exit(e: CloudError) -> Exit {
-    let status = match &e {
+    let status = match e.kind() {
         // Soft: Pacemaker retries or moves the VIP. Never 7 for a transient error: "not
         // running" would trigger a needless failover (resource-agents #2020).
         CloudError::Transient(_) | CloudError::Conflict(_) => Status::ErrGeneric,
@@ -84,7 +84,8 @@ pub(crate) fn cloud_exit(e: CloudError) -> Exit {
         CloudError::NotFound(_) => Status::ErrArgs,
         CloudError::Invalid(_) => Status::ErrConfigured,
         // A credentials file, a CA: another node may be set up right (banned here only).
-        CloudError::Local(_) => Status::ErrInstalled,
+        // (`kind()` is never Coded.)
+        CloudError::Local(_) | CloudError::Coded { .. } => Status::ErrInstalled,
     };
     Exit::new(status, e.to_string())
 }
@@ -113,10 +114,62 @@ fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     // A reload or a repeated start replaces the announcer, never adds a second one.
     local.end_announcer();
     local.announce(&claimed, &nic, deadline);
+    if let Some(d) = cloud.daemon() {
+        start_daemon(env, &d, &claimed, deadline)?;
+    }
     cloud
-        .claim_extras(&Nic::from(&nic), &claimed, deadline)
+        .complete(&Nic::from(&nic), &claimed, deadline)
         .map_err(|e| cloud_exit(e.at("public IP")))?;
     Ok(Status::Success)
+}
+
+/// The backend's daemon, once the VIP works here (the proof says the cloud routes it
+/// here): a probe responder that answers before that would draw traffic to a node that
+/// cannot serve it.
+fn start_daemon(
+    env: &OcfEnv,
+    daemon: &Daemon,
+    _claimed: &Claimed,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
+    let (state, resource) = daemon_owner(env)?;
+    match daemon {
+        Daemon::Responder(spec) => {
+            crate::local::responder::start_responder(&state, &resource, spec, deadline)
+                .map_err(|e| Exit::generic(format!("{e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// End the backend's daemon before the VIP leaves: a load balancer must see the probe
+/// fail first. Best effort, as everything stop does besides the address.
+fn end_daemon(env: &OcfEnv, daemon: &Daemon, deadline: &Deadline) {
+    let Ok((state, resource)) = daemon_owner(env) else {
+        return;
+    };
+    match daemon {
+        Daemon::Responder(_) => {
+            if let Err(e) = crate::local::responder::stop_responder(&state, &resource, deadline) {
+                log::warn!("stop: could not end the probe responder of {resource}: {e}");
+            }
+        }
+    }
+}
+
+/// Where a daemon's pid file lives and whose it is: the state directory and the resource.
+fn daemon_owner(env: &OcfEnv) -> Result<(std::path::PathBuf, String), Exit> {
+    let state = env.state_dir().ok_or_else(|| {
+        Exit::new(
+            Status::ErrInstalled,
+            "no state directory for a daemon's pid file",
+        )
+    })?;
+    let resource = env
+        .instance
+        .clone()
+        .unwrap_or_else(|| "cloudvip".to_owned());
+    Ok((state, resource))
 }
 
 /// Everything start checks before its first change, in its order: the parameters on this
@@ -178,16 +231,20 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     };
     let state = env.state_dir();
     let mut local = Local::open(&params, state.clone(), deadline)?;
-    // First silence the announcer: once the address is gone, its announcements would pull
-    // the traffic of the VIP's new holder back here.
+    let backend = cloud::backend(&params, state.as_deref());
+    // First silence the announcer and the backend's daemon: once the address is gone, its
+    // announcements would pull the traffic of the VIP's new holder back here.
     local.end_announcer();
+    if let Some(d) = backend.as_ref().ok().and_then(|c| c.daemon()) {
+        end_daemon(env, &d, deadline);
+    }
     let removed = local.remove_everywhere()?;
     if removed.is_empty() {
         log::info!("{} was not configured on this node", params.ip);
     } else {
         log::info!("removed {} from {}", params.ip, removed.join(", "));
     }
-    match cloud::backend(&params, state.as_deref()) {
+    match backend {
         Ok(mut cloud) => {
             if let Err(e) = cloud.release(&deadline.within(STOP_RELEASE_BUDGET)) {
                 log::warn!(
@@ -251,7 +308,14 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     } else {
         MONITOR_CLOUD_BUDGET
     };
-    match cloud.check(&Nic::from(&nic), env.check_level, &deadline.within(budget)) {
+    let asked = routed_here(
+        cloud.as_mut(),
+        &Nic::from(&nic),
+        env.check_level,
+        kernel_has_it,
+        &deadline.within(budget),
+    );
+    match asked {
         Ok(true) => Ok(Status::Success),
         Ok(false) if !kernel_has_it => Ok(Status::NotRunning),
         Ok(false) => Err(Exit::generic(format!(
@@ -275,6 +339,28 @@ fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
         }
         // A probe with local_mode=none: only the cloud knows, and it did not answer.
         Err(e) => Err(cloud_exit(e.at("check")).into()),
+    }
+}
+
+/// Does the cloud route the VIP here, as far as `depth` may cost? Where the backend cannot
+/// tell at this depth (`NotAsked`: OCI's metadata lists no secondary IPs), the kernel's
+/// word (checked by the caller) stands when it has one (`kernel`); with local_mode=none
+/// nothing else can answer, so the cloud is asked as at depth 10.
+pub(crate) fn routed_here(
+    cloud: &mut dyn cloud::Cloud,
+    nic: &Nic,
+    depth: u32,
+    kernel: bool,
+    deadline: &Deadline,
+) -> Result<bool, CloudError> {
+    match cloud.locate(nic, depth, deadline)? {
+        Seen::Here => Ok(true),
+        Seen::Elsewhere(_) => Ok(false),
+        Seen::NotAsked if kernel => Ok(true),
+        Seen::NotAsked => match cloud.locate(nic, depth.max(10), deadline)? {
+            Seen::Here => Ok(true),
+            _ => Ok(false),
+        },
     }
 }
 
@@ -357,7 +443,8 @@ fn reload_agent(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     }
     let nic = local.resolve_nic(params.nic.as_deref())?;
     let budget = deadline.within(MONITOR_CLOUD_BUDGET);
-    match cloud::confirmed(cloud.as_mut(), &Nic::from(&nic), &budget) {
+    let kernel = local.mode() != LocalMode::None;
+    match routed_here(cloud.as_mut(), &Nic::from(&nic), 0, kernel, &budget).map(cloud::confirmed) {
         Ok(Some(proof)) => {
             local.end_announcer();
             local.announce(&proof, &nic, deadline);

@@ -18,28 +18,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::cloud::Step;
-use crate::params::{CloudKind, LocalMode};
+use crate::params::LocalMode;
 
-/// The cloud the node runs on, as these tools know it (AWS and Azure for the backends to
-/// come: nm-cloud-setup and cloud-netconfig act there too).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
-    Gce,
-    Oci,
-    Aws,
-    Azure,
-    Other,
-}
-
-impl From<CloudKind> for Platform {
-    fn from(k: CloudKind) -> Self {
-        match k {
-            CloudKind::Gce => Platform::Gce,
-            CloudKind::Oci => Platform::Oci,
-            CloudKind::None | CloudKind::Auto => Platform::Other,
-        }
-    }
-}
+/// The cloud the node runs on, as these tools know it: each backend names its own
+/// (`cloud::registry::Backend::platform`).
+pub use crate::cloud::registry::Platform;
 
 /// What the VIP looks like on this node.
 pub struct Vip<'a> {
@@ -55,7 +38,7 @@ impl<'a> Vip<'a> {
         Vip {
             ip: params.ip,
             nic,
-            platform: crate::cloud::resolve_kind(params.cloud).into(),
+            platform: crate::cloud::resolve_kind(params.cloud).platform(),
             local_mode: params.local_mode,
         }
     }

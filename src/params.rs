@@ -100,22 +100,40 @@ const LABEL: ParamDef = ParamDef {
     )
 };
 
+// Its texts name the registered backends: `cloud_param()` writes them.
 const CLOUD: ParamDef = ParamDef {
     order: 40,
     example: "oci",
-    ..ParamDef::new(
-        "cloud",
-        Content::String,
-        Some("auto"),
-        "Cloud backend: gce, oci, none or auto",
-        "Where the VIP is moved besides the local interface. gce: an alias IP range on the \
-     Compute Engine NIC. oci: a secondary private IP on the Oracle Cloud VNIC. none: no \
-     cloud at all, cloudvip behaves like IPaddr2 (address plus gratuitous ARP / \
-     unsolicited neighbour advertisement), for bare metal, VMs on a LAN and tests. auto: \
-     chosen from the firmware's DMI strings in /sys/class/dmi/id (no network round trip): \
-     Google -> gce, OracleCloud.com -> oci, anything else -> none.",
-    )
+    ..ParamDef::new("cloud", Content::String, Some("auto"), "", "")
 };
+
+/// The `cloud` parameter, its texts from the registered backends.
+fn cloud_param() -> &'static ParamDef {
+    static DEF: std::sync::OnceLock<ParamDef> = std::sync::OnceLock::new();
+    DEF.get_or_init(|| {
+        let backends = crate::cloud::BACKENDS;
+        let names: Vec<&str> = backends.iter().map(|b| b.name).collect();
+        let what: String = backends
+            .iter()
+            .map(|b| format!("{}: {}. ", b.name, b.summary))
+            .collect();
+        let dmi: String = backends
+            .iter()
+            .map(|b| format!("{} -> {}, ", b.dmi_doc, b.name))
+            .collect();
+        ParamDef {
+            shortdesc: String::leak(format!("Cloud backend: {}, none or auto", names.join(", "))),
+            longdesc: String::leak(format!(
+                "Where the VIP is moved besides the local interface. {what}none: no cloud at \
+                 all, cloudvip behaves like IPaddr2 (address plus gratuitous ARP / unsolicited \
+                 neighbour advertisement), for bare metal, VMs on a LAN and tests. auto: chosen \
+                 from the firmware's DMI strings in /sys/class/dmi/id (no network round trip): \
+                 {dmi}anything else -> none."
+            )),
+            ..CLOUD
+        }
+    })
+}
 
 const LOCAL_MODE: ParamDef = ParamDef {
     order: 50,
@@ -186,7 +204,6 @@ pub const PARAMS: &[ParamDef] = &[
     CIDR_NETMASK,
     NIC,
     LABEL,
-    CLOUD,
     LOCAL_MODE,
     ARP_COUNT,
     ARP_INTERVAL,
@@ -197,6 +214,7 @@ pub const PARAMS: &[ParamDef] = &[
 pub fn all() -> Vec<&'static ParamDef> {
     let mut all: Vec<&ParamDef> = PARAMS
         .iter()
+        .chain([cloud_param()])
         .chain(crate::cloud::config::params())
         .collect();
     all.sort_by_key(|p| p.order);
@@ -216,7 +234,7 @@ pub enum LocalMode {
 }
 
 /// The parameters after syntax checks: everything `validate-all` at depth 0 can know.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Params {
     pub ip: IpAddr,
     pub prefix: u8,
@@ -280,7 +298,7 @@ impl Params {
         }
         let v = get(CLOUD.name).or(CLOUD.default).unwrap_or_default();
         let Some(cloud) = CloudKind::from_name(v) else {
-            let names: Vec<&str> = CloudKind::ALL.iter().map(|k| k.name()).collect();
+            let names: Vec<&str> = CloudKind::all().map(CloudKind::name).collect();
             return Err(Exit::invalid(
                 CLOUD.name,
                 v,
@@ -310,7 +328,9 @@ impl Params {
         if cloud == CloudKind::None {
             no_cloud_route_v6(ip, local_mode)?;
         }
-        cloud_ipv6(cloud, ip, get("public_ip").is_some())?;
+        if let Some(b) = cloud.backend() {
+            (b.fits)(ip, &|name| get(name).is_some())?;
+        }
         let arp_count = parse_int(&get, &ARP_COUNT, 0, 100)?;
         let arp_interval = parse_int(&get, &ARP_INTERVAL, 1, 10_000)?;
         let arp_bg = parse_bool(
@@ -344,22 +364,6 @@ pub fn no_cloud_route_v6(ip: IpAddr, mode: LocalMode) -> Result<(), Exit> {
         ));
     }
     Ok(())
-}
-
-/// What the clouds cannot do with an IPv6 VIP. GCE: IPv6 aliases go in `aliasIpv6Ranges`,
-/// which takes only a netmask GCE fills with an address it picks ("only a netmask (e.g.
-/// /96) may be supplied, with a CIDR format resulting in an API error", Google's
-/// Terraform/Pulumi docs), so a chosen address cannot move. OCI: public IPs are IPv4.
-pub fn cloud_ipv6(cloud: CloudKind, ip: IpAddr, public_ip: bool) -> Result<(), Exit> {
-    match cloud {
-        CloudKind::Gce if ip.is_ipv6() => Err(Exit::configured(
-            "cloud=gce cannot move an IPv6 ip: GCE picks IPv6 alias addresses itself",
-        )),
-        CloudKind::Oci if ip.is_ipv6() && public_ip => Err(Exit::configured(
-            "public_ip with an IPv6 ip: OCI public IPs attach to IPv4 private IPs only",
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// A parameter of ours that is not UTF-8 cannot be what the admin meant: say which one.
@@ -632,16 +636,25 @@ mod tests {
                 "no example value for parameter {}",
                 def.name
             );
-            // restore_ephemeral_ip needs a public_ip to act on.
-            let base = parse(&[("ip", "10.0.0.5"), ("cloud", "gce"), ("public_ip", "x")]).unwrap();
+            // Each on a cloud it applies to; restore_ephemeral_ip needs a public_ip to act on.
+            let cloud = match def.scope {
+                crate::ocf::metadata::Scope::Only(ws) => ws[0].cloud,
+                _ => "gce",
+            };
+            let base = parse(&[("ip", "10.0.0.5"), ("cloud", cloud), ("public_ip", "x")]).unwrap();
             let set = parse(&[
                 ("ip", "10.0.0.5"),
-                ("cloud", "gce"),
+                ("cloud", cloud),
                 ("public_ip", "x"),
                 (def.name, value),
             ])
-            .unwrap();
-            assert_ne!(base, set, "{} had no effect", def.name);
+            .unwrap_or_else(|e| panic!("{}={value}: {e}", def.name));
+            assert_ne!(
+                format!("{base:?}"),
+                format!("{set:?}"),
+                "{} had no effect",
+                def.name
+            );
         }
     }
 

@@ -139,14 +139,78 @@ const SYNTAX: &[(Params, i32, &str)] = &[
         "unknown parameter \"cidr_netmaks\" (did you mean cidr_netmask?)",
     ),
     (
-        &[("ip", VIP), ("zone", "europe-west1-b")],
+        &[("ip", VIP), ("instance_zone", "europe-west1-b")],
         6,
         "known parameters: ip, cidr_netmask",
     ),
+    // A parameter set where it does not apply: refused, naming where it does.
     (
         &[("ip", VIP), ("cloud", "none"), ("alias_range_name", "vips")],
         6,
-        "alias_range_name is set but cloud=none",
+        "alias_range_name= applies to cloud=gce only",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "oci"), ("peers", "node-a")],
+        6,
+        "peers= applies to cloud=gce only",
+    ),
+    (
+        &[
+            ("ip", VIP),
+            ("cloud", "oci"),
+            ("public_ip", "203.0.113.10"),
+            ("restore_ephemeral_ip", "true"),
+        ],
+        6,
+        "restore_ephemeral_ip= applies to cloud=gce only",
+    ),
+    (
+        &[
+            ("ip", VIP),
+            ("cloud", "gce"),
+            ("vnic_id", "ocid1.vnic.oc1.iad.abcd"),
+        ],
+        6,
+        "vnic_id= applies to cloud=oci only",
+    ),
+    (
+        &[
+            ("ip", VIP),
+            ("cloud", "none"),
+            ("public_ip", "203.0.113.10"),
+        ],
+        6,
+        "public_ip= applies to a cloud backend only, not cloud=none",
+    ),
+    (
+        &[
+            ("ip", VIP),
+            ("cloud", "none"),
+            ("proxy", "http://proxy:3128"),
+        ],
+        6,
+        "proxy= applies to a cloud backend only, not cloud=none",
+    ),
+    // Every backend's syntax is checked whatever the cloud (cloud=auto resolves late).
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("vnic_id", "bad")],
+        6,
+        "invalid vnic_id=\"bad\": a VNIC OCID",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("mode", "fim")],
+        6,
+        "invalid mode=\"fim\": allowed values are alias, secondary_ip",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "gce"), ("mode", "secondary_ip")],
+        6,
+        "invalid mode=\"secondary_ip\": allowed values for cloud=gce are alias",
+    ),
+    (
+        &[("ip", VIP), ("cloud", "none"), ("mode", "alias")],
+        6,
+        "mode= applies to a cloud backend only, not cloud=none",
     ),
     (
         &[("ip", VIP), ("cloud", "gce"), ("alias_range_name", "Vips")],
@@ -343,6 +407,38 @@ fn host_errors_are_local_to_the_node() {
     }
     // Nothing was added by the failed starts.
     assert!(!lab.addrs(1).contains("10.66.0.100"), "{}", lab.addrs(1));
+}
+
+/// cloud=auto is resolved on the node: validate-all at depth 0 cannot know the cloud and
+/// accepts another cloud's parameter; start refuses it once the cloud is known, before
+/// anything changes, whatever this host turns out to be.
+#[test]
+fn a_parameter_of_another_cloud_is_refused_once_auto_resolves() {
+    let lab = Lab::new(1);
+    let dmi =
+        |f: &str| std::fs::read_to_string(format!("/sys/class/dmi/id/{f}")).unwrap_or_default();
+    let google = dmi("sys_vendor").trim() == "Google"
+        || dmi("product_name").trim() == "Google Compute Engine";
+    // A parameter of a cloud this host is not.
+    let (param, reason) = if google {
+        (
+            ("vnic_id", "ocid1.vnic.oc1.iad.abcd"),
+            "vnic_id= applies to cloud=oci only",
+        )
+    } else {
+        (("peers", "node-a"), "peers= applies to cloud=gce only")
+    };
+    let params = [("ip", VIP), ("cloud", "auto"), param];
+    Agent::new("validate-all").params(&params).run().ok();
+    for action in ["start", "validate-all"] {
+        Agent::new(action)
+            .params(&params)
+            .env("OCF_CHECK_LEVEL", "10")
+            .netns(lab.ns(1))
+            .run()
+            .expect(6, Some(reason));
+    }
+    assert!(!lab.addrs(1).contains(VIP), "{}", lab.addrs(1));
 }
 
 #[test]

@@ -1,54 +1,28 @@
-//! The cloud side of the parameters: which clouds there are (`CloudKind`), the parameters
-//! every backend shares (credentials, endpoints, proxy, CA, public_ip's syntax) and each
-//! backend's own (`<backend>/config.rs`), parsed after the common ones by `Params::parse`.
+//! The cloud side of the parameters: the parameters every backend shares (credentials,
+//! endpoints, proxy, CA, public_ip's syntax, `mode`) and each backend's own (its
+//! `config.rs`, listed by its `Backend`), parsed after the common ones by `Params::parse`.
 //! Syntax only, and every backend's whatever the cloud, because cloud=auto is resolved
-//! later on the node; a backend then gets its own `Config` and `Shared`, never `Params`.
-//! Depends on nothing of the agent but `ocf`, so `params.rs` can use it without a circle.
+//! later on the node; which parameters apply to the cloud (their `Scope`) is decided once
+//! it is known. A backend then gets its own config and `Shared`, never `Params`.
+//! Depends on nothing of the agent but `ocf` and the registry, so `params.rs` can use it
+//! without a circle.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
 
-use super::{gce, oci};
-use crate::ocf::metadata::{Content, ParamDef};
+use super::registry::{Backend, BackendConfig};
+use super::{gce, oci, BACKENDS};
+use crate::ocf::metadata::{Content, ParamDef, Scope};
 use crate::ocf::Exit;
 
-/// The values of the `cloud` parameter: the backends, then `none` and `auto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloudKind {
-    Gce,
-    Oci,
-    None,
-    Auto,
-}
-
-impl CloudKind {
-    /// In the order the `cloud` parameter's messages list them.
-    pub const ALL: [CloudKind; 4] = [
-        CloudKind::Gce,
-        CloudKind::Oci,
-        CloudKind::None,
-        CloudKind::Auto,
-    ];
-
-    /// The `cloud` parameter's value for this kind.
-    pub const fn name(self) -> &'static str {
-        match self {
-            CloudKind::Gce => "gce",
-            CloudKind::Oci => "oci",
-            CloudKind::None => "none",
-            CloudKind::Auto => "auto",
-        }
-    }
-
-    pub fn from_name(v: &str) -> Option<CloudKind> {
-        CloudKind::ALL.into_iter().find(|k| k.name() == v)
-    }
-}
+pub use super::registry::CloudKind;
 
 /// A parameter's value: trimmed, `None` when unset or empty (as in shell agents).
 pub type Get<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
 
 // Two VIPs cannot share one public address: each start would take it from the other.
 const PUBLIC_IP: ParamDef = ParamDef {
+    scope: Scope::Clouds,
     unique: true,
     order: 120,
     example: "vip-ext",
@@ -68,6 +42,7 @@ const PUBLIC_IP: ParamDef = ParamDef {
 };
 
 const CREDENTIALS: ParamDef = ParamDef {
+    scope: Scope::Clouds,
     order: 150,
     example: "/etc/cloudvip/sa.json",
     ..ParamDef::new(
@@ -87,6 +62,7 @@ const CREDENTIALS: ParamDef = ParamDef {
 };
 
 const API_ENDPOINT: ParamDef = ParamDef {
+    scope: Scope::Clouds,
     order: 180,
     example: "https://compute.example/compute/v1",
     ..ParamDef::new(
@@ -102,6 +78,7 @@ const API_ENDPOINT: ParamDef = ParamDef {
 };
 
 const METADATA_URL: ParamDef = ParamDef {
+    scope: Scope::Clouds,
     order: 200,
     example: "http://169.254.169.254/opc/v2",
     ..ParamDef::new(
@@ -116,6 +93,7 @@ const METADATA_URL: ParamDef = ParamDef {
 };
 
 const PROXY: ParamDef = ParamDef {
+    scope: Scope::Clouds,
     order: 210,
     example: "http://proxy:3128",
     reloadable: true,
@@ -132,6 +110,7 @@ const PROXY: ParamDef = ParamDef {
 };
 
 const CA_BUNDLE: ParamDef = ParamDef {
+    scope: Scope::Clouds,
     order: 220,
     example: "/etc/ssl/private-ca.pem",
     reloadable: true,
@@ -146,12 +125,53 @@ const CA_BUNDLE: ParamDef = ParamDef {
     )
 };
 
-/// The parameters of the clouds, shared and each backend's: one line per backend.
+/// How the cloud backend moves the VIP; its text lists each cloud's modes.
+const MODE: ParamDef = ParamDef {
+    order: 45,
+    example: "alias",
+    scope: Scope::Clouds,
+    ..ParamDef::new(
+        "mode",
+        Content::String,
+        None,
+        "How the cloud moves the VIP",
+        "",
+    )
+};
+
+/// The `mode` parameter, its text from the registered backends' modes.
+fn mode_param() -> &'static ParamDef {
+    static DEF: OnceLock<ParamDef> = OnceLock::new();
+    DEF.get_or_init(|| {
+        let clouds: Vec<String> = BACKENDS
+            .iter()
+            .map(|b| {
+                let modes: Vec<String> = b
+                    .modes
+                    .iter()
+                    .map(|m| format!("{} ({})", m.name, m.doc))
+                    .collect();
+                format!("{}: {}", b.name, modes.join(", "))
+            })
+            .collect();
+        let text = format!(
+            "How the cloud backend moves the VIP, one of the cloud's modes; default: its \
+             first. {}. A mode of another cloud is refused.",
+            clouds.join("; ")
+        );
+        ParamDef {
+            longdesc: String::leak(text),
+            ..MODE
+        }
+    })
+}
+
+/// The parameters of the clouds, shared and each backend's.
 pub fn params() -> impl Iterator<Item = &'static ParamDef> {
     SHARED
         .iter()
-        .chain(gce::config::PARAMS)
-        .chain(oci::config::PARAMS)
+        .chain([mode_param()])
+        .chain(BACKENDS.iter().flat_map(|b| b.params))
 }
 
 const SHARED: &[ParamDef] = &[
@@ -174,35 +194,122 @@ pub struct Shared {
     pub ca_bundle: Option<String>,
 }
 
-/// Every backend's parameters, syntax-checked.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Every backend's parameters, syntax-checked, and which of the clouds' parameters are set.
 pub struct CloudConfig {
     pub shared: Shared,
-    pub gce: gce::config::Config,
-    pub oci: oci::config::Config,
+    /// `mode=` as set (checked against the cloud once it is known).
+    pub mode: Option<String>,
+    /// The clouds' parameters that are set, in table order.
+    set: Vec<&'static ParamDef>,
+    /// Each backend's own, by its `cloud=` name.
+    backends: Vec<(&'static str, Box<dyn BackendConfig>)>,
+}
+
+// What the parameters mean, not which are set: a test compares it to see a parameter act.
+impl std::fmt::Debug for CloudConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudConfig")
+            .field("shared", &self.shared)
+            .field("mode", &self.mode)
+            .field("backends", &self.backends)
+            .finish()
+    }
 }
 
 impl CloudConfig {
+    /// Every backend's syntax; for a named cloud also what applies to it (for `auto`,
+    /// `cloud::backend` decides that on the node).
     pub fn parse(get: &Get, cloud: CloudKind) -> Result<CloudConfig, Exit> {
-        // What a cloud=none resource may not set (the OCI-only ones are ignored there).
-        let cloud_only = [
-            "alias_range_name",
-            "peers",
-            "peer_label",
-            "public_ip",
-            "credentials",
-        ];
-        if cloud == CloudKind::None {
-            if let Some(name) = cloud_only.iter().find(|n| get(n).is_some()) {
-                return Err(Exit::configured(format!(
-                    "{name} is set but cloud=none: it applies to a cloud backend only"
-                )));
+        let shared = Shared::parse(get)?;
+        let mut backends = Vec::new();
+        for b in BACKENDS {
+            backends.push((b.name, (b.parse)(get)?));
+        }
+        let mode = get(MODE.name).map(str::to_owned);
+        if let Some(m) = &mode {
+            if !BACKENDS.iter().any(|b| b.modes.iter().any(|x| x.name == m)) {
+                let all: Vec<&str> = BACKENDS
+                    .iter()
+                    .flat_map(|b| b.modes.iter().map(|x| x.name))
+                    .collect();
+                return Err(Exit::invalid(
+                    MODE.name,
+                    m,
+                    format!("allowed values are {}", all.join(", ")),
+                ));
             }
         }
-        let gce = gce::config::Config::parse(get, cloud)?;
-        let shared = Shared::parse(get)?;
-        let oci = oci::config::Config::parse(get)?;
-        Ok(CloudConfig { shared, gce, oci })
+        let set = params().filter(|p| get(p.name).is_some()).collect();
+        let config = CloudConfig {
+            shared,
+            mode,
+            set,
+            backends,
+        };
+        match cloud {
+            CloudKind::Backend(b) => {
+                config.applies(Some(b))?;
+            }
+            CloudKind::None => {
+                config.applies(None)?;
+            }
+            CloudKind::Auto => {}
+        }
+        Ok(config)
+    }
+
+    /// Is this parameter of the clouds set?
+    pub fn is_set(&self, name: &str) -> bool {
+        self.set.iter().any(|p| p.name == name)
+    }
+
+    /// The mode on `cloud` (`None`: cloud=none), after refusing a mode it does not have
+    /// and every set parameter that does not apply to it there: an admin who sets one
+    /// expects it to act.
+    pub fn applies(&self, cloud: Option<&'static Backend>) -> Result<&'static str, Exit> {
+        let mode = match (cloud, &self.mode) {
+            (Some(b), Some(m)) => match b.modes.iter().find(|x| x.name == m) {
+                Some(x) => x.name,
+                None => {
+                    let ours: Vec<&str> = b.modes.iter().map(|x| x.name).collect();
+                    return Err(Exit::invalid(
+                        MODE.name,
+                        m,
+                        format!(
+                            "allowed values for cloud={} are {}",
+                            b.name,
+                            ours.join(", ")
+                        ),
+                    ));
+                }
+            },
+            (Some(b), None) => b.default_mode(),
+            (None, _) => "",
+        };
+        let mut set = self.set.clone();
+        set.sort_by_key(|p| p.order);
+        if let Some(p) = set
+            .iter()
+            .find(|p| !p.scope.applies(cloud.map(|b| b.name), mode))
+        {
+            return Err(Exit::configured(match p.scope.places() {
+                Some(places) => format!("{}= applies to {places} only", p.name),
+                None => format!(
+                    "{}= applies to a cloud backend only, not cloud=none",
+                    p.name
+                ),
+            }));
+        }
+        Ok(mode)
+    }
+
+    /// `b`'s own parameters, as its `parse` made them.
+    pub(super) fn of(&self, b: &Backend) -> Result<&dyn BackendConfig, Exit> {
+        self.backends
+            .iter()
+            .find(|(name, _)| *name == b.name)
+            .map(|(_, c)| c.as_ref())
+            .ok_or_else(|| Exit::generic(format!("internal error: no parameters of {}", b.name)))
     }
 }
 

@@ -1,25 +1,79 @@
 //! The cloud side of a VIP move, behind one small trait. Backends answer in `CloudError`,
-//! never in exit codes: `agent.rs` alone decides what an error means for Pacemaker.
-//! `none` (IPaddr2-like, no cloud) lives here, GCE in `gce/`, OCI in `oci/`; `backend()`
-//! picks one.
+//! never in exit codes: `agent.rs` decides what an error means for Pacemaker. `none`
+//! (IPaddr2-like, no cloud) lives here; every other backend is a folder of its own,
+//! registered by one line in `backends!` below; `backend()` and `inspector()` pick one.
 
 pub mod aws;
 pub mod config;
-pub mod gce;
-pub mod oci;
+pub mod inspect;
+pub mod registry;
 pub mod secret;
 
 use std::fmt;
 use std::path::Path;
 
 use crate::deadline::{Backoff, Deadline};
-use crate::ocf::{Exit, Status};
-use crate::params::{CloudKind, Params};
+use crate::ocf::Exit;
+use crate::params::Params;
+pub use inspect::{Holding, Inspect, Step, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+pub use registry::{Backend, CloudKind, Setup};
+
+/// The one registration table: each line declares a backend's module (a folder of this
+/// one, exporting `pub static BACKEND: Backend`) and lists it, in the order the `cloud`
+/// parameter's documents and messages name them and `cloud=auto` tries them.
+macro_rules! backends {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+        /// Every registered backend.
+        pub static BACKENDS: &[&Backend] = &[$(&$name::BACKEND),*];
+    };
+}
+
+backends! {
+    gce,
+    oci,
+}
 
 /// Proof that the cloud routes the VIP to this node. Only this module and its backends can
-/// make one (the field is private to `cloud`), and announcing the VIP on the wire requires
-/// it: a gratuitous ARP for an address the cloud sends elsewhere is a black hole.
-pub struct Claimed(());
+/// make one, and announcing the VIP on the wire requires it: a gratuitous ARP for an
+/// address the cloud sends elsewhere is a black hole. It carries what the backend needs
+/// after the claim (`Cloud::complete`): e.g. OCI's private IP OCID.
+pub struct Claimed {
+    handle: Option<String>,
+}
+
+impl Claimed {
+    pub(in crate::cloud) fn new(handle: Option<String>) -> Claimed {
+        Claimed { handle }
+    }
+
+    /// What the backend's claim left for `complete`.
+    pub fn handle(&self) -> Option<&str> {
+        self.handle.as_deref()
+    }
+}
+
+/// Where the cloud sees the VIP, as far as the depth asked for lets a backend tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// The cloud routes it to our NIC.
+    Here,
+    /// The cloud positively does not route it here: elsewhere or nowhere (who, when the
+    /// backend read it).
+    Elsewhere(Option<String>),
+    /// This depth cannot tell without a cost it may not have (OCI's metadata lists no
+    /// secondary IPs): the agent decides whether to trust the kernel or ask deeper.
+    NotAsked,
+}
+
+/// A local process a backend needs while the VIP is here (a load balancer's probe
+/// responder): the agent starts it after `claim` and ends it before `release`, as it does
+/// the announcer; the backend only names it, it never starts one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Daemon {
+    /// Answer the load balancer's health probe (`local/responder.rs`).
+    Responder(crate::local::responder::Spec),
+}
 
 #[derive(Clone, Debug)]
 pub enum CloudError {
@@ -39,12 +93,54 @@ pub enum CloudError {
     /// file missing, unreadable, malformed or writable by others, a wrong pass phrase, a
     /// token URI that does not exist, a server certificate this node does not trust.
     Local(String),
+    /// The cloud's own refusal, with its error code (GCE's `reason`, OCI's `code`, EC2's
+    /// `Code`), so that callers match the code, never the text. What it means is `error`,
+    /// one of the variants above ([`CloudError::coded`] never nests).
+    Coded {
+        code: String,
+        error: Box<CloudError>,
+    },
 }
 
 impl CloudError {
+    /// `error` as the cloud's refusal with `code`.
+    pub fn coded(code: impl Into<String>, error: CloudError) -> CloudError {
+        CloudError::Coded {
+            code: code.into(),
+            error: Box::new(error.into_kind()),
+        }
+    }
+
+    /// What it means: one of the plain variants, never `Coded`.
+    pub fn kind(&self) -> &CloudError {
+        match self {
+            CloudError::Coded { error, .. } => error.kind(),
+            e => e,
+        }
+    }
+
+    /// What it means, the code dropped: for matching on the kind by value.
+    pub fn into_kind(self) -> CloudError {
+        match self {
+            CloudError::Coded { error, .. } => error.into_kind(),
+            e => e,
+        }
+    }
+
+    /// The cloud's error code, when the cloud refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Coded { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
     /// Worth retrying within the deadline: the same request may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CloudError::Transient(_) | CloudError::Conflict(_))
+        matches!(
+            self.kind(),
+            CloudError::Transient(_) | CloudError::Conflict(_)
+        )
     }
 
     /// The same error, naming the step of the action it happened in ("claim", "public IP")
@@ -56,17 +152,14 @@ impl CloudError {
         match self {
             CloudError::Transient(x) => CloudError::Transient(format!("{step}: {x}")),
             CloudError::Conflict(x) => CloudError::Conflict(format!("{step}: {x}")),
+            CloudError::Coded { code, error } => CloudError::Coded {
+                code,
+                error: Box::new(error.at(step)),
+            },
             e => e,
         }
     }
 }
-
-/// How long one `cloudvip diagnose` step may wait: a metadata server answers in
-/// milliseconds, so a few seconds without an answer is the finding, not a reason to wait
-/// out the whole command's budget (20 s) and skip everything after it.
-pub const DIAGNOSE_METADATA: std::time::Duration = std::time::Duration::from_secs(3);
-/// Every other diagnose step (a token, one permission probe, one read).
-pub const DIAGNOSE_STEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// When `r` refused our credentials and this node's clock is more than `limit_secs` off
 /// the server's, that is the cause: a node-local problem (its time, NTP) that no retry
@@ -104,6 +197,7 @@ impl fmt::Display for CloudError {
             CloudError::NotFound(m) => write!(f, "not found in the cloud: {m}"),
             CloudError::Invalid(m) => write!(f, "rejected by the cloud: {m}"),
             CloudError::Local(m) => write!(f, "this node's setup: {m}"),
+            CloudError::Coded { error, .. } => error.fmt(f),
         }
     }
 }
@@ -143,15 +237,12 @@ const SETTLE_BACKOFF: Backoff = Backoff::new(
     true,
 );
 
-/// For a VIP that is already running here (reload-agent): the cloud's own word, at depth 0
-/// (metadata, no API quota), that it routes the VIP to `nic`, as the proof announcing
-/// needs. `None` when it positively routes it elsewhere or nowhere.
-pub fn confirmed(
-    cloud: &mut dyn Cloud,
-    nic: &Nic,
-    deadline: &Deadline,
-) -> Result<Option<Claimed>, CloudError> {
-    Ok(cloud.check(nic, 0, deadline)?.then_some(Claimed(())))
+/// For a VIP that is already running here (reload-agent): the proof announcing needs,
+/// when the agent's reading of the cloud (`agent::routed_here`: the cloud's word at the
+/// depth it chose, or the kernel's where the cloud was not asked) says it routes the VIP
+/// here; `None` when it positively routes it elsewhere or nowhere.
+pub fn confirmed(routed_here: bool) -> Option<Claimed> {
+    routed_here.then(|| Claimed::new(None))
 }
 
 /// The local interface the VIP belongs to: its MAC tells which cloud NIC/VNIC is ours.
@@ -160,8 +251,8 @@ pub struct Nic {
     pub mac: Option<[u8; 6]>,
 }
 
-/// What a dry run asks a backend to plan: the changes of `claim`, of `claim_extras` or of
-/// `release`.
+/// What a dry run asks a backend to plan: the changes of `claim`, of `complete` (the
+/// extras: a public IP) or of `release`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     Claim,
@@ -191,13 +282,15 @@ impl Planned {
     }
 }
 
-/// Moves the VIP between instances as the cloud sees it. Every method is idempotent,
-/// returns before `deadline`, and never touches the local kernel.
+/// Moves the VIP between instances as the cloud sees it: the contract Pacemaker's actions
+/// use. Every method is idempotent, returns before `deadline`, and never touches the
+/// local kernel.
 pub trait Cloud {
     fn name(&self) -> &'static str;
-    /// Does the cloud route the VIP to `nic` of this instance? At `depth` 0 this must cost
-    /// no API quota (metadata only): monitor calls it every few seconds for years.
-    fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError>;
+    /// Where the cloud routes the VIP, as seen from `nic` of this instance. At `depth` 0
+    /// this must cost no API quota (metadata only): monitor calls it every few seconds for
+    /// years; a backend that cannot tell for free answers `NotAsked`.
+    fn locate(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<Seen, CloudError>;
     /// Everything this backend can check before the first change, read-only and cheap
     /// (metadata, no API write): the NIC is this instance's, the VIP is no NIC's primary
     /// address, the configuration fits the network. start runs it before `claim`, so a
@@ -207,13 +300,14 @@ pub trait Cloud {
         Ok(())
     }
     /// Make `nic` of this instance the holder, detaching the VIP from any other first.
+    /// A backend that moves no cloud state (a load balancer's probe) checks and answers.
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError>;
     /// After the VIP works here: move what only completes the service (a public IP), so
     /// that the private VIP's outage does not include it.
-    fn claim_extras(
+    fn complete(
         &mut self,
         _nic: &Nic,
-        _proof: &Claimed,
+        _claimed: &Claimed,
         _deadline: &Deadline,
     ) -> Result<(), CloudError> {
         Ok(())
@@ -231,111 +325,10 @@ pub trait Cloud {
     ) -> Result<Vec<Planned>, CloudError> {
         Ok(Vec::new())
     }
-    /// For `cloudvip status`: who holds the VIP (and its public IP) as the cloud sees it,
-    /// the VIP's own row first. May cost a few read-only API calls; never called by
-    /// Pacemaker.
-    fn holders(
-        &mut self,
-        _nic: Option<&Nic>,
-        _deadline: &Deadline,
-    ) -> Result<Vec<Holding>, CloudError> {
-        Ok(Vec::new())
+    /// The local process this backend needs while the VIP is here, if any.
+    fn daemon(&self) -> Option<Daemon> {
+        None
     }
-    /// For `cloudvip diagnose`: the checks, in order metadata, credentials, permissions,
-    /// NIC, subnet. Read-only: a permission to change something is probed with a request
-    /// the cloud refuses for its precondition (a stale fingerprint / etag) only after
-    /// checking IAM, so nothing changes whatever the answer.
-    fn diagnose(&mut self, _nic: Option<&Nic>, _deadline: &Deadline) -> Vec<Step> {
-        vec![Step::pass(
-            "cloud",
-            "cloud=none: nothing to check in a cloud",
-        )]
-    }
-}
-
-/// One row of `cloudvip status`: an object of the cloud and who has it.
-pub struct Holding {
-    /// e.g. "alias 10.0.0.250/32", "public 203.0.113.10"
-    pub what: String,
-    /// e.g. "node-a nic0 (us-central1-a)"; "- (why)" when nobody holds it.
-    pub holder: String,
-    pub ours: bool,
-    /// Some instance holds it (this one or another).
-    pub held: bool,
-}
-
-impl Holding {
-    pub fn held(what: String, holder: String, ours: bool) -> Holding {
-        Holding {
-            what,
-            holder,
-            ours,
-            held: true,
-        }
-    }
-    pub fn nobody(what: String, why: &str) -> Holding {
-        Holding {
-            what,
-            holder: format!("- ({why})"),
-            ours: false,
-            held: false,
-        }
-    }
-}
-
-/// One check of `cloudvip diagnose`.
-pub struct Step {
-    pub name: &'static str,
-    pub verdict: Verdict,
-}
-
-pub enum Verdict {
-    Pass(String),
-    /// What is wrong, and how to fix it (a command or a parameter when there is one).
-    Fail {
-        problem: String,
-        fix: String,
-    },
-    /// Not checked because an earlier step failed.
-    Skip(String),
-}
-
-impl Step {
-    pub fn pass(name: &'static str, what: impl Into<String>) -> Step {
-        Step {
-            name,
-            verdict: Verdict::Pass(what.into()),
-        }
-    }
-    pub fn fail(name: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> Step {
-        Step {
-            name,
-            verdict: Verdict::Fail {
-                problem: problem.into(),
-                fix: fix.into(),
-            },
-        }
-    }
-    pub fn skip(name: &'static str) -> Step {
-        Step {
-            name,
-            verdict: Verdict::Skip("skipped: an earlier check failed".into()),
-        }
-    }
-    /// The checks of [`CHECKS`] from `from` on, skipped: an earlier one failed.
-    pub fn skip_rest(out: &mut Vec<Step>, from: usize) {
-        out.extend(CHECKS[from..].iter().map(|name| Step::skip(name)));
-    }
-}
-
-/// The checks of `cloudvip diagnose`, in the order every backend runs them.
-pub const CHECKS: [&str; 5] = ["metadata", "credentials", "permissions", "nic", "subnet"];
-
-/// The permission a cloud's denial names: GCE writes `Required 'compute.x.y' permission`.
-pub fn named_permission(msg: &str) -> Option<String> {
-    let (_, rest) = msg.split_once("Required '")?;
-    let (perm, _) = rest.split_once('\'')?;
-    Some(perm.to_owned())
 }
 
 /// Is `ip` inside `net/prefix`?
@@ -368,11 +361,16 @@ impl Cloud for NoCloud {
     fn name(&self) -> &'static str {
         "none"
     }
-    fn check(&mut self, _nic: &Nic, _depth: u32, _deadline: &Deadline) -> Result<bool, CloudError> {
-        Ok(true)
+    fn locate(
+        &mut self,
+        _nic: &Nic,
+        _depth: u32,
+        _deadline: &Deadline,
+    ) -> Result<Seen, CloudError> {
+        Ok(Seen::Here)
     }
     fn claim(&mut self, _nic: &Nic, _deadline: &Deadline) -> Result<Claimed, CloudError> {
-        Ok(Claimed(()))
+        Ok(Claimed::new(None))
     }
     fn release(&mut self, _deadline: &Deadline) -> Result<(), CloudError> {
         Ok(())
@@ -388,22 +386,14 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// `cloud=auto`: the firmware's DMI strings, read from sysfs: no network round trip, so
-/// validate-all and probes stay local. GCE sets product_name "Google Compute Engine" and
-/// sys_vendor "Google"; OCI sets chassis_asset_tag "OracleCloud.com".
+/// `cloud=auto`: the first backend whose `detect` knows the firmware's DMI strings (read
+/// from sysfs: no network round trip, so validate-all and probes stay local); none else.
 pub fn detect(dmi_dir: &Path) -> CloudKind {
-    let read = |f: &str| {
-        std::fs::read_to_string(dmi_dir.join(f))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    };
-    if read("sys_vendor") == "Google" || read("product_name") == "Google Compute Engine" {
-        CloudKind::Gce
-    } else if read("chassis_asset_tag") == "OracleCloud.com" {
-        CloudKind::Oci
-    } else {
-        CloudKind::None
-    }
+    let dmi = registry::Dmi(dmi_dir);
+    BACKENDS
+        .iter()
+        .find(|b| (b.detect)(&dmi))
+        .map_or(CloudKind::None, |b| CloudKind::Backend(b))
 }
 
 pub fn resolve_kind(kind: CloudKind) -> CloudKind {
@@ -413,46 +403,49 @@ pub fn resolve_kind(kind: CloudKind) -> CloudKind {
     }
 }
 
+/// The registered backend of the configured (for `auto`, detected) cloud with its setup,
+/// after what a named cloud has refused at parse time: what it cannot do with this VIP,
+/// and the parameters that do not apply to it (`auto` resolves only here). `None` for
+/// cloud=none.
+fn resolved<'p>(
+    params: &'p Params,
+    state: Option<&'p Path>,
+) -> Result<Option<(&'static Backend, Setup<'p>)>, Exit> {
+    let config = &params.cloud_config;
+    let Some(b) = resolve_kind(params.cloud).backend() else {
+        crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
+        config.applies(None)?;
+        return Ok(None);
+    };
+    (b.fits)(params.ip, &|name| config.is_set(name))?;
+    let mode = config.applies(Some(b))?;
+    let setup = Setup {
+        ip: params.ip,
+        mode,
+        shared: &config.shared,
+        config: config.of(b)?,
+        state,
+    };
+    Ok(Some((b, setup)))
+}
+
 /// The backend for the configured (and, for `auto`, detected) cloud. Builds clients only:
 /// no network round trip happens here. `state` is the state directory (`state::dir`),
 /// where the backends keep their token caches and locks.
 pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, Exit> {
-    let state_str = state.and_then(Path::to_str).map(str::to_owned);
-    let state = state.map(Path::to_owned);
-    let kind = resolve_kind(params.cloud);
-    // `auto` resolves only here: what params.rs refuses for a named cloud, refuse here too.
-    crate::params::cloud_ipv6(
-        kind,
-        params.ip,
-        params.cloud_config.shared.public_ip.is_some(),
-    )?;
-    // One HTTP client per action, built only for a cloud that calls an API.
-    let shared = &params.cloud_config.shared;
-    let http = || {
-        crate::http::Http::new(&crate::http::HttpConfig {
-            proxy: shared.proxy.clone(),
-            ca_bundle: shared.ca_bundle.clone(),
-        })
-        .map_err(setup_exit)
-    };
-    match kind {
-        CloudKind::None | CloudKind::Auto => {
-            crate::params::no_cloud_route_v6(params.ip, params.local_mode)?;
-            Ok(Box::new(NoCloud))
-        }
-        CloudKind::Gce => Ok(Box::new(gce::Gce::new(params, http()?, state_str))),
-        CloudKind::Oci => Ok(Box::new(oci::Oci::new(params, http()?, state))),
+    match resolved(params, state)? {
+        Some((b, setup)) => (b.cloud)(&setup),
+        None => Ok(Box::new(NoCloud)),
     }
 }
 
-/// A client that cannot be built: the status it says (a bad proxy is the configuration's
-/// fault), else this node's installation (e.g. an unreadable ca_bundle).
-fn setup_exit(e: anyhow::Error) -> Exit {
-    let status = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<Exit>())
-        .map_or(Status::ErrInstalled, |x| x.status);
-    Exit::new(status, format!("{e:#}"))
+/// The admin side of the same backend (`cloudvip status`, `cloudvip diagnose`); `None` for
+/// cloud=none, which has nothing in a cloud to show or check.
+pub fn inspector(params: &Params, state: Option<&Path>) -> Result<Option<Box<dyn Inspect>>, Exit> {
+    match resolved(params, state)? {
+        Some((b, setup)) => (b.inspect)(&setup).map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -489,22 +482,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(detect(d.path()), CloudKind::None);
         std::fs::write(d.path().join("product_name"), "Google Compute Engine\n").unwrap();
-        assert_eq!(detect(d.path()), CloudKind::Gce);
+        assert_eq!(detect(d.path()).name(), "gce");
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("chassis_asset_tag"), "OracleCloud.com\n").unwrap();
-        assert_eq!(detect(d.path()), CloudKind::Oci);
+        assert_eq!(detect(d.path()).name(), "oci");
     }
 
     #[test]
-    fn permission_names_and_subnets() {
-        assert_eq!(
-            named_permission(
-                "Required 'compute.instances.updateNetworkInterface' permission for 'x'"
-            )
-            .as_deref(),
-            Some("compute.instances.updateNetworkInterface")
-        );
-        assert_eq!(named_permission("forbidden"), None);
+    fn subnets() {
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         assert!(in_subnet(ip("10.128.0.100"), ip("10.128.0.0"), 20));
         assert!(!in_subnet(ip("10.129.0.100"), ip("10.128.0.0"), 20));

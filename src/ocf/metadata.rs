@@ -32,7 +32,66 @@ impl Content {
     }
 }
 
+/// Where a parameter applies: a cloud by its `cloud=` value (and label for the documents),
+/// in every mode of that cloud or only in some.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Where {
+    pub cloud: &'static str,
+    /// How the documents name the cloud ("GCE only.").
+    pub label: &'static str,
+    /// The modes (`mode=`) it applies in; empty: every mode of the cloud.
+    pub modes: &'static [&'static str],
+}
+
+/// Which resources a parameter applies to. Data, not prose: the documents' "GCE only."
+/// and the refusal of a parameter set where it does not apply both come from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every resource.
+    All,
+    /// Every cloud backend (not cloud=none).
+    Clouds,
+    /// These clouds (and modes) only.
+    Only(&'static [Where]),
+}
+
+impl Scope {
+    /// Does a parameter of this scope apply to `cloud` (`None`: cloud=none) in `mode`?
+    pub fn applies(&self, cloud: Option<&str>, mode: &str) -> bool {
+        match (self, cloud) {
+            (Scope::All, _) => true,
+            (Scope::Clouds, c) => c.is_some(),
+            (Scope::Only(ws), Some(c)) => ws
+                .iter()
+                .any(|w| w.cloud == c && (w.modes.is_empty() || w.modes.contains(&mode))),
+            (Scope::Only(_), None) => false,
+        }
+    }
+
+    /// Where it applies, as `cloud=gce` or `cloud=aws mode=eip` (joined by " or ").
+    pub fn places(&self) -> Option<String> {
+        let Scope::Only(ws) = self else { return None };
+        let one = |w: &Where| match w.modes {
+            [] => format!("cloud={}", w.cloud),
+            ms => format!("cloud={} mode={}", w.cloud, ms.join("|")),
+        };
+        Some(ws.iter().map(one).collect::<Vec<_>>().join(" or "))
+    }
+
+    /// The documents' words for it: "GCE" or "AWS mode=eip" (joined by " and "); `None`
+    /// when it applies more widely than some clouds.
+    fn label(&self) -> Option<String> {
+        let Scope::Only(ws) = self else { return None };
+        let one = |w: &Where| match w.modes {
+            [] => w.label.to_owned(),
+            ms => format!("{} mode={}", w.label, ms.join("|")),
+        };
+        Some(ws.iter().map(one).collect::<Vec<_>>().join(" and "))
+    }
+}
+
 /// One `<parameter>` of the meta-data.
+#[derive(Clone, Copy, Debug)]
 pub struct ParamDef {
     pub name: &'static str,
     pub shortdesc: &'static str,
@@ -53,6 +112,11 @@ pub struct ParamDef {
     /// A valid value, for the tests (never written to the meta-data): each parameter's
     /// own test proves that parsing it changes the result.
     pub example: &'static str,
+    /// Which resources it applies to; the documents' shortdesc and longdesc say so first
+    /// ("GCE: ...", "GCE only. ..."), so the texts here do not.
+    pub scope: Scope,
+    /// Another parameter it acts on, said in the documents ("GCE only, with public_ip.").
+    pub with: Option<&'static str>,
 }
 
 impl ParamDef {
@@ -75,6 +139,26 @@ impl ParamDef {
             reloadable: false,
             order: 0,
             example: "",
+            scope: Scope::All,
+            with: None,
+        }
+    }
+
+    /// The shortdesc as the documents show it: "GCE: " first for one cloud's parameter.
+    pub fn short_text(&self) -> String {
+        match self.scope.label() {
+            Some(l) => format!("{l}: {}", self.shortdesc),
+            None => self.shortdesc.to_owned(),
+        }
+    }
+
+    /// The longdesc as the documents show it: "GCE only. " (or "GCE only, with
+    /// public_ip. ") first for one cloud's parameter.
+    pub fn long_text(&self) -> String {
+        match (self.scope.label(), self.with) {
+            (Some(l), Some(w)) => format!("{l} only, with {w}. {}", self.longdesc),
+            (Some(l), None) => format!("{l} only. {}", self.longdesc),
+            (None, _) => self.longdesc.to_owned(),
         }
     }
 }
@@ -207,8 +291,8 @@ fn parameter(w: &mut Writer<Vec<u8>>, p: &ParamDef) -> std::io::Result<()> {
     w.create_element("parameter")
         .with_attributes(attrs)
         .write_inner_content(|w| {
-            desc(w, "longdesc", p.longdesc)?;
-            desc(w, "shortdesc", p.shortdesc)?;
+            desc(w, "longdesc", &p.long_text())?;
+            desc(w, "shortdesc", &p.short_text())?;
             let mut content = vec![("type", p.content.as_str())];
             if let Some(d) = p.default {
                 content.push(("default", d));
@@ -279,8 +363,8 @@ pub fn man_page() -> String {
             ".TP\n\\fB{}\\fP ({}, {default})\n{}.\n{}",
             roff(p.name),
             p.content.as_str(),
-            roff(p.shortdesc),
-            roff(p.longdesc)
+            roff(&p.short_text()),
+            roff(&p.long_text())
         );
     }
     m.push_str(
@@ -357,8 +441,8 @@ pub fn markdown_params() -> String {
             "| `{}` | {} | **{}.** {} |\n",
             p.name,
             default,
-            p.shortdesc,
-            p.longdesc.replace('|', "\\|")
+            p.short_text(),
+            p.long_text().replace('|', "\\|")
         ));
     }
     s

@@ -463,7 +463,7 @@ impl Aws {
             }
             Mode::Route => settle("claim", deadline, || self.claim_routes_once(deadline))?,
         }
-        Ok(Claimed(()))
+        Ok(Claimed::new(None))
     }
 
     fn claim_ip_once(&mut self, deadline: &Deadline) -> Result<(), CloudError> {

@@ -270,7 +270,7 @@ impl<'a> Api<'a> {
                 crate::http::redact(path),
                 r.status
             );
-            return Err(match r.status {
+            let e = match r.status {
                 // A token that expired between the cache check and the call, or was
                 // revoked: one fresh token, then give up.
                 401 if !*self.refreshed.borrow() => {
@@ -287,6 +287,11 @@ impl<'a> Api<'a> {
                 429 | 500..=599 => transient(what),
                 // 400 invalid and every other 4xx: the same request fails the same way.
                 _ => CloudError::Invalid(what),
+            };
+            return Err(if reason.is_empty() {
+                e
+            } else {
+                CloudError::coded(reason, e)
             });
         }
     }
@@ -506,7 +511,7 @@ impl<'a> Api<'a> {
             );
             for name in pending {
                 // Its outcome is someone else's business; only that it is over matters.
-                match self.wait_named(zone, &name, deadline) {
+                match self.wait_named(zone, &name, deadline).map_err(CloudError::into_kind) {
                     Ok(_) | Err(CloudError::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -603,7 +608,7 @@ impl<'a> Api<'a> {
                     None,
                     deadline,
                 )
-                .map_err(|e| match e {
+                .map_err(|e| match e.into_kind() {
                     CloudError::NotFound(m) => not_found(m),
                     e => e,
                 });
@@ -669,7 +674,10 @@ impl<'a> Api<'a> {
             if deadline.remaining() < Duration::from_millis(50) {
                 return Err(not_done());
             }
-            match self.call_with(Method::Post, &path, None, deadline, WAIT_CALL, &retry_read) {
+            match self
+                .call_with(Method::Post, &path, None, deadline, WAIT_CALL, &retry_read)
+                .map_err(CloudError::into_kind)
+            {
                 Ok(v) => {
                     let op = Operation::parse(&v)?;
                     if op.done {

@@ -1,20 +1,28 @@
 //! GCE's own parameters, side by side: their docs (meta-data, README, man page), the typed
-//! `Config` the backend gets and the syntax checks. They apply to cloud=gce and are checked
-//! whatever the cloud (cloud=auto is resolved later, on the node).
+//! `Config` the backend gets and the syntax checks. They apply to cloud=gce (`HERE`) and
+//! their syntax is checked whatever the cloud (cloud=auto is resolved later, on the node).
 
-use crate::cloud::config::{CloudKind, Get};
-use crate::ocf::metadata::{Content, ParamDef};
+use crate::cloud::config::Get;
+use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 use crate::ocf::{parse_bool, Exit};
+
+/// Where GCE's own parameters apply: cloud=gce, every mode.
+pub const HERE: Scope = Scope::Only(&[Where {
+    cloud: "gce",
+    label: "GCE",
+    modes: &[],
+}]);
 
 const ALIAS_RANGE_NAME: ParamDef = ParamDef {
     order: 90,
     example: "vips",
+    scope: HERE,
     ..ParamDef::new(
         "alias_range_name",
         Content::String,
         None,
-        "GCE: secondary range of the VIP",
-        "GCE only. The name of the subnet's secondary IP range the VIP belongs to (the alias \
+        "secondary range of the VIP",
+        "The name of the subnet's secondary IP range the VIP belongs to (the alias \
      is then added with subnetworkRangeName). Leave unset when the VIP is in the \
      subnet's primary range.",
     )
@@ -24,12 +32,13 @@ const PEERS: ParamDef = ParamDef {
     order: 100,
     example: "node-a, node-b",
     reloadable: true,
+    scope: HERE,
     ..ParamDef::new(
         "peers",
         Content::String,
         None,
-        "GCE: instance names of the other nodes",
-        "GCE only. Instance names (comma or space separated) where start looks for the \
+        "instance names of the other nodes",
+        "Instance names (comma or space separated) where start looks for the \
          current holder of the VIP, in any zone of this node's region. Default: the instances \
          of the region that carry peer_label, or every instance of the region when \
          peer_label is unset too (one aggregatedList call per start; monitor never lists).",
@@ -40,12 +49,13 @@ const PEER_LABEL: ParamDef = ParamDef {
     order: 110,
     example: "cluster=db1",
     reloadable: true,
+    scope: HERE,
     ..ParamDef::new(
         "peer_label",
         Content::String,
         None,
-        "GCE: label that marks the cluster's instances",
-        "GCE only. key=value, e.g. cluster=db1: the instances carrying this label are where \
+        "label that marks the cluster's instances",
+        "key=value, e.g. cluster=db1: the instances carrying this label are where \
          start looks for the current holder, so no host list is needed.",
     )
 };
@@ -54,26 +64,29 @@ const ACCESS_CONFIG_NAME: ParamDef = ParamDef {
     order: 130,
     example: "external-nat",
     reloadable: true,
+    scope: HERE,
     ..ParamDef::new(
         "access_config_name",
         Content::String,
         Some("External NAT"),
-        "GCE: name of the access config start creates",
-        "GCE only. The name given to the access config that carries public_ip. Existing \
+        "name of the access config start creates",
+        "The name given to the access config that carries public_ip. Existing \
          access configs are always removed by their real name, whatever it is.",
     )
 };
 
 const RESTORE_EPHEMERAL_IP: ParamDef = ParamDef {
     order: 140,
+    with: Some("public_ip"),
     example: "true",
     reloadable: true,
+    scope: HERE,
     ..ParamDef::new(
         "restore_ephemeral_ip",
         Content::Boolean,
         Some("false"),
-        "GCE: new ephemeral external IP for the node public_ip leaves",
-        "GCE only, with public_ip. GCE allows one access config per NIC, so the node that \
+        "new ephemeral external IP for the node public_ip leaves",
+        "GCE allows one access config per NIC, so the node that \
          takes public_ip loses its ephemeral external IP, and the node it leaves has none \
          afterwards: it keeps no direct internet access. When true, start gives the node it \
          took public_ip from a new ephemeral external IP (an access config named \
@@ -114,7 +127,7 @@ pub fn is_name(s: &str) -> bool {
 }
 
 impl Config {
-    pub fn parse(get: &Get, cloud: CloudKind) -> Result<Config, Exit> {
+    pub fn parse(get: &Get) -> Result<Config, Exit> {
         let alias_range_name = match get(ALIAS_RANGE_NAME.name) {
             None => None,
             Some(v) if is_name(v) => Some(v.to_owned()),
@@ -176,17 +189,10 @@ impl Config {
                 None => false,
                 Some(v) => parse_bool(RESTORE_EPHEMERAL_IP.name, v)?,
             };
-        if restore_ephemeral_ip {
-            if matches!(cloud, CloudKind::Oci | CloudKind::None) {
-                return Err(Exit::configured(
-                    "restore_ephemeral_ip is for cloud=gce (on OCI a node keeps its own public IP)",
-                ));
-            }
-            if get("public_ip").is_none() {
-                return Err(Exit::configured(
-                    "restore_ephemeral_ip=true without public_ip: no external IP moves",
-                ));
-            }
+        if restore_ephemeral_ip && get("public_ip").is_none() {
+            return Err(Exit::configured(
+                "restore_ephemeral_ip=true without public_ip: no external IP moves",
+            ));
         }
         Ok(Config {
             alias_range_name,

@@ -8,19 +8,59 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::compute::{instance_ref, Api};
+use super::metadata::Identity;
 use super::{name_and_zone, nic_has, Gce};
-use crate::cloud::{
-    format_mac, in_subnet, named_permission, CloudError, Holding, Nic, Step, DIAGNOSE_METADATA,
-    DIAGNOSE_STEP,
-};
+use crate::cloud::inspect::{Check, Inspect, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+use crate::cloud::{format_mac, in_subnet, CloudError, Holding, Nic};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
 
 /// Never a real fingerprint (GCE's are 8 random bytes; this one is all zeros).
 const PROBE_FINGERPRINT: &str = "AAAAAAAAAAA=";
 
+/// What the earlier checks of a diagnose found, for the later ones.
+#[derive(Default)]
+pub(super) struct Found {
+    id: Option<Identity>,
+    /// Whose credentials, for the messages ("the instance's service account x@...").
+    who: String,
+    /// The account itself, or where to put one, for the fixes.
+    sa: String,
+    /// Our instance as the API shows it (read by the permissions check).
+    me: Option<Result<Value, CloudError>>,
+    /// Our NIC's index (the NIC check).
+    idx: usize,
+}
+
+/// The permission a denial names: GCE writes `Required 'compute.x.y' permission`.
+fn named_permission(msg: &str) -> Option<String> {
+    let (_, rest) = msg.split_once("Required '")?;
+    let (perm, _) = rest.split_once('\'')?;
+    Some(perm.to_owned())
+}
+
+impl Inspect for Gce {
+    fn holders(
+        &mut self,
+        _nic: Option<&Nic>,
+        deadline: &Deadline,
+    ) -> Result<Vec<Holding>, CloudError> {
+        self.holder_rows(deadline)
+    }
+
+    fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        match check {
+            Check::Metadata => self.probe_metadata(deadline),
+            Check::Credentials => self.probe_credentials(deadline),
+            Check::Permissions => self.probe_permissions(nic, deadline),
+            Check::Nic => self.probe_nic(nic, deadline),
+            Check::Subnet => self.probe_subnet(deadline),
+        }
+    }
+}
+
 impl Gce {
-    pub(super) fn holder_rows(&mut self, deadline: &Deadline) -> Result<Vec<Holding>, CloudError> {
+    fn holder_rows(&mut self, deadline: &Deadline) -> Result<Vec<Holding>, CloudError> {
         let id = self.with_identity(deadline)?;
         let api = Api::new(self);
         let mut rows = Vec::new();
@@ -67,38 +107,36 @@ impl Gce {
         Ok(rows)
     }
 
-    pub(super) fn diagnose_steps(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<Step> {
-        let mut out = Vec::new();
-        // 1. The metadata server: it answers in milliseconds, so a short wait is enough
-        // to call it down, and the steps after it are skipped, not starved.
-        let id = match self.with_identity(&deadline.within(DIAGNOSE_METADATA)) {
+    /// The metadata server: it answers in milliseconds, so a short wait is enough to call
+    /// it down, and the checks after it are skipped, not starved.
+    fn probe_metadata(&mut self, deadline: &Deadline) -> Verdict {
+        match self.with_identity(&deadline.within(DIAGNOSE_METADATA)) {
             Ok(id) => {
-                out.push(Step::pass(
-                    "metadata",
-                    format!(
-                        "{} answers: instance {} in {} (project {}), {} NIC(s)",
-                        self.md_base,
-                        id.name,
-                        id.zone,
-                        id.project,
-                        id.nics.len()
-                    ),
+                let v = Verdict::pass(format!(
+                    "{} answers: instance {} in {} (project {}), {} NIC(s)",
+                    self.md_base,
+                    id.name,
+                    id.zone,
+                    id.project,
+                    id.nics.len()
                 ));
-                id
+                self.found.id = Some(id);
+                v
             }
-            Err(e) => {
-                out.push(Step::fail(
-                    "metadata",
-                    format!("the metadata server does not answer: {e}"),
-                    "run this on a GCE instance; make sure nothing (a firewall rule, \
-                     an HTTP_PROXY) intercepts 169.254.169.254 (metadata.google.internal); \
-                     set metadata_url only for an emulator",
-                ));
-                Step::skip_rest(&mut out, 1);
-                return out;
-            }
+            Err(e) => Verdict::fail(
+                format!("the metadata server does not answer: {e}"),
+                "run this on a GCE instance; make sure nothing (a firewall rule, \
+                 an HTTP_PROXY) intercepts 169.254.169.254 (metadata.google.internal); \
+                 set metadata_url only for an emulator",
+            ),
+        }
+    }
+
+    /// A token for the API, and whose it is (the fixes name it).
+    fn probe_credentials(&mut self, deadline: &Deadline) -> Verdict {
+        let Some(id) = self.found.id.take() else {
+            return Verdict::fail("no instance identity", "run the metadata check first");
         };
-        // 2. Credentials: a token for the API, and whose it is (the fixes name it).
         let step = deadline.within(DIAGNOSE_STEP);
         let account = match &self.shared.credentials {
             Some(_) => self.key_email(),
@@ -108,42 +146,55 @@ impl Gce {
                 .map(|r| r.text().trim().to_owned())
                 .filter(|e| !e.is_empty()),
         };
-        let who = match (&self.shared.credentials, &account) {
+        self.found.who = match (&self.shared.credentials, &account) {
             (Some(p), Some(a)) => format!("the service-account key {p} ({a})"),
             (Some(p), None) => format!("the service-account key {p}"),
             (None, Some(a)) => format!("the instance's service account {a}"),
             (None, None) => "the instance's service account".to_owned(),
         };
-        // In the fixes: the account itself, or where to put one.
-        let sa = account
+        self.found.sa = account
             .clone()
             .unwrap_or_else(|| format!("NAME@{}.iam.gserviceaccount.com", id.project));
-        if let Err(e) = self.token(&step, false) {
-            let fix = match &self.shared.credentials {
-                Some(_) => "credentials= must name a JSON key of a service account \
-                            (gcloud iam service-accounts keys create), readable by root, mode 0600"
-                    .to_owned(),
-                None => format!(
-                    "attach a service account with the cloud-platform scope: gcloud compute \
-                     instances set-service-account {} --zone {} --service-account {sa} \
-                     --scopes cloud-platform (the instance must be stopped), or set credentials=",
-                    id.name, id.zone
-                ),
-            };
-            out.push(Step::fail(
-                "credentials",
-                format!("no API token from {who}: {e}"),
-                fix,
-            ));
-            Step::skip_rest(&mut out, 2);
-            return out;
-        }
-        out.push(Step::pass(
-            "credentials",
-            format!("{who}: access token obtained"),
-        ));
-        // 3. Permissions: every call start makes, read ones for real, the mutation probed.
-        // Each probe has its own budget: one that hangs does not starve the others.
+        let v = match self.token(&step, false) {
+            Err(e) => {
+                let fix = match &self.shared.credentials {
+                    Some(_) => "credentials= must name a JSON key of a service account \
+                                (gcloud iam service-accounts keys create), readable by root, mode 0600"
+                        .to_owned(),
+                    None => format!(
+                        "attach a service account with the cloud-platform scope: gcloud compute \
+                         instances set-service-account {} --zone {} --service-account {} \
+                         --scopes cloud-platform (the instance must be stopped), or set credentials=",
+                        id.name, id.zone, self.found.sa
+                    ),
+                };
+                Verdict::fail(format!("no API token from {}: {e}", self.found.who), fix)
+            }
+            Ok(_) => Verdict::pass(format!("{}: access token obtained", self.found.who)),
+        };
+        self.found.id = Some(id);
+        v
+    }
+
+    /// Every call start makes, read ones for real, the mutation probed. Each probe has its
+    /// own budget: one that hangs does not starve the others.
+    fn probe_permissions(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        let Some(id) = self.found.id.take() else {
+            return Verdict::fail("no instance identity", "run the metadata check first");
+        };
+        let (v, me) = self.permissions(&id, nic, deadline);
+        self.found.me = Some(me);
+        self.found.id = Some(id);
+        v
+    }
+
+    fn permissions(
+        &self,
+        id: &Identity,
+        nic: Option<&Nic>,
+        deadline: &Deadline,
+    ) -> (Verdict, Result<Value, CloudError>) {
+        let who = &self.found.who;
         let api = Api::new(self);
         let mut missing: Vec<String> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
@@ -152,10 +203,12 @@ impl Gce {
             checked.push(perm.trim_start_matches("compute."));
             match r {
                 Ok(()) => {}
-                Err(CloudError::Denied(m)) => {
-                    missing.push(named_permission(&m).unwrap_or_else(|| perm.to_owned()))
-                }
-                Err(e) => errors.push(format!("{perm}: {e}")),
+                Err(e) => match e.kind() {
+                    CloudError::Denied(m) => {
+                        missing.push(named_permission(m).unwrap_or_else(|| perm.to_owned()))
+                    }
+                    _ => errors.push(format!("{perm}: {e}")),
+                },
             }
         };
         let probe = || deadline.within(DIAGNOSE_STEP);
@@ -201,7 +254,8 @@ impl Gce {
             );
             // 412 (stale fingerprint) means IAM let the call through; it changed nothing.
             let refused = match api.call(Method::Patch, &path, Some(&body), &probe()) {
-                Ok(_) | Err(CloudError::Conflict(_)) => Ok(()),
+                Ok(_) => Ok(()),
+                Err(e) if matches!(e.kind(), CloudError::Conflict(_)) => Ok(()),
                 Err(e) => Err(e),
             };
             note("compute.instances.updateNetworkInterface", refused);
@@ -212,7 +266,7 @@ impl Gce {
                 api.address(id.region(), &p, &probe()).map(|_| ()),
             );
         }
-        if !missing.is_empty() {
+        let verdict = if !missing.is_empty() {
             let mut all = vec![
                 "compute.instances.get",
                 "compute.instances.list",
@@ -233,8 +287,7 @@ impl Gce {
                     "compute.networks.useExternalIp",
                 ]);
             }
-            out.push(Step::fail(
-                "permissions",
+            Verdict::fail(
                 format!("{who} lacks {}", missing.join(", ")),
                 format!(
                     "grant it a role with these permissions, e.g. a custom role: \
@@ -242,89 +295,87 @@ impl Gce {
                      gcloud projects add-iam-policy-binding {p} --member serviceAccount:{sa} \
                      --role projects/{p}/roles/cloudvip (see pcs-examples/gce-iam.sh)",
                     all.join(","),
-                    p = id.project
+                    p = id.project,
+                    sa = self.found.sa
                 ),
-            ));
+            )
         } else if !errors.is_empty() {
-            out.push(Step::fail(
-                "permissions",
+            Verdict::fail(
                 format!("could not check: {}", errors.join("; ")),
                 "retry; if it persists, check that the Compute API is enabled \
                  (gcloud services enable compute.googleapis.com) and reachable (proxy=, api_endpoint=)",
-            ));
+            )
         } else {
-            out.push(Step::pass(
-                "permissions",
-                format!(
-                    "{}: allowed (updateNetworkInterface probed with a stale fingerprint, \
-                     nothing changed)",
-                    checked.join(", ")
-                ),
-            ));
-        }
-        // 4. The NIC: the local interface's MAC must be one of this instance's NICs.
-        let idx = match nic {
-            None => {
-                out.push(Step::skip("nic"));
-                out.push(Step::skip("subnet"));
-                return out;
-            }
-            Some(n) => match self.our_nic(&id, n) {
-                Ok(i) => {
-                    out.push(Step::pass(
-                        "nic",
-                        format!(
-                            "{} ({}) is nic{i} of {} ({})",
-                            n.name,
-                            n.mac.map(|m| format_mac(&m)).unwrap_or_default(),
-                            id.name,
-                            id.nics[i].ip
-                        ),
-                    ));
-                    i
-                }
-                Err(e) => {
-                    let theirs: Vec<String> = id
-                        .nics
-                        .iter()
-                        .enumerate()
-                        .map(|(i, g)| format!("nic{i} MAC {} ({})", g.mac, g.ip))
-                        .collect();
-                    out.push(Step::fail(
-                        "nic",
-                        e.to_string(),
-                        format!(
-                            "set nic= to the local interface whose MAC is one of: {} \
-                             (compare with `ip -br link`)",
-                            theirs.join(", ")
-                        ),
-                    ));
-                    out.push(Step::skip("subnet"));
-                    return out;
-                }
-            },
+            Verdict::pass(format!(
+                "{}: allowed (updateNetworkInterface probed with a stale fingerprint, \
+                 nothing changed)",
+                checked.join(", ")
+            ))
         };
-        // 5. The subnet: the check start makes before it moves anything (the VIP in the
-        // subnet's primary range, or in the secondary range alias_range_name names), on the
-        // subnetwork as the API shows it; from the metadata server's netmask when the API
-        // cannot be read.
-        let sub = me
+        (verdict, me)
+    }
+
+    /// The local interface's MAC must be one of this instance's NICs.
+    fn probe_nic(&mut self, nic: Option<&Nic>, _deadline: &Deadline) -> Verdict {
+        let (Some(id), Some(n)) = (&self.found.id, nic) else {
+            return Verdict::fail("no instance identity or local NIC", "run the earlier checks");
+        };
+        match self.our_nic(id, n) {
+            Ok(i) => {
+                self.found.idx = i;
+                Verdict::pass(format!(
+                    "{} ({}) is nic{i} of {} ({})",
+                    n.name,
+                    n.mac.map(|m| format_mac(&m)).unwrap_or_default(),
+                    id.name,
+                    id.nics[i].ip
+                ))
+            }
+            Err(e) => {
+                let theirs: Vec<String> = id
+                    .nics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| format!("nic{i} MAC {} ({})", g.mac, g.ip))
+                    .collect();
+                Verdict::fail(
+                    e.to_string(),
+                    format!(
+                        "set nic= to the local interface whose MAC is one of: {} \
+                         (compare with `ip -br link`)",
+                        theirs.join(", ")
+                    ),
+                )
+            }
+        }
+    }
+
+    /// The check start makes before it moves anything (the VIP in the subnet's primary
+    /// range, or in the secondary range alias_range_name names), on the subnetwork as the
+    /// API shows it; from the metadata server's netmask when the API cannot be read.
+    fn probe_subnet(&mut self, deadline: &Deadline) -> Verdict {
+        let Some(id) = &self.found.id else {
+            return Verdict::fail("no instance identity", "run the metadata check first");
+        };
+        let idx = self.found.idx;
+        let api = Api::new(self);
+        let sub = self
+            .found
+            .me
             .as_ref()
-            .ok()
+            .and_then(|m| m.as_ref().ok())
             .and_then(|m| m["networkInterfaces"][idx]["subnetwork"].as_str())
             .map(|url| api.subnetwork(url, &deadline.within(DIAGNOSE_STEP)));
         if let Some(Ok(sub)) = sub {
-            match self.check_range(&sub) {
-                Ok(range) => out.push(Step::pass("subnet", format!("{} lies in {range}", self.ip))),
-                Err(e) => out.push(Step::fail(
-                    "subnet",
+            return match self.check_range(&sub) {
+                Ok(range) => Verdict::pass(format!("{} lies in {range}", self.ip)),
+                Err(e) => Verdict::fail(
                     e.to_string(),
                     "choose a VIP inside the subnet's primary range, or set alias_range_name to \
                      the secondary range that contains it (gcloud compute networks subnets \
                      describe shows secondaryIpRanges)",
-                )),
-            }
-            return out;
+                ),
+            };
         }
         let g = &id.nics[idx];
         let net = g.ip.parse::<std::net::Ipv4Addr>().ok();
@@ -339,25 +390,33 @@ impl Gce {
             IpAddr::V4(std::net::Ipv4Addr::from(u32::from(a) & mask))
         });
         match (&self.opts.alias_range_name, net, prefix) {
-            (Some(r), _, _) => out.push(Step::pass(
-                "subnet",
+            (Some(r), _, _) => Verdict::pass(
                 format!("alias_range_name={r}: not checked (the subnetwork cannot be read; start checks it before it moves anything)"),
-            )),
-            (None, Some(net), Some(len)) if in_subnet(self.ip, net, len) => out.push(Step::pass(
-                "subnet",
+            ),
+            (None, Some(net), Some(len)) if in_subnet(self.ip, net, len) => Verdict::pass(
                 format!("{} is inside nic{idx}'s subnet ({net}/{len})", self.ip),
-            )),
-            (None, Some(net), Some(len)) => out.push(Step::fail(
-                "subnet",
+            ),
+            (None, Some(net), Some(len)) => Verdict::fail(
                 format!("{} is outside nic{idx}'s subnet ({net}/{len})", self.ip),
                 "choose a VIP inside the subnet's primary range, or set alias_range_name to \
                  the secondary range that contains it",
-            )),
-            _ => out.push(Step::pass(
-                "subnet",
-                "the metadata server gives no netmask for this NIC: not checked",
-            )),
+            ),
+            _ => Verdict::pass("the metadata server gives no netmask for this NIC: not checked"),
         }
-        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn permission_names() {
+        assert_eq!(
+            super::named_permission(
+                "Required 'compute.instances.updateNetworkInterface' permission for 'x'"
+            )
+            .as_deref(),
+            Some("compute.instances.updateNetworkInterface")
+        );
+        assert_eq!(super::named_permission("forbidden"), None);
     }
 }

@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic, Op, Planned};
+use super::registry::{Backend, Dmi, Mode, Platform, Setup};
+use super::{in_subnet, settle, Claimed, Cloud, CloudError, Nic, Op, Planned, Seen};
 use crate::deadline::Deadline;
 use crate::http::Http;
-use crate::params::Params;
+use crate::ocf::Exit;
 use aliases::{holds, Want};
 use compute::{aliases_of, field, nics, primary_ip, Api};
 use metadata::Identity;
@@ -35,6 +36,40 @@ use writer::Target;
 
 /// For the fuzz targets: is this alias entry the single address `ip`?
 pub use aliases::is_host as alias_is;
+
+pub static BACKEND: Backend = Backend {
+    name: "gce",
+    label: "GCE",
+    summary: "an alias IP range on the Compute Engine NIC",
+    dmi_doc: "Google",
+    // GCE sets product_name "Google Compute Engine" and sys_vendor "Google".
+    detect: |d: &Dmi| {
+        d.read("sys_vendor") == "Google" || d.read("product_name") == "Google Compute Engine"
+    },
+    platform: Platform::Gce,
+    modes: &[Mode {
+        name: "alias",
+        doc: "an alias IP range of the NIC",
+    }],
+    params: config::PARAMS,
+    parse: |get| Ok(Box::new(config::Config::parse(get)?)),
+    fits,
+    cloud: |s| Ok(Box::new(Gce::new(s)?)),
+    inspect: |s| Ok(Box::new(Gce::new(s)?)),
+};
+
+/// IPv6 aliases go in `aliasIpv6Ranges`, which takes only a netmask GCE fills with an
+/// address it picks ("only a netmask (e.g. /96) may be supplied, with a CIDR format
+/// resulting in an API error", Google's Terraform/Pulumi docs), so a chosen address
+/// cannot move.
+fn fits(ip: IpAddr, _set: &super::registry::IsSet) -> Result<(), Exit> {
+    if ip.is_ipv6() {
+        return Err(Exit::configured(
+            "cloud=gce cannot move an IPv6 ip: GCE picks IPv6 alias addresses itself",
+        ));
+    }
+    Ok(())
+}
 
 pub const DEFAULT_API: &str = "https://compute.googleapis.com/compute/v1/";
 
@@ -55,6 +90,8 @@ pub struct Gce {
     rsctmp: Option<String>,
     /// Filled from the metadata server before any API call.
     project: String,
+    /// What diagnose's earlier checks found, for its later ones.
+    found: diagnose::Found,
 }
 
 fn transient(msg: String) -> CloudError {
@@ -84,21 +121,22 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> Option<bool> {
 }
 
 impl Gce {
-    pub fn new(params: &Params, http: Http, rsctmp: Option<String>) -> Self {
-        let o = &params.cloud_config.shared;
-        Gce {
-            http,
-            ip: params.ip,
-            opts: params.cloud_config.gce.clone(),
+    pub fn new(s: &Setup) -> Result<Self, Exit> {
+        let o = s.shared;
+        Ok(Gce {
+            http: s.http()?,
+            ip: s.ip,
+            opts: s.config::<config::Config>()?.clone(),
             shared: o.clone(),
             api_base: o
                 .api_endpoint
                 .clone()
                 .unwrap_or_else(|| DEFAULT_API.to_owned()),
             md_base: o.metadata_url.clone().unwrap_or_else(metadata::base_url),
-            rsctmp,
+            rsctmp: s.state.and_then(std::path::Path::to_str).map(str::to_owned),
             project: String::new(),
-        }
+            found: diagnose::Found::default(),
+        })
     }
 
     fn with_identity(&mut self, deadline: &Deadline) -> Result<Identity, CloudError> {
@@ -184,7 +222,7 @@ impl Gce {
 
     fn get_self(&self, api: &Api, id: &Identity, deadline: &Deadline) -> Result<Value, CloudError> {
         api.get_instance(&id.zone, &id.name, deadline)
-            .map_err(|e| match e {
+            .map_err(|e| match e.into_kind() {
                 CloudError::NotFound(m) => Self::node_local(format!(
                     "this instance ({} in {}, project {}) is unknown to the Compute API: {m}",
                     id.name, id.zone, id.project
@@ -222,7 +260,7 @@ impl Gce {
             }
         }
         let url = field(gnic, "subnetwork", "our network interface")?;
-        let sub = match api.subnetwork(url, deadline) {
+        let sub = match api.subnetwork(url, deadline).map_err(CloudError::into_kind) {
             Ok(s) => s,
             Err(CloudError::Denied(m)) => {
                 log::warn!(
@@ -421,7 +459,8 @@ impl Cloud for Gce {
     /// Depth 0 asks the metadata server only (free, and what the guest agent acts on);
     /// depth 10 also the API. Every call honours `deadline`: a monitor whose metadata
     /// server does not answer gets a Transient error when the deadline it was given ends.
-    fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError> {
+    fn locate(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<Seen, CloudError> {
+        let here = |yes| if yes { Seen::Here } else { Seen::Elsewhere(None) };
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
         let mut in_metadata = id.nics_with(self.ip).contains(&idx);
@@ -442,7 +481,7 @@ impl Cloud for Gce {
             }
         }
         if depth < 10 {
-            return Ok(in_metadata);
+            return Ok(here(in_metadata));
         }
         let api = Api::new(self);
         let me = self.get_self(&api, &id, deadline)?;
@@ -453,7 +492,7 @@ impl Cloud for Gce {
         if in_api != in_metadata {
             log::warn!("the metadata server and the Compute API disagree about {} (metadata: {in_metadata}, API: {in_api})", self.ip);
         }
-        Ok(in_api)
+        Ok(here(in_api))
     }
 
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
@@ -464,13 +503,13 @@ impl Cloud for Gce {
         settle("alias move", deadline, || {
             self.claim_once(&api, &id, idx, &mut validated, deadline)
         })?;
-        Ok(Claimed(()))
+        Ok(Claimed::new(None))
     }
 
-    fn claim_extras(
+    fn complete(
         &mut self,
         nic: &Nic,
-        _proof: &Claimed,
+        _claimed: &Claimed,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
         let Some(want) = self.shared.public_ip.clone() else {
@@ -504,7 +543,7 @@ impl Cloud for Gce {
         Ok(())
     }
 
-    /// The same decisions as claim, claim_extras and release, from the same reads, with
+    /// The same decisions as claim, complete and release, from the same reads, with
     /// nothing written.
     fn plan(&mut self, op: Op, nic: &Nic, deadline: &Deadline) -> Result<Vec<Planned>, CloudError> {
         let id = self.with_identity(deadline)?;
@@ -528,17 +567,6 @@ impl Cloud for Gce {
         Ok(changes.iter().map(|c| self.describe(&id, c)).collect())
     }
 
-    fn holders(
-        &mut self,
-        _nic: Option<&Nic>,
-        deadline: &Deadline,
-    ) -> Result<Vec<super::Holding>, CloudError> {
-        self.holder_rows(deadline)
-    }
-
-    fn diagnose(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<super::Step> {
-        self.diagnose_steps(nic, deadline)
-    }
 }
 
 #[cfg(test)]

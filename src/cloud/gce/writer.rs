@@ -84,13 +84,14 @@ enum Kind {
 }
 
 fn to_outcome(e: &CloudError) -> Outcome {
-    let (kind, msg) = match e {
+    // The cloud's code stays in this process: the writer's callers match on the kind.
+    let (kind, msg) = match e.kind() {
         CloudError::Transient(m) => (Kind::Transient, m),
         CloudError::Conflict(m) => (Kind::Conflict, m),
         CloudError::Denied(m) => (Kind::Denied, m),
         CloudError::NotFound(m) => (Kind::NotFound, m),
         CloudError::Invalid(m) => (Kind::Invalid, m),
-        CloudError::Local(m) => (Kind::Local, m),
+        CloudError::Local(m) | CloudError::Coded { error: _, code: m } => (Kind::Local, m),
     };
     Outcome::Failed {
         kind,
@@ -431,7 +432,7 @@ fn hold(
     let several = initial + joiners.joined > 1;
     // Entries still in the batch share its result; dropped ones were answered already.
     for id in batch.iter().filter_map(|e| e.id.as_ref()) {
-        match &result {
+        match result.as_ref().map_err(CloudError::kind) {
             Ok(_) => answer(dir, id, &Outcome::Done),
             // Out of time or still conflicting: let each try with its own deadline.
             Err(CloudError::Transient(_) | CloudError::Conflict(_)) => {}
@@ -446,7 +447,7 @@ fn hold(
             mine.intent.want.ip
         )));
     }
-    match result {
+    match result.map_err(CloudError::into_kind) {
         Err(CloudError::Invalid(_)) if several => {
             // Ours alone, to learn whether it was ours.
             let own = mine.intent.want.clone();
@@ -545,7 +546,7 @@ fn settle_list(
                 wrote += 1;
                 continue;
             }
-            Err(e) => e,
+            Err(e) => e.into_kind(),
         };
         match err {
             CloudError::Conflict(m) if m.contains("IP_IN_USE_BY_ANOTHER_RESOURCE") => {
@@ -610,7 +611,10 @@ fn read_and_write(
     rewriting: bool,
     deadline: &Deadline,
 ) -> Result<Step, CloudError> {
-    let inst = match api.settled(t.zone, t.instance, None, deadline) {
+    let inst = match api
+        .settled(t.zone, t.instance, None, deadline)
+        .map_err(CloudError::into_kind)
+    {
         Ok(i) => i,
         // A peer that no longer exists holds no alias.
         Err(CloudError::NotFound(m)) if !t.own => {

@@ -1,20 +1,28 @@
 //! OCI's own parameters, side by side: their docs (meta-data, README, man page), the typed
-//! `Config` the backend gets and the syntax checks. They apply to cloud=oci and are checked
-//! whatever the cloud (cloud=auto is resolved later, on the node).
+//! `Config` the backend gets and the syntax checks. They apply to cloud=oci (`HERE`) and their
+//! syntax is checked whatever the cloud (cloud=auto is resolved later, on the node).
 
 use crate::cloud::config::{parse_endpoint, Get};
-use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 use crate::ocf::Exit;
+
+/// Where OCI's own parameters apply: cloud=oci, every mode.
+pub const HERE: Scope = Scope::Only(&[Where {
+    cloud: "oci",
+    label: "OCI",
+    modes: &[],
+}]);
 
 const OCI_PROFILE: ParamDef = ParamDef {
     order: 160,
     example: "cloudvip",
+    scope: HERE,
     ..ParamDef::new(
         "oci_profile",
         Content::String,
         Some("DEFAULT"),
-        "OCI: profile of the credentials file",
-        "OCI only. The [profile] of the credentials file to use; keys missing there are \
+        "profile of the credentials file",
+        "The [profile] of the credentials file to use; keys missing there are \
      taken from [DEFAULT].",
     )
 };
@@ -22,12 +30,13 @@ const OCI_PROFILE: ParamDef = ParamDef {
 const VNIC_ID: ParamDef = ParamDef {
     order: 170,
     example: "ocid1.vnic.oc1.iad.abcd",
+    scope: HERE,
     ..ParamDef::new(
         "vnic_id",
         Content::String,
         None,
-        "OCI: the VNIC that gets the VIP",
-        "OCI only. The OCID of the VNIC to assign the VIP to. Default: the VNIC whose MAC \
+        "the VNIC that gets the VIP",
+        "The OCID of the VNIC to assign the VIP to. Default: the VNIC whose MAC \
      address is the local nic's, as the instance metadata service lists them (never just \
      the first VNIC).",
     )
@@ -36,12 +45,13 @@ const VNIC_ID: ParamDef = ParamDef {
 const AUTH_ENDPOINT: ParamDef = ParamDef {
     order: 190,
     example: "https://auth.example",
+    scope: HERE,
     ..ParamDef::new(
         "auth_endpoint",
         Content::String,
         None,
-        "OCI: federation endpoint for instance principals",
-        "OCI only. The identity federation host that turns the instance certificate into a \
+        "federation endpoint for instance principals",
+        "The identity federation host that turns the instance certificate into a \
      session token, default https://auth.<region>.<realm domain>.",
     )
 };

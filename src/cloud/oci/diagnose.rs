@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::Oci;
-use crate::cloud::{in_subnet, CloudError, Holding, Nic, Step, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+use crate::cloud::inspect::{Check, Inspect, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+use crate::cloud::{in_subnet, CloudError, Holding, Nic};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
 
@@ -26,6 +27,27 @@ const PROBE_ETAG: &str = "cloudvip-diagnose-probe";
 
 fn str_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
+}
+
+impl Inspect for Oci {
+    fn holders(
+        &mut self,
+        nic: Option<&Nic>,
+        deadline: &Deadline,
+    ) -> Result<Vec<Holding>, CloudError> {
+        self.holder_rows(nic, deadline)
+    }
+
+    fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        match (check, nic) {
+            (Check::Metadata, _) => self.probe_metadata(deadline),
+            (Check::Credentials, _) => self.probe_credentials(deadline),
+            (Check::Permissions, _) => self.probe_permissions(nic, deadline),
+            (Check::Nic, Some(n)) => self.probe_nic(n),
+            (Check::Subnet, _) => self.probe_subnet(),
+            (Check::Nic, None) => Verdict::fail("no local interface", "set nic="),
+        }
+    }
 }
 
 impl Oci {
@@ -65,10 +87,12 @@ impl Oci {
                 }
                 Ok(CreateProbe::Allowed)
             }
-            Err(CloudError::Conflict(m)) if m.contains("NotAuthorizedOrResourceAlreadyExists") => {
-                Ok(CreateProbe::Undecided(m))
+            Err(e) if e.code() == Some("NotAuthorizedOrResourceAlreadyExists") => {
+                Ok(CreateProbe::Undecided(e.kind().to_string()))
             }
-            Err(CloudError::Conflict(_) | CloudError::Invalid(_)) => Ok(CreateProbe::Allowed),
+            Err(e) if matches!(e.kind(), CloudError::Conflict(_) | CloudError::Invalid(_)) => {
+                Ok(CreateProbe::Allowed)
+            }
             Err(e) => Err(e),
         }
     }
@@ -87,7 +111,7 @@ impl Oci {
         }
     }
 
-    pub(super) fn holder_rows(
+    fn holder_rows(
         &mut self,
         nic: Option<&Nic>,
         deadline: &Deadline,
@@ -127,45 +151,40 @@ impl Oci {
         Ok(rows)
     }
 
-    pub(super) fn diagnose_steps(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<Step> {
-        let mut out = Vec::new();
-        // 1. IMDS, which answers in milliseconds: a short wait decides it.
+    /// IMDS, which answers in milliseconds: a short wait decides it.
+    fn probe_metadata(&mut self, deadline: &Deadline) -> Verdict {
         if let Err(e) = self.load(&deadline.within(DIAGNOSE_METADATA)) {
-            out.push(Step::fail(
-                "metadata",
+            return Verdict::fail(
                 format!("the instance metadata service does not answer: {e}"),
                 "run this on an OCI instance with IMDS v2 enabled; make sure nothing \
                  (a firewall rule, an HTTP_PROXY) intercepts 169.254.169.254; set \
                  metadata_url only for an emulator",
-            ));
-            Step::skip_rest(&mut out, 1);
-            return out;
+            );
         }
         let (inst_id, region, vnics) = match &self.instance {
-            Some(i) => (i.id.clone(), i.region.clone(), i.vnics.clone()),
+            Some(i) => (i.id.as_str(), i.region.as_str(), i.vnics.len()),
             None => Default::default(),
         };
-        out.push(Step::pass(
-            "metadata",
-            format!(
-                "{} answers: instance {inst_id} in {region}, {} VNIC(s)",
-                self.md_base,
-                vnics.len()
-            ),
-        ));
-        // 2. Credentials.
-        let who = match &self.shared.credentials {
+        Verdict::pass(format!(
+            "{} answers: instance {inst_id} in {region}, {vnics} VNIC(s)",
+            self.md_base,
+        ))
+    }
+
+    fn who(&self) -> String {
+        match &self.shared.credentials {
             Some(p) => format!("the API key of {p}"),
             None => "the instance principal".to_owned(),
-        };
+        }
+    }
+
+    fn probe_credentials(&mut self, deadline: &Deadline) -> Verdict {
+        let who = self.who();
         // An instance principal's first token costs an RSA key and a federation call.
         match self.credentials(&deadline.within(DIAGNOSE_STEP * 2), None) {
             Ok(c) => {
                 self.creds = Some(c);
-                out.push(Step::pass(
-                    "credentials",
-                    format!("{who}: signing key ready"),
-                ));
+                Verdict::pass(format!("{who}: signing key ready"))
             }
             Err(e) => {
                 let fix = match &self.shared.credentials {
@@ -178,16 +197,20 @@ impl Oci {
                              API key with credentials="
                         .to_owned(),
                 };
-                out.push(Step::fail("credentials", format!("{who}: {e}"), fix));
-                Step::skip_rest(&mut out, 2);
-                return out;
+                Verdict::fail(format!("{who}: {e}"), fix)
             }
         }
-        // 3. Permissions: the reads start makes, the move and the creation probed, each
-        // with its own budget.
-        let vnic = self
-            .diag_vnic(nic)
-            .or_else(|| vnics.first().map(|v| v.vnic_id.clone()));
+    }
+
+    /// The reads start makes, the move and the creation probed, each with its own budget.
+    fn probe_permissions(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        let who = self.who();
+        let first = self
+            .instance
+            .as_ref()
+            .and_then(|i| i.vnics.first())
+            .map(|v| v.vnic_id.clone());
+        let vnic = self.diag_vnic(nic).or(first);
         let probe = || deadline.within(DIAGNOSE_STEP);
         let mut missing: Vec<&str> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
@@ -200,9 +223,11 @@ impl Oci {
             let mut note = |what: &'static str, r: Result<(), CloudError>| match r {
                 Ok(()) => {}
                 // OCI hides what a principal may not see behind 404 NotAuthorizedOrNotFound.
-                Err(CloudError::Denied(_)) => missing.push(what),
-                Err(CloudError::NotFound(m)) if m.contains("NotAuthorized") => missing.push(what),
-                Err(e) => errors.push(format!("{what}: {e}")),
+                Err(e) => match e.kind() {
+                    CloudError::Denied(_) => missing.push(what),
+                    CloudError::NotFound(m) if m.contains("NotAuthorized") => missing.push(what),
+                    _ => errors.push(format!("{what}: {e}")),
+                },
             };
             let got = self.get_json(&format!("vnics/{v}"), &probe());
             let subnet_id = got
@@ -249,7 +274,8 @@ impl Oci {
                     &probe(),
                 );
                 let r = match r {
-                    Ok(_) | Err(CloudError::Conflict(_)) => Ok(()),
+                    Ok(_) => Ok(()),
+                    Err(e) if matches!(e.kind(), CloudError::Conflict(_)) => Ok(()),
                     Err(e) => Err(e),
                 };
                 note("use private-ips (UpdatePrivateIp, to move the VIP)", r);
@@ -264,7 +290,9 @@ impl Oci {
                                  that the policy grants manage private-ips"
                             ));
                         }
-                        Err(CloudError::Denied(_)) if exists == Some(true) => {
+                        Err(e)
+                            if matches!(e.kind(), CloudError::Denied(_)) && exists == Some(true) =>
+                        {
                             create_note = Some(
                                 "; CreatePrivateIp is not allowed, which start needs only if the \
                                  VIP's private IP is deleted (manage private-ips)"
@@ -284,31 +312,27 @@ impl Oci {
             Some(_) => "group <the API key's user group>",
             None => "dynamic-group <a dynamic group matching these instances>",
         };
-        if !missing.is_empty() {
+        let verdict = if !missing.is_empty() {
             let verb = if missing.iter().any(|m| m.starts_with("manage")) {
                 "manage private-ips and use virtual-network-family"
             } else {
                 "use virtual-network-family"
             };
             missing.dedup();
-            out.push(Step::fail(
-                "permissions",
+            Verdict::fail(
                 format!("{who} may not: {}", missing.join(", ")),
                 format!(
                     "add the IAM policy statement: Allow {subject} to {verb} in compartment \
                      <the VCN's compartment>; see pcs-examples/oci-policy.sh"
                 ),
-            ));
+            )
         } else if !errors.is_empty() || vnic.is_none() {
-            out.push(Step::fail(
-                "permissions",
+            Verdict::fail(
                 format!("could not check: {}", errors.join("; ")),
                 "retry; if it persists check api_endpoint=, proxy= and the VNIC below",
-            ));
+            )
         } else {
-            out.push(Step::pass(
-                "permissions",
-                format!(
+            Verdict::pass(format!(
                     "GetVnic, GetSubnet, ListPrivateIps, UpdatePrivateIp{} (probed, nothing \
                      changed): allowed{}",
                     if create_checked {
@@ -316,38 +340,40 @@ impl Oci {
                     } else {
                         ""
                     },
-                    create_note.unwrap_or_default()
-                ),
-            ));
-        }
-        // 4. The VNIC of the local interface.
-        let Some(n) = nic else {
-            out.push(Step::skip("nic"));
-            out.push(Step::skip("subnet"));
-            return out;
+                create_note.unwrap_or_default()
+            ))
         };
+        self.found_subnet = subnet;
+        verdict
+    }
+
+    /// The VNIC of the local interface.
+    fn probe_nic(&mut self, n: &Nic) -> Verdict {
         match self.our_vnic(n) {
-            Ok(v) => out.push(Step::pass("nic", format!("{} is VNIC {v}", n.name))),
+            Ok(v) => Verdict::pass(format!("{} is VNIC {v}", n.name)),
             Err(e) => {
-                let theirs: Vec<String> = vnics
+                let theirs: Vec<String> = self
+                    .instance
                     .iter()
+                    .flat_map(|i| &i.vnics)
                     .map(|v| format!("{} ({})", v.mac_addr, v.vnic_id))
                     .collect();
-                out.push(Step::fail(
-                    "nic",
+                Verdict::fail(
                     e.to_string(),
                     format!(
                         "set nic= to the local interface whose MAC is one of this instance's \
                          VNICs: {} (compare with `ip -br link`), or set vnic_id=",
                         theirs.join(", ")
                     ),
-                ));
-                out.push(Step::skip("subnet"));
-                return out;
+                )
             }
         }
-        // 5. The subnet's CIDR must contain the VIP.
-        let cidr = subnet
+    }
+
+    /// The subnet's CIDR must contain the VIP.
+    fn probe_subnet(&mut self) -> Verdict {
+        let cidr = self
+            .found_subnet
             .as_ref()
             .map(|s| str_of(&s["cidrBlock"]))
             .unwrap_or_default();
@@ -355,22 +381,18 @@ impl Oci {
             .split_once('/')
             .and_then(|(a, l)| Some((a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?)));
         match parsed {
-            Some((net, len)) if in_subnet(self.ip, net, len) => out.push(Step::pass(
-                "subnet",
-                format!("{} is inside the VNIC's subnet {cidr}", self.ip),
-            )),
-            Some(_) => out.push(Step::fail(
-                "subnet",
+            Some((net, len)) if in_subnet(self.ip, net, len) => {
+                Verdict::pass(format!("{} is inside the VNIC's subnet {cidr}", self.ip))
+            }
+            Some(_) => Verdict::fail(
                 format!("{} is outside the VNIC's subnet {cidr}", self.ip),
                 "choose a free address of that subnet as ip=, or put the VIP on a VNIC in the \
                  subnet that contains it (nic=)",
-            )),
-            None => out.push(Step::fail(
-                "subnet",
+            ),
+            None => Verdict::fail(
                 "the subnet of the VNIC could not be read",
                 "see the permissions step",
-            )),
+            ),
         }
-        out
     }
 }

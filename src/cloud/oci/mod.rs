@@ -18,12 +18,42 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{settle, Claimed, Cloud, CloudError, Nic, Op, Planned};
+use super::registry::{Backend, Dmi, Mode, Platform, Setup};
+use super::{settle, Claimed, Cloud, CloudError, Nic, Op, Planned, Seen};
 use crate::deadline::{Backoff, Deadline};
 use crate::http::{encode, Http, Method, Request, Response};
-use crate::params::{LocalMode, Params};
+use crate::ocf::Exit;
 use auth::Credentials;
 use model::{Lifetime, PrivateIp, PublicIp, PublicIpState, VnicState};
+
+pub static BACKEND: Backend = Backend {
+    name: "oci",
+    label: "OCI",
+    summary: "a secondary private IP on the Oracle Cloud VNIC",
+    dmi_doc: "OracleCloud.com",
+    // OCI sets chassis_asset_tag "OracleCloud.com".
+    detect: |d: &Dmi| d.read("chassis_asset_tag") == "OracleCloud.com",
+    platform: Platform::Oci,
+    modes: &[Mode {
+        name: "secondary_ip",
+        doc: "a secondary private IP of the VNIC",
+    }],
+    params: config::PARAMS,
+    parse: |get| Ok(Box::new(config::Config::parse(get)?)),
+    fits,
+    cloud: |s| Ok(Box::new(Oci::new(s)?)),
+    inspect: |s| Ok(Box::new(Oci::new(s)?)),
+};
+
+/// OCI public IPs are IPv4.
+fn fits(ip: IpAddr, set: &super::registry::IsSet) -> Result<(), Exit> {
+    if ip.is_ipv6() && set("public_ip") {
+        return Err(Exit::configured(
+            "public_ip with an IPv6 ip: OCI public IPs attach to IPv4 private IPs only",
+        ));
+    }
+    Ok(())
+}
 
 const DEFAULT_METADATA: &str = "http://169.254.169.254/opc/v2/";
 
@@ -41,7 +71,6 @@ pub struct Oci {
     ip: IpAddr,
     opts: config::Config,
     shared: crate::cloud::config::Shared,
-    local_mode: LocalMode,
     md_base: String,
     /// The state directory for the token cache and its lock.
     state: Option<PathBuf>,
@@ -51,8 +80,8 @@ pub struct Oci {
     /// is CPU work that no timeout interrupts, so a federation retried while the
     /// endpoint is down must not pay it on every round.
     session_key: std::cell::OnceCell<rsa::RsaPrivateKey>,
-    /// Set by `claim`, used by `claim_extras`.
-    private_ip_id: Option<String>,
+    /// The VIP's subnet, as diagnose's permissions check read it for its subnet check.
+    found_subnet: Option<Value>,
 }
 
 /// This instance as IMDS v2 describes it (oci-api.md §1.3-1.4), read fail-closed: a
@@ -113,6 +142,12 @@ fn transient(msg: String) -> CloudError {
     CloudError::Transient(msg)
 }
 
+/// The `code` of OCI's `{"code", "message"}` error body.
+fn error_code(r: &Response) -> Option<String> {
+    let v: Value = serde_json::from_slice(&r.body).ok()?;
+    v["code"].as_str().map(str::to_owned)
+}
+
 /// OCI's `{"code", "message"}` error body, as one line.
 fn error_text(r: &Response) -> String {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
@@ -129,24 +164,23 @@ fn retry_token() -> String {
 }
 
 impl Oci {
-    pub fn new(params: &Params, http: Http, state: Option<PathBuf>) -> Self {
-        let o = &params.cloud_config.shared;
-        Oci {
-            http,
-            ip: params.ip,
-            opts: params.cloud_config.oci.clone(),
+    pub fn new(s: &Setup) -> Result<Self, Exit> {
+        let o = s.shared;
+        Ok(Oci {
+            http: s.http()?,
+            ip: s.ip,
+            opts: s.config::<config::Config>()?.clone(),
             shared: o.clone(),
-            local_mode: params.local_mode,
             md_base: o
                 .metadata_url
                 .clone()
                 .unwrap_or_else(|| DEFAULT_METADATA.to_owned()),
-            state,
+            state: s.state.map(std::path::Path::to_owned),
             instance: None,
             creds: None,
             session_key: std::cell::OnceCell::new(),
-            private_ip_id: None,
-        }
+            found_subnet: None,
+        })
     }
 
     /// An IMDS v2 GET (`Authorization: Bearer Oracle`, oci-api.md §1).
@@ -322,7 +356,7 @@ impl Oci {
                     return Err(e);
                 }
             }
-            return Err(match r.status {
+            let e = match r.status {
                 401 if rejected.is_none() => {
                     rejected = self.creds.take().map(|c| c.key_id);
                     continue;
@@ -340,6 +374,10 @@ impl Oci {
                 429 | 500..=599 => transient(what),
                 // Any other refusal (400, 405, 414 URI too long, ...) repeats on every try.
                 _ => CloudError::Invalid(what),
+            };
+            return Err(match error_code(&r) {
+                Some(code) => CloudError::coded(code, e),
+                None => e,
             });
         }
     }
@@ -595,18 +633,22 @@ impl Cloud for Oci {
     }
 
     /// The instance metadata lists no secondary IPs, so the cloud can only be asked through
-    /// the signed API: at depth 0 we trust the local address (checked by the caller), unless
-    /// the OS side is not ours to check (`local_mode=none`).
-    fn check(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<bool, CloudError> {
-        if depth < 10 && self.local_mode != LocalMode::None {
-            return Ok(true);
+    /// the signed API: not at depth 0.
+    fn locate(&mut self, nic: &Nic, depth: u32, deadline: &Deadline) -> Result<Seen, CloudError> {
+        if depth < 10 {
+            return Ok(Seen::NotAsked);
         }
         self.load(deadline)?;
         let vnic = self.our_vnic(nic)?;
-        Ok(self
+        let here = self
             .private_ips(&vnic, deadline)?
             .iter()
-            .any(|p| p.vnic_id.as_deref() == Some(vnic.as_str())))
+            .any(|p| p.vnic_id.as_deref() == Some(vnic.as_str()));
+        Ok(if here {
+            Seen::Here
+        } else {
+            Seen::Elsewhere(None)
+        })
     }
 
     /// From IMDS alone (no API call): the VNIC is this instance's, and the VIP is none
@@ -633,21 +675,20 @@ impl Cloud for Oci {
         self.load(deadline)?;
         let vnic = self.our_vnic(nic)?;
         let id = settle("claim", deadline, || self.claim_once(&vnic, deadline))?;
-        self.private_ip_id = Some(id);
-        Ok(Claimed(()))
+        Ok(Claimed::new(Some(id)))
     }
 
-    fn claim_extras(
+    /// The reserved public IP, onto the private IP object the claim left (its OCID).
+    fn complete(
         &mut self,
         _nic: &Nic,
-        _proof: &Claimed,
+        claimed: &Claimed,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        let (Some(want), Some(pid)) = (self.shared.public_ip.clone(), self.private_ip_id.clone())
-        else {
+        let (Some(want), Some(pid)) = (self.shared.public_ip.clone(), claimed.handle()) else {
             return Ok(());
         };
-        self.attach_public_ip(&want, &pid, deadline)
+        self.attach_public_ip(&want, pid, deadline)
     }
 
     /// Nothing to do: the private IP stays on our VNIC until the next start elsewhere moves
@@ -661,7 +702,7 @@ impl Cloud for Oci {
         Ok(())
     }
 
-    /// The same decisions as claim and claim_extras, from the same reads (the VIP's private
+    /// The same decisions as claim and complete, from the same reads (the VIP's private
     /// IP in our subnet, the public IP's state), with nothing written.
     fn plan(&mut self, op: Op, nic: &Nic, deadline: &Deadline) -> Result<Vec<Planned>, CloudError> {
         self.load(deadline)?;
@@ -718,18 +759,6 @@ impl Cloud for Oci {
                 ),
             )],
         })
-    }
-
-    fn holders(
-        &mut self,
-        nic: Option<&Nic>,
-        deadline: &Deadline,
-    ) -> Result<Vec<super::Holding>, CloudError> {
-        self.holder_rows(nic, deadline)
-    }
-
-    fn diagnose(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<super::Step> {
-        self.diagnose_steps(nic, deadline)
     }
 }
 
