@@ -4,6 +4,7 @@
 //! registered by one line in `backends!` below; `backend()` and `inspector()` pick one.
 
 pub mod aws;
+pub mod call;
 pub mod config;
 pub mod inspect;
 pub mod registry;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{transient, Gce};
+use crate::cloud::call::{self, Dialect as _};
 use crate::cloud::secret::Secret;
 use crate::cloud::CloudError;
 use crate::deadline::{Backoff, Deadline};
@@ -29,6 +30,49 @@ pub struct Api<'a> {
     gce: &'a Gce,
     token: RefCell<Option<Secret>>,
     refreshed: RefCell<bool>,
+}
+
+/// The Compute API's way of refusing: `{"error": {"message", "errors": [{"reason"}]}}`;
+/// rate limits answer 403 and a busy instance 400.
+struct Compute;
+
+impl call::Dialect for Compute {
+    fn service(&self) -> &'static str {
+        "Compute API"
+    }
+    fn refusal(&self, r: &Response) -> (Option<String>, String) {
+        let (reason, message) = error_of(r);
+        let text = format!("{reason}: {message}");
+        (Some(reason), text)
+    }
+    fn classify(&self, _: Method, _: &str, r: &Response, what: &str) -> Option<CloudError> {
+        if rate_limited(r) {
+            Some(transient(what.to_owned()))
+        } else if busy(r) {
+            Some(CloudError::Conflict(what.to_owned()))
+        } else {
+            None
+        }
+    }
+}
+
+/// The action's access token: read once per `Api`, renewed once when refused (it expired
+/// between the cache check and the call, or was revoked).
+struct Bearer<'b, 'a>(&'b Api<'a>);
+
+impl call::Auth for Bearer<'_, '_> {
+    fn authorize(&mut self, req: Request, deadline: &Deadline) -> Result<Request, CloudError> {
+        let token = self.0.bearer(deadline)?;
+        Ok(req.header("Authorization", format!("Bearer {}", token.expose())))
+    }
+    fn renew(&mut self, deadline: &Deadline) -> Result<bool, CloudError> {
+        if *self.0.refreshed.borrow() {
+            return Ok(false);
+        }
+        *self.0.refreshed.borrow_mut() = true;
+        *self.0.token.borrow_mut() = Some(self.0.gce.token(deadline, true)?);
+        Ok(true)
+    }
 }
 
 /// A GCE error body's reason (`error.errors[0].reason`) and message.
@@ -73,12 +117,12 @@ fn retry_read(r: &Response) -> bool {
     rate_limited(r) || busy(r)
 }
 
+/// A `requestId` (a UUID, as GCE wants): a retried mutation is applied once.
 pub fn request_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let mut b = call::random::<16>();
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = call::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -245,55 +289,20 @@ impl<'a> Api<'a> {
         retry: &dyn Fn(&Response) -> bool,
     ) -> Result<Value, CloudError> {
         let url = format!("{}{path}", self.gce.api_base);
-        loop {
-            let token = self.bearer(deadline)?;
-            let mut req = Request::new(method, &url)
-                .header("Authorization", format!("Bearer {}", token.expose()))
-                .timeout(per_call);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let r = self
-                .gce
-                .http
-                .api(&req, deadline, retry)
-                .map_err(|e| crate::cloud::http_error("Compute API", e))?;
-            if r.ok() {
-                return r
-                    .json()
-                    .map_err(|e| transient(format!("Compute API: {e:#}")));
-            }
-            let (reason, message) = error_of(&r);
-            let what = format!(
-                "{} {}: HTTP {} {reason}: {message}",
-                method.as_str(),
-                crate::http::redact(path),
-                r.status
-            );
-            let e = match r.status {
-                // A token that expired between the cache check and the call, or was
-                // revoked: one fresh token, then give up.
-                401 if !*self.refreshed.borrow() => {
-                    *self.refreshed.borrow_mut() = true;
-                    *self.token.borrow_mut() = Some(self.gce.token(deadline, true)?);
-                    continue;
-                }
-                401 => CloudError::Denied(what),
-                403 if rate_limited(&r) => transient(what),
-                403 => CloudError::Denied(what),
-                404 => CloudError::NotFound(what),
-                409 | 412 => CloudError::Conflict(what),
-                400 if busy(&r) => CloudError::Conflict(what),
-                429 | 500..=599 => transient(what),
-                // 400 invalid and every other 4xx: the same request fails the same way.
-                _ => CloudError::Invalid(what),
-            };
-            return Err(if reason.is_empty() {
-                e
-            } else {
-                CloudError::coded(reason, e)
-            });
+        let mut req = Request::new(method, &url).timeout(per_call);
+        if let Some(b) = body {
+            req = req.json(b);
         }
+        let r = call::call(
+            &self.gce.http,
+            &mut Bearer(self),
+            &Compute,
+            req,
+            path,
+            retry,
+            deadline,
+        )?;
+        call::json(&r, Compute.service())
     }
 
     pub fn get_instance(
@@ -395,20 +404,17 @@ impl<'a> Api<'a> {
         mut each: impl FnMut(&Value) -> Result<(), CloudError>,
     ) -> Result<(), CloudError> {
         let sep = if path.contains('?') { '&' } else { '?' };
-        let mut page: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let p = match &page {
+        call::pages(what, MAX_PAGES, |page| {
+            let p = match page {
                 Some(t) => format!("{path}{sep}pageToken={}", encode(t)),
                 None => path.to_owned(),
             };
             let v = self.call(Method::Get, &p, None, deadline)?;
             each(&v)?;
-            match v.get("nextPageToken").and_then(Value::as_str) {
-                Some(t) if !t.is_empty() => page = Some(t.to_owned()),
-                _ => return Ok(()),
-            }
-        }
-        Err(transient(format!("{what}: more than {MAX_PAGES} pages")))
+            Ok(v.get("nextPageToken")
+                .and_then(Value::as_str)
+                .map(str::to_owned))
+        })
     }
 
     /// The operations on the instance at `self_link` that are not DONE. Filtered on the

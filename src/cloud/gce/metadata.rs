@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::{transient, Gce};
 use crate::cloud::CloudError;
 use crate::deadline::Deadline;
-use crate::http::{Method, Request};
 
 /// Where the metadata server is: `GCE_METADATA_HOST` (host[:port], the variable Google's
 /// own client libraries honour), else the link-local address, which needs no DNS.
@@ -105,28 +104,19 @@ impl Gce {
         path: &str,
         deadline: &Deadline,
     ) -> Result<crate::http::Response, CloudError> {
-        let req = Request::new(Method::Get, format!("{}{path}", self.md_base))
-            .header("Metadata-Flavor", "Google");
-        let r = self
-            .http
-            .metadata(&req, deadline)
-            .map_err(|e| crate::cloud::http_error("metadata server", e))?;
-        if !r.ok() {
-            // 404 for a documented path, 403, 5xx: the metadata server is not answering
-            // as it should; nothing here says the VIP is elsewhere.
-            return Err(transient(format!(
-                "metadata server answered HTTP {} for {path}",
-                r.status
-            )));
-        }
-        Ok(r)
+        crate::cloud::call::metadata_get(
+            &self.http,
+            "metadata server",
+            &self.md_base,
+            path,
+            ("Metadata-Flavor", "Google"),
+            deadline,
+        )
     }
 
     pub(super) fn identity(&self, deadline: &Deadline) -> Result<Identity, CloudError> {
         let r = self.md_get("?recursive=true&alt=json", deadline)?;
-        let root: Root = r
-            .json()
-            .map_err(|e| transient(format!("metadata server: {e:#}")))?;
+        let root: Root = crate::cloud::call::json(&r, "metadata server")?;
         let zone = zone_name(&root.instance.zone).ok_or_else(|| {
             transient(format!(
                 "metadata server: instance/zone {:?} is not projects/N/zones/ZONE",

@@ -301,7 +301,7 @@ impl Oci {
             let what = format!(
                 "federation endpoint refused the instance certificate: HTTP {} {}",
                 r.status,
-                super::error_text(&r)
+                super::networking::error_text(&r)
             );
             return Err(match r.status {
                 // A certificate the service does not accept: policy or dynamic-group setup.
