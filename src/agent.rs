@@ -1,6 +1,11 @@
-//! The OCF actions: start, stop, monitor, migrate, reload, validate-all. This is the only
-//! place that decides exit codes: backends report `CloudError`, the kernel `io::Error`,
-//! and `cloud_exit` below turns them into what Pacemaker should do.
+//! The OCF actions: start, stop, monitor, migrate, reload, validate-all. Each opens its
+//! context once (`Vip`: parameters, cloud backend, local side). Exit codes: what a cloud
+//! error means is decided here alone (`cloud_exit`: backends answer in `CloudError`), and
+//! so is every outcome of an action (stop never fails on the cloud, monitor fails only on
+//! evidence). An error whose code its cause already decides travels as an `Exit`: a bad
+//! parameter (`params.rs`, `cloud::config`: ERR_CONFIGURED), a NIC this node lacks or a
+//! privilege it has not (`local/`: ERR_ARGS, ERR_PERM), a client that cannot be built
+//! (`cloud::registry`: ERR_INSTALLED), the command line (`main.rs`, `admin.rs`).
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -90,18 +95,48 @@ pub(crate) fn cloud_exit(e: CloudError) -> Exit {
     Exit::new(status, e.to_string())
 }
 
+/// What an action works on, opened once: the parameters, the cloud backend (clients only,
+/// no network round trip) and the local side (netlink).
+struct Vip {
+    params: Params,
+    cloud: Box<dyn cloud::Cloud>,
+    local: Local,
+}
+
+impl Vip {
+    fn open(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Vip> {
+        Vip::of(Params::parse(env)?, env, deadline)
+    }
+
+    fn of(params: Params, env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Vip> {
+        let state = env.state_dir();
+        let cloud = cloud::backend(&params, state.as_deref())?;
+        let local = Local::open(&params, state, deadline)?;
+        Ok(Vip {
+            params,
+            cloud,
+            local,
+        })
+    }
+}
+
+fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
+    start_vip(env, &mut Vip::open(env, deadline)?, deadline)
+}
+
 /// Start validates everything it can before the first cloud change, so that a start that
 /// is going to fail never takes the VIP from its healthy holder first.
-fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    let params = Params::parse(env)?;
-    let state = env.state_dir();
-    let mut cloud = cloud::backend(&params, state.as_deref())?;
-    let mut local = Local::open(&params, state, deadline)?;
+fn start_vip(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
+    let Vip {
+        params,
+        cloud,
+        local,
+    } = vip;
     let nic = local.resolve_nic(params.nic.as_deref())?;
     // Other software that removes or fights the VIP (nm-cloud-setup, ...): a WARNING.
-    let vip = crate::os_agents::Vip::of(&params, &nic.name);
+    let vip = crate::os_agents::Vip::of(params, &nic.name);
     crate::os_agents::warn_at_start(std::path::Path::new("/"), &vip);
-    before_start(&params, &mut local, &nic, cloud.as_mut(), deadline)?;
+    before_start(params, local, &nic, cloud.as_mut(), deadline)?;
     let claimed = cloud
         .claim(&Nic::from(&nic), deadline)
         .map_err(|e| cloud_exit(e.at("claim")))?;
@@ -273,10 +308,15 @@ const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(4);
 /// just as on 7, and a metadata or API outage must not restart a VIP the cloud still
 /// routes here.
 fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    let params = Params::parse(env)?;
-    let state = env.state_dir();
-    let mut cloud = cloud::backend(&params, state.as_deref())?;
-    let mut local = Local::open(&params, state, deadline)?;
+    monitor_vip(env, &mut Vip::open(env, deadline)?, deadline)
+}
+
+fn monitor_vip(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
+    let Vip {
+        params,
+        cloud,
+        local,
+    } = vip;
     // Absent locally: not running, and no need to ask the cloud (a probe stays local).
     let ifs = match local.presence()? {
         Presence::Absent if local.mode() != LocalMode::None => return Ok(Status::NotRunning),
@@ -378,9 +418,11 @@ fn is_probe(env: &OcfEnv) -> bool {
 fn validate_all(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let params = Params::parse(env)?;
     if env.check_level >= 10 {
-        let state = env.state_dir();
-        let mut cloud = cloud::backend(&params, state.as_deref())?;
-        let mut local = Local::open(&params, state, deadline)?;
+        let Vip {
+            params,
+            mut cloud,
+            mut local,
+        } = Vip::of(params, env, deadline)?;
         let nic = local.resolve_nic(params.nic.as_deref())?;
         check_here(&params, &mut local, &nic)?;
         cloud
@@ -417,8 +459,9 @@ fn check_here(
 /// older than OCF 1.1) re-applies the local side and re-announces, for a VIP that is
 /// running here.
 fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    match monitor(env, deadline)? {
-        Status::Success => start(env, deadline),
+    let mut vip = Vip::open(env, deadline)?;
+    match monitor_vip(env, &mut vip, deadline)? {
+        Status::Success => start_vip(env, &mut vip, deadline),
         _ => Err(Exit::generic("reload: the VIP is not running on this node").into()),
     }
 }
@@ -430,10 +473,11 @@ fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 /// confirms it routes the VIP here. The other reloadable parameters are read by the next
 /// action that needs them.
 fn reload_agent(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    let params = Params::parse(env)?;
-    let state = env.state_dir();
-    let mut cloud = cloud::backend(&params, state.as_deref())?;
-    let mut local = Local::open(&params, state, deadline)?;
+    let Vip {
+        params,
+        mut cloud,
+        mut local,
+    } = Vip::open(env, deadline)?;
     if local.mode() != LocalMode::None && local.presence()? == Presence::Absent {
         log::info!(
             "reload-agent: {} is not on this node; the new parameters apply at its next start",
