@@ -35,9 +35,9 @@ pub fn run(action: Action, env: &OcfEnv) -> anyhow::Result<Status> {
     }
     let deadline = Deadline::for_action(env.timeout());
     match action {
-        Action::Start => start(env, &deadline),
+        Action::Start => start(env, &mut Vip::open(env, &deadline)?, &deadline),
         Action::Stop => stop(env, &deadline),
-        Action::Monitor => monitor(env, &deadline),
+        Action::Monitor => monitor(env, &mut Vip::open(env, &deadline)?, &deadline),
         Action::ValidateAll => validate_all(env, &deadline),
         // migrate_to leaves the VIP serving here until Pacemaker's stop that follows;
         // migrate_from on the target claims it (the cloud detaches it from us).
@@ -47,7 +47,7 @@ pub fn run(action: Action, env: &OcfEnv) -> anyhow::Result<Status> {
             log::info!("migrate_to {target}: the VIP stays here until {target} claims it");
             Ok(Status::Success)
         }
-        Action::MigrateFrom => start(env, &deadline),
+        Action::MigrateFrom => start(env, &mut Vip::open(env, &deadline)?, &deadline),
         Action::Reload => reload(env, &deadline),
         Action::ReloadAgent => reload_agent(env, &deadline),
         Action::MetaData | Action::Usage => Ok(Status::Success),
@@ -118,20 +118,16 @@ impl Vip {
             local,
         })
     }
-}
 
-fn start(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    start_vip(env, &mut Vip::open(env, deadline)?, deadline)
+    fn parts(&mut self) -> (&Params, &mut Box<dyn cloud::Cloud>, &mut Local) {
+        (&self.params, &mut self.cloud, &mut self.local)
+    }
 }
 
 /// Start validates everything it can before the first cloud change, so that a start that
 /// is going to fail never takes the VIP from its healthy holder first.
-fn start_vip(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
-    let Vip {
-        params,
-        cloud,
-        local,
-    } = vip;
+fn start(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
+    let (params, cloud, local) = vip.parts();
     let nic = local.resolve_nic(params.nic.as_deref())?;
     // Other software that removes or fights the VIP (nm-cloud-setup, ...): a WARNING.
     let vip = crate::os_agents::Vip::of(params, &nic.name);
@@ -307,16 +303,8 @@ const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(4);
 /// otherwise, with a WARNING when the cloud could not be asked: Pacemaker recovers on 1
 /// just as on 7, and a metadata or API outage must not restart a VIP the cloud still
 /// routes here.
-fn monitor(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
-    monitor_vip(env, &mut Vip::open(env, deadline)?, deadline)
-}
-
-fn monitor_vip(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
-    let Vip {
-        params,
-        cloud,
-        local,
-    } = vip;
+fn monitor(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
+    let (params, cloud, local) = vip.parts();
     // Absent locally: not running, and no need to ask the cloud (a probe stays local).
     let ifs = match local.presence()? {
         Presence::Absent if local.mode() != LocalMode::None => return Ok(Status::NotRunning),
@@ -460,8 +448,8 @@ fn check_here(
 /// running here.
 fn reload(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let mut vip = Vip::open(env, deadline)?;
-    match monitor_vip(env, &mut vip, deadline)? {
-        Status::Success => start_vip(env, &mut vip, deadline),
+    match monitor(env, &mut vip, deadline)? {
+        Status::Success => start(env, &mut vip, deadline),
         _ => Err(Exit::generic("reload: the VIP is not running on this node").into()),
     }
 }

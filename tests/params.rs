@@ -68,10 +68,11 @@ const SYNTAX: &[(Params, i32, &str)] = &[
         6,
         "broadcast address of 10.66.0.255/24",
     ),
+    // Every registered backend is allowed, named in the registry's order.
     (
-        &[("ip", VIP), ("cloud", "aws")],
+        &[("ip", VIP), ("cloud", "nimbus")],
         6,
-        "allowed values are gce, oci, none, auto",
+        "invalid cloud=\"nimbus\": allowed values are gce, oci, ",
     ),
     (
         &[("ip", VIP), ("local_mode", "alias")],

@@ -43,6 +43,17 @@ pub struct Where {
     pub modes: &'static [&'static str],
 }
 
+impl Where {
+    /// Every mode of `cloud`.
+    pub const fn cloud(cloud: &'static str, label: &'static str) -> Where {
+        Where {
+            cloud,
+            label,
+            modes: &[],
+        }
+    }
+}
+
 /// Which resources a parameter applies to. Data, not prose: the documents' "GCE only."
 /// and the refusal of a parameter set where it does not apply both come from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

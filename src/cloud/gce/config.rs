@@ -7,11 +7,7 @@ use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 use crate::ocf::{parse_bool, Exit};
 
 /// Where GCE's own parameters apply: cloud=gce, every mode.
-pub const HERE: Scope = Scope::Only(&[Where {
-    cloud: "gce",
-    label: "GCE",
-    modes: &[],
-}]);
+pub const HERE: Scope = Scope::Only(&[Where::cloud("gce", "GCE")]);
 
 const ALIAS_RANGE_NAME: ParamDef = ParamDef {
     order: 90,

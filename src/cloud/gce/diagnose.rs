@@ -45,22 +45,6 @@ impl Inspect for Gce {
         _nic: Option<&Nic>,
         deadline: &Deadline,
     ) -> Result<Vec<Holding>, CloudError> {
-        self.holder_rows(deadline)
-    }
-
-    fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
-        match check {
-            Check::Metadata => self.probe_metadata(deadline),
-            Check::Credentials => self.probe_credentials(deadline),
-            Check::Permissions => self.probe_permissions(nic, deadline),
-            Check::Nic => self.probe_nic(nic, deadline),
-            Check::Subnet => self.probe_subnet(deadline),
-        }
-    }
-}
-
-impl Gce {
-    fn holder_rows(&mut self, deadline: &Deadline) -> Result<Vec<Holding>, CloudError> {
         let id = self.with_identity(deadline)?;
         let api = Api::new(self);
         let mut rows = Vec::new();
@@ -106,6 +90,19 @@ impl Gce {
         }
         Ok(rows)
     }
+
+    fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        match check {
+            Check::Metadata => self.probe_metadata(deadline),
+            Check::Credentials => self.probe_credentials(deadline),
+            Check::Permissions => self.probe_permissions(nic, deadline),
+            Check::Nic => self.probe_nic(nic, deadline),
+            Check::Subnet => self.probe_subnet(deadline),
+        }
+    }
+}
+
+impl Gce {
 
     /// The metadata server: it answers in milliseconds, so a short wait is enough to call
     /// it down, and the checks after it are skipped, not starved.

@@ -7,11 +7,7 @@ use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 use crate::ocf::Exit;
 
 /// Where OCI's own parameters apply: cloud=oci, every mode.
-pub const HERE: Scope = Scope::Only(&[Where {
-    cloud: "oci",
-    label: "OCI",
-    modes: &[],
-}]);
+pub const HERE: Scope = Scope::Only(&[Where::cloud("oci", "OCI")]);
 
 const OCI_PROFILE: ParamDef = ParamDef {
     order: 160,

@@ -35,7 +35,39 @@ impl Inspect for Oci {
         nic: Option<&Nic>,
         deadline: &Deadline,
     ) -> Result<Vec<Holding>, CloudError> {
-        self.holder_rows(nic, deadline)
+        self.load(deadline)?;
+        let vnic = self
+            .diag_vnic(nic)
+            .ok_or_else(|| CloudError::NotFound("no VNIC of this instance matches".into()))?;
+        let mut rows = Vec::new();
+        let found = self.private_ips(&vnic, deadline)?;
+        let what = format!("private {}", self.ip);
+        for p in &found {
+            rows.push(match &p.vnic_id {
+                Some(h) => Holding::held(what.clone(), format!("VNIC {h}"), *h == vnic),
+                None => Holding::nobody(what.clone(), "reserved, on no VNIC"),
+            });
+        }
+        if found.is_empty() {
+            rows.push(Holding::nobody(
+                what,
+                "no private IP object: start creates it",
+            ));
+        }
+        if let Some(want) = self.shared.public_ip.clone() {
+            let (p, _) = self.public_ip(&want, deadline)?;
+            let target = p.assigned_to().unwrap_or_default().to_owned();
+            let ours = found
+                .iter()
+                .any(|f| f.id == target && f.vnic_id.as_deref() == Some(vnic.as_str()));
+            let what = format!("public {}", p.ip_address);
+            rows.push(if target.is_empty() {
+                Holding::nobody(what, &format!("{:?}", p.lifecycle_state))
+            } else {
+                Holding::held(what, format!("private IP {target}"), ours)
+            });
+        }
+        Ok(rows)
     }
 
     fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
@@ -111,45 +143,6 @@ impl Oci {
         }
     }
 
-    fn holder_rows(
-        &mut self,
-        nic: Option<&Nic>,
-        deadline: &Deadline,
-    ) -> Result<Vec<Holding>, CloudError> {
-        self.load(deadline)?;
-        let vnic = self
-            .diag_vnic(nic)
-            .ok_or_else(|| CloudError::NotFound("no VNIC of this instance matches".into()))?;
-        let mut rows = Vec::new();
-        let found = self.private_ips(&vnic, deadline)?;
-        let what = format!("private {}", self.ip);
-        for p in &found {
-            rows.push(match &p.vnic_id {
-                Some(h) => Holding::held(what.clone(), format!("VNIC {h}"), *h == vnic),
-                None => Holding::nobody(what.clone(), "reserved, on no VNIC"),
-            });
-        }
-        if found.is_empty() {
-            rows.push(Holding::nobody(
-                what,
-                "no private IP object: start creates it",
-            ));
-        }
-        if let Some(want) = self.shared.public_ip.clone() {
-            let (p, _) = self.public_ip(&want, deadline)?;
-            let target = p.assigned_to().unwrap_or_default().to_owned();
-            let ours = found
-                .iter()
-                .any(|f| f.id == target && f.vnic_id.as_deref() == Some(vnic.as_str()));
-            let what = format!("public {}", p.ip_address);
-            rows.push(if target.is_empty() {
-                Holding::nobody(what, &format!("{:?}", p.lifecycle_state))
-            } else {
-                Holding::held(what, format!("private IP {target}"), ours)
-            });
-        }
-        Ok(rows)
-    }
 
     /// IMDS, which answers in milliseconds: a short wait decides it.
     fn probe_metadata(&mut self, deadline: &Deadline) -> Verdict {
