@@ -531,6 +531,54 @@ mod tests {
         }
     }
 
+    /// Answers `NotAsked` below depth 10, `here` at 10 and more, and counts the questions.
+    struct Shy {
+        here: bool,
+        asked: Vec<u32>,
+    }
+
+    impl cloud::Cloud for Shy {
+        fn name(&self) -> &'static str {
+            "shy"
+        }
+        fn locate(&mut self, _: &Nic, depth: u32, _: &Deadline) -> Result<Seen, CloudError> {
+            self.asked.push(depth);
+            Ok(match (depth >= 10, self.here) {
+                (false, _) => Seen::NotAsked,
+                (true, true) => Seen::Here,
+                (true, false) => Seen::Elsewhere(None),
+            })
+        }
+        fn claim(&mut self, _: &Nic, _: &Deadline) -> Result<cloud::Claimed, CloudError> {
+            Err(CloudError::Invalid("not in this test".into()))
+        }
+        fn release(&mut self, _: &Deadline) -> Result<(), CloudError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn depth_0_costs_nothing_when_the_kernel_can_answer() {
+        let nic = Nic {
+            name: "eth0".into(),
+            mac: None,
+        };
+        let d = Deadline::for_timeout(None);
+        let mut c = Shy {
+            here: false,
+            asked: Vec::new(),
+        };
+        // The kernel vouches: the cloud is asked at depth 0 only, and that stands.
+        assert!(routed_here(&mut c, &nic, 0, true, &d).unwrap());
+        assert_eq!(c.asked, [0]);
+        // local_mode=none: nothing else can answer, so the cloud is asked as at depth 10.
+        c.asked.clear();
+        assert!(!routed_here(&mut c, &nic, 0, false, &d).unwrap());
+        assert_eq!(c.asked, [0, 10]);
+        c.here = true;
+        assert!(routed_here(&mut c, &nic, 10, true, &d).unwrap());
+    }
+
     #[test]
     fn cloud_errors_never_mean_not_running() {
         let table = [

@@ -90,6 +90,17 @@ pub fn diagnose(backend: &mut dyn Inspect, nic: Option<&Nic>, deadline: &Deadlin
     out
 }
 
+/// A permission probe's answer: a conflict (412 on a stale fingerprint or etag) means the
+/// cloud's IAM let the request through to its precondition, which refused it: allowed,
+/// and nothing changed.
+pub fn past_iam<T>(r: Result<T, super::CloudError>) -> Result<(), super::CloudError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind(), super::CloudError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// One row of `cloudvip status`: an object of the cloud and who has it.
 pub struct Holding {
     /// e.g. "alias 10.0.0.250/32", "public 203.0.113.10"

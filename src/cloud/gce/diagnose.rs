@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::compute::{instance_ref, Api};
 use super::metadata::Identity;
 use super::{name_and_zone, nic_has, Gce};
-use crate::cloud::inspect::{Check, Inspect, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+use crate::cloud::inspect::{past_iam, Check, Inspect, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
 use crate::cloud::{format_mac, in_subnet, CloudError, Holding, Nic};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
@@ -250,11 +250,7 @@ impl Gce {
                 encode(nic_name)
             );
             // 412 (stale fingerprint) means IAM let the call through; it changed nothing.
-            let refused = match api.call(Method::Patch, &path, Some(&body), &probe()) {
-                Ok(_) => Ok(()),
-                Err(e) if matches!(e.kind(), CloudError::Conflict(_)) => Ok(()),
-                Err(e) => Err(e),
-            };
+            let refused = past_iam(api.call(Method::Patch, &path, Some(&body), &probe()));
             note("compute.instances.updateNetworkInterface", refused);
         }
         if let Some(p) = self.shared.public_ip.clone() {

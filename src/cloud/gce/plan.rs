@@ -1,5 +1,5 @@
 //! What a GCE start or stop is going to change, decided from reads alone. `claim`,
-//! `claim_extras` and `release` carry these changes out; `cloudvip start --dry-run`
+//! `complete` and `release` carry these changes out; `cloudvip start --dry-run`
 //! prints them instead. One decision for both, so a dry run shows what the action would
 //! really do, with the same validation first.
 

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::Oci;
-use crate::cloud::inspect::{Check, Inspect, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+use crate::cloud::inspect::{past_iam, Check, Inspect, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
 use crate::cloud::{in_subnet, CloudError, Holding, Nic};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
@@ -266,12 +266,7 @@ impl Oci {
                     &[("if-match", PROBE_ETAG.to_owned())],
                     &probe(),
                 );
-                let r = match r {
-                    Ok(_) => Ok(()),
-                    Err(e) if matches!(e.kind(), CloudError::Conflict(_)) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                note("use private-ips (UpdatePrivateIp, to move the VIP)", r);
+                note("use private-ips (UpdatePrivateIp, to move the VIP)", past_iam(r));
                 // IPv6 addresses are created through another collection: not probed.
                 if self.ip.is_ipv4() {
                     match self.probe_create(v, &primary_ip, &probe()) {
