@@ -1,9 +1,10 @@
 //! Real Pacemaker clusters (issue 5): N nodes of Corosync 3 + Pacemaker 2.1 in network,
-//! mount and UTS namespaces, a client, and cloudvip-sim playing GCE or OCI, with the agent
+//! mount and UTS namespaces, a client, and cloudvip-sim playing GCE, OCI or AWS (each
+//! AWS mode: secondary IP with its Elastic IP, Elastic IP alone, overlay route), with the agent
 //! configured exactly as in production (`pcs resource create VIP ocf:rust:cloudvip` with no
 //! endpoint or CA parameter: the nodes resolve the clouds' host names to the emulator and
 //! trust only its test CA), and with exactly the environment Pacemaker gives it (no
-//! HA_RSCTMP). Scenarios 1-7 for both clouds, an API outage longer than an operation that
+//! HA_RSCTMP). Scenarios 1-7 for every cloud, an API outage longer than an operation that
 //! heals without `pcs resource cleanup` (issue 9), and the client-observed outage
 //! of standby, move and crash at emulator latency 0 and at a realistic one (printed, never
 //! asserted). Issue 11 through pcs (pcmk.rs): a duplicate ip refused, reload-agent instead
@@ -63,3 +64,6 @@ macro_rules! cloud_tests {
 
 cloud_tests!(gce, crate::clouds::gce::GCE);
 cloud_tests!(oci, crate::clouds::oci::OCI);
+cloud_tests!(aws_secondary_ip, crate::clouds::aws::AWS_SECONDARY_IP);
+cloud_tests!(aws_eip, crate::clouds::aws::AWS_EIP);
+cloud_tests!(aws_route, crate::clouds::aws::AWS_ROUTE);

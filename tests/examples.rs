@@ -25,6 +25,11 @@ fn scripts() -> Vec<PathBuf> {
 
 /// Run `script` with recording stand-ins; the commands it ran, split into arguments.
 fn run(script: &Path, args: &[&str]) -> Vec<Vec<String>> {
+    run_out(script, args).0
+}
+
+/// [`run`], and what the script printed.
+fn run_out(script: &Path, args: &[&str]) -> (Vec<Vec<String>>, String) {
     let tmp = tempfile::tempdir().unwrap();
     let record = tmp.path().join("record");
     for tool in ["pcs", "gcloud", "oci"] {
@@ -52,11 +57,12 @@ fn run(script: &Path, args: &[&str]) -> Vec<Vec<String>> {
         .unwrap();
     let r = Run::from(format!("{}", script.display()), out);
     assert_eq!(r.code, 0, "{} failed:\n{}\n{}", r.what, r.stdout, r.stderr);
-    std::fs::read_to_string(&record)
+    let cmds = std::fs::read_to_string(&record)
         .unwrap_or_default()
         .lines()
         .map(|l| l.split(SEP).map(str::to_owned).collect())
-        .collect()
+        .collect();
+    (cmds, r.stdout)
 }
 
 /// The instance parameters of a `pcs resource create NAME ocf:rust:cloudvip k=v ... op ...`.
@@ -194,5 +200,57 @@ fn iam_and_policy_scripts_grant_what_the_agent_needs() {
         flat.iter()
             .any(|c| c.contains("Allow group cloudvip-nodes to use virtual-network-family")),
         "{flat:?}"
+    );
+}
+
+/// Each AWS example prints the IAM policy its resource needs: exactly the agent's own
+/// (`aws::inspect::policy`, what `diagnose` names), for the mode and parameters of the
+/// `pcs resource create` it runs; with routing_table_role also the role's permissions
+/// and a trust policy asking for its external_id.
+#[test]
+fn aws_examples_print_the_policy_of_their_mode() {
+    use cloudvip::cloud::aws::{config::Config, inspect};
+    let mut modes = Vec::new();
+    for s in scripts() {
+        let name = s.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("aws-") {
+            continue;
+        }
+        let (cmds, out) = run_out(&s, &[]);
+        let (_, params) = cmds.iter().find_map(|c| create_params(c)).unwrap();
+        let pairs: Vec<(&str, &str)> = params.iter().filter_map(|p| p.split_once('=')).collect();
+        let ip = pairs.iter().find(|(k, _)| *k == "ip").unwrap().1;
+        let cfg = Config::from_pairs(ip.parse().unwrap(), &pairs).unwrap();
+        let json: String = out.lines().filter(|l| !l.starts_with('#')).collect();
+        let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&json)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+        assert_eq!(docs.first(), Some(&inspect::policy(&cfg)), "{name}");
+        match inspect::role_policy(&cfg) {
+            None => assert_eq!(docs.len(), 1, "{name}"),
+            Some(role) => {
+                assert_eq!(docs.get(1), Some(&role), "{name}");
+                let trust = &docs[2]["Statement"][0];
+                assert_eq!(trust["Action"], "sts:AssumeRole", "{name}");
+                assert_eq!(
+                    trust["Condition"]["StringEquals"]["sts:ExternalId"].as_str(),
+                    cfg.external_id.as_deref(),
+                    "{name}"
+                );
+            }
+        }
+        modes.push((
+            cfg.mode,
+            cfg.eip.is_some(),
+            cfg.routing_table_role.is_some(),
+        ));
+    }
+    modes.sort_by_key(|m| format!("{m:?}"));
+    modes.dedup();
+    assert_eq!(
+        modes.len(),
+        5,
+        "one example per mode and variant: {modes:?}"
     );
 }

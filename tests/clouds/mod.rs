@@ -88,8 +88,8 @@ pub trait TestCloud: std::ops::Deref<Target = crate::cloudlab::CloudLab> + Sized
     fn check_extras(&self, _fault: &Value) {}
 }
 
-/// A scenario run once per cloud: `cloudtest!(name, |lab| …)` gives `name::gce` and
-/// `name::oci`, each with that cloud's standard lab (the `rgtest!` / `tests_with_ring` idea).
+/// A scenario run once per cloud: `cloudtest!(name, |lab| …)` gives `name::gce`,
+/// `name::oci` and `name::aws`, each with that cloud's standard lab (the `rgtest!` / `tests_with_ring` idea).
 macro_rules! cloudtest {
     ($name:ident, |$lab:ident| $body:block) => {
         mod $name {
@@ -103,6 +103,10 @@ macro_rules! cloudtest {
             #[test]
             fn oci() {
                 scenario($crate::clouds::oci::OciLab::start());
+            }
+            #[test]
+            fn aws() {
+                scenario($crate::clouds::aws::AwsLab::start());
             }
         }
     };

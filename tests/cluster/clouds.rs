@@ -33,8 +33,16 @@ pub trait ClusterCloud: Sync {
     ) -> cloudvip_sim::World;
     /// Once the cluster runs: what else makes `latency` (fault rules).
     fn started(&self, _c: &Cluster, _latency: Latency) {}
+    /// When the client does not reach the VIP itself but through the cloud (an Elastic
+    /// IP's NAT): set up that path and `Cluster::client_addr`.
+    fn client_path(&self, _c: &mut Cluster) {}
     /// The `pcs resource create` parameters of this cloud, after ip=.
     fn create_params(&self) -> &'static [&'static str];
+    /// The resource's `ip=`: the VIP, unless the cloud moves another address (an Elastic
+    /// IP: then the client reaches it through `client_path`).
+    fn ip_arg(&self) -> &'static str {
+        "ip=10.66.0.100"
+    }
     /// The emulator's view: the VIP and the public IP on node `active` only, and every
     /// other address where the world put it.
     fn check_state(&self, c: &Cluster, active: usize) -> Result<(), String>;
@@ -67,8 +75,9 @@ impl dyn ClusterCloud {
     }
 
     fn start(&self, n: usize, latency: Latency, denied: Option<usize>) -> Cluster {
-        let c = Cluster::start(n, |d| self.world(d, n, latency, denied));
+        let mut c = Cluster::start(n, |d| self.world(d, n, latency, denied));
         self.started(&c, latency);
+        self.client_path(&mut c);
         c
     }
 
@@ -81,7 +90,7 @@ impl dyn ClusterCloud {
             "create",
             id,
             "ocf:rust:cloudvip",
-            "ip=10.66.0.100",
+            self.ip_arg(),
         ];
         args.extend(self.create_params());
         args

@@ -33,6 +33,9 @@ pub const CLOUD_HOSTS: &[&str] = &[
     "oauth2.googleapis.com",
     "iaas.us-ashburn-1.oraclecloud.com",
     "auth.us-ashburn-1.oraclecloud.com",
+    "ec2.eu-west-1.amazonaws.com",
+    "sts.eu-west-1.amazonaws.com",
+    "sts.amazonaws.com",
 ];
 
 const NODE_INIT: &str = r#"#!/bin/bash
@@ -77,6 +80,11 @@ pub struct Cluster {
     pub lab: Lab,
     pub cloud_ns: String,
     pub dir: tempfile::TempDir,
+    /// Where the client reaches the VIP: the VIP itself, or a public address the cloud
+    /// translates (`ClusterCloud::client_path`).
+    pub client_addr: &'static str,
+    /// What the cloud's client path runs (a NAT), stopped before the emulator.
+    guards: Vec<Box<dyn Send>>,
 }
 
 impl Cluster {
@@ -106,6 +114,8 @@ impl Cluster {
             lab,
             cloud_ns,
             dir,
+            client_addr: VIP,
+            guards: Vec::new(),
         };
         c.write_state();
         for i in 1..=n {
@@ -548,6 +558,16 @@ impl Cluster {
         crate::clouds::admin(&self.admin, method, path, body)
     }
 
+    /// The admin API's address, for a thread of the cloud namespace.
+    pub fn admin_url(&self) -> String {
+        self.admin.clone()
+    }
+
+    /// Keep `g` running until the cluster goes (before the emulator stops).
+    pub fn guard(&mut self, g: Box<dyn Send>) {
+        self.guards.push(g);
+    }
+
     pub fn fault(&self, rule: Value) {
         self.admin("POST", "/admin/faults", Some(rule));
     }
@@ -585,15 +605,19 @@ impl Cluster {
     }
 
     /// Wait until the client pings the VIP, reaches node `i`'s service through it by TCP
-    /// and has node `i`'s MAC for it.
+    /// and has node `i`'s MAC for it; through a public address: by TCP.
     pub fn wait_client_sees(&self, i: usize, within: Duration) {
         let end = Instant::now() + within;
         let want = format!("node{i}");
         let mac = Lab::mac(i);
+        let direct = self.client_addr == VIP;
         loop {
-            let ping = self.client_pings();
-            let tcp = probe_in(self.lab.ns(self.client()));
-            let neigh = self.lab.neigh(self.client(), VIP);
+            let ping = !direct || self.client_pings();
+            let tcp = probe_in(self.lab.ns(self.client()), self.client_addr);
+            let neigh = match direct {
+                true => self.lab.neigh(self.client(), VIP),
+                false => Some(mac.clone()),
+            };
             if ping && tcp.as_deref() == Some(want.as_str()) && neigh.as_deref() == Some(&mac) {
                 return;
             }
@@ -608,7 +632,7 @@ impl Cluster {
 
     /// Start probing the VIP from the client continuously.
     pub fn prober(&self) -> Prober {
-        Prober::start(self.lab.ns(self.client()))
+        Prober::start(self.lab.ns(self.client()), self.client_addr)
     }
 
     fn dump(&self) {
@@ -666,6 +690,7 @@ impl Drop for Cluster {
         for s in &mut self.services {
             s.stop();
         }
+        self.guards.clear();
         for i in 1..=self.n {
             kill_ns(self.lab.ns(i));
             if let Some(mut c) = self.children[i - 1].take() {
@@ -752,19 +777,20 @@ impl Service {
     }
 }
 
-/// One TCP probe of the VIP's service from inside `ns` (a short-lived thread enters it).
-pub fn probe_in(ns: &str) -> Option<String> {
+/// One TCP probe of the VIP's service at `addr` from inside `ns` (a short-lived thread
+/// enters it).
+pub fn probe_in(ns: &str, addr: &'static str) -> Option<String> {
     let ns = ns.to_owned();
     std::thread::spawn(move || {
         Lab::enter(&ns);
-        probe()
+        probe(addr)
     })
     .join()
     .unwrap()
 }
 
-fn probe() -> Option<String> {
-    let addr: SocketAddr = format!("{VIP}:{PORT}").parse().unwrap();
+fn probe(addr: &str) -> Option<String> {
+    let addr: SocketAddr = format!("{addr}:{PORT}").parse().unwrap();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
     let mut buf = String::new();
@@ -784,7 +810,7 @@ pub struct Prober {
 }
 
 impl Prober {
-    fn start(ns: &str) -> Prober {
+    fn start(ns: &str, addr: &'static str) -> Prober {
         let stop = Arc::new(AtomicBool::new(false));
         let samples: Samples = Arc::default();
         let (ns, flag, out) = (ns.to_owned(), stop.clone(), samples.clone());
@@ -793,7 +819,7 @@ impl Prober {
             let end = Instant::now() + Duration::from_secs(300);
             while !flag.load(Ordering::SeqCst) && Instant::now() < end {
                 let t = Instant::now();
-                let who = probe();
+                let who = probe(addr);
                 out.lock().unwrap().push((t, who));
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -40,6 +40,7 @@ macro_rules! pcmk_tests {
 
 pcmk_tests!(gce, crate::clouds::gce::GCE);
 pcmk_tests!(oci, crate::clouds::oci::OCI);
+pcmk_tests!(aws, crate::clouds::aws::AWS_SECONDARY_IP);
 
 /// [`scenarios::assert_active`], and the address is on node `i`'s eth0.
 fn assert_active(cloud: Cloud, c: &Cluster, i: usize) {

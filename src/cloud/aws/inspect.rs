@@ -67,7 +67,11 @@ pub fn policy(cfg: &Config) -> Value {
     let (own, _) = iam_actions(cfg);
     let (ec2, sts): (Vec<&str>, Vec<&str>) = own.into_iter().partition(|a| a.starts_with("ec2:"));
     let mut statements = vec![json!({
-        "Sid": format!("Cloudvip{}", cfg.mode.name().replace('_', "")),
+        "Sid": match cfg.mode {
+            Mode::SecondaryIp => "CloudvipSecondaryIp",
+            Mode::ElasticIp => "CloudvipElasticIp",
+            Mode::Route => "CloudvipRoute",
+        },
         "Effect": "Allow",
         "Action": ec2,
         "Resource": "*",
@@ -411,8 +415,8 @@ impl Aws {
                 "permissions",
                 format!("the policy lacks {}", missing.join(", ")),
                 format!(
-                    "grant them: the policy for {MODE_WORD}={} is `cloudvip diagnose`'s \
-                     pcs-examples/aws-policy.sh output: {}",
+                    "grant them; the policy for {MODE_WORD}={} (pcs-examples/aws-*.sh print \
+                     it): {}",
                     self.cfg.mode.name(),
                     policy(&self.cfg)
                 ),
