@@ -152,7 +152,7 @@ def tools(ctx):
              {"awscli": aws_cli, "api_delay": "0"}, "secondary_private_ip",
              anchor=True, local=False),
         # mode=eip: the Elastic IP is the resource's ip, nothing on the node.
-        Tool("cloudvip", "aws-eip", cv, {"cloud": "aws", "mode": "eip"}, "ip",
+        Tool("cloudvip", "aws-eip", cv, {"cloud": "aws", "mode": "eip", "local_mode": "none"}, "ip",
              local=False, scale=False, when=has_cloud("aws")),
         Tool("awseip", "aws-eip", [f"{AGENTS}/awseip"],
              {"awscli": aws_cli, "api_delay": "0",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # AWS: an Elastic IP alone (what awseip does): associated with the primary private IP of
-# the active node's ENI; nothing is added on the node, EC2 translates the Elastic IP to
-# that address. Run once, on any cluster node, as root. Prints the IAM policy the nodes'
+# the active node's ENI. EC2 translates the Elastic IP to that address, so the node needs
+# nothing of it: local_mode=none (monitor then asks IMDS only, still no EC2 call). Run once, on any cluster node, as root. Prints the IAM policy the nodes'
 # role needs first.
 #
 # Before: aws ec2 allocate-address --domain vpc, and the policy below on the nodes' role.
@@ -26,7 +26,7 @@ POLICY
 # start: one AssociateAddress (AllowReassociation) and a wait until IMDS maps the address
 # here; stop disassociates it. Monitor depth 0 reads IMDS only.
 pcs resource create eip-aws ocf:rust:cloudvip \
-    ip="$EIP" cloud=aws mode=eip allocation_id="$ALLOCATION" \
+    ip="$EIP" cloud=aws mode=eip local_mode=none allocation_id="$ALLOCATION" \
     op monitor interval=10s timeout=20s \
     op monitor interval=60s timeout=30s OCF_CHECK_LEVEL=10 \
     meta failure-timeout=60s

@@ -637,18 +637,16 @@ mod tests {
                 def.name
             );
             // Each on a cloud it applies to; restore_ephemeral_ip needs a public_ip to act on.
-            let cloud = match def.scope {
-                crate::ocf::metadata::Scope::Only(ws) => ws[0].cloud,
-                _ => "gce",
+            // A mode-scoped parameter in the first mode it applies to.
+            let (cloud, mode) = match def.scope {
+                crate::ocf::metadata::Scope::Only(ws) => (ws[0].cloud, ws[0].modes.first()),
+                _ => ("gce", None),
             };
-            let base = parse(&[("ip", "10.0.0.5"), ("cloud", cloud), ("public_ip", "x")]).unwrap();
-            let set = parse(&[
-                ("ip", "10.0.0.5"),
-                ("cloud", cloud),
-                ("public_ip", "x"),
-                (def.name, value),
-            ])
-            .unwrap_or_else(|e| panic!("{}={value}: {e}", def.name));
+            let mut common = vec![("ip", "10.0.0.5"), ("cloud", cloud), ("public_ip", "x")];
+            common.extend(mode.map(|m| ("mode", *m)));
+            let base = parse(&common).unwrap();
+            common.push((def.name, value));
+            let set = parse(&common).unwrap_or_else(|e| panic!("{}={value}: {e}", def.name));
             assert_ne!(
                 format!("{base:?}"),
                 format!("{set:?}"),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cloudvip::cloud::aws::config::{self as cfg, Config};
 use cloudvip::cloud::aws::flow::{Aws, Seen};
+use cloudvip::cloud::inspect::diagnose;
 use cloudvip::cloud::{CloudError, Nic, Op, Planned};
 use cloudvip::deadline::Deadline;
 use cloudvip::http::HttpConfig;
@@ -712,10 +713,11 @@ fn diagnose_probes_each_write_without_changing_anything() {
     let before = lab.state();
     for (ip, p) in &modes {
         lab.clear_log();
-        let steps = verdicts(
-            &lab.aws(1, ip, p)
-                .diagnose_steps(Some(&nic(1)), &deadline(20)),
-        );
+        let steps = verdicts(&diagnose(
+            &mut lab.aws(1, ip, p),
+            Some(&nic(1)),
+            &deadline(20),
+        ));
         assert!(
             steps.iter().all(|(_, v)| v.starts_with("pass")),
             "{ip}: {steps:#?}"
@@ -723,10 +725,11 @@ fn diagnose_probes_each_write_without_changing_anything() {
         assert_eq!(steps.len(), 5, "{steps:#?}");
         assert!(lab.writes().is_empty(), "{ip}: {:?}", lab.log());
     }
-    let perm = verdicts(
-        &lab.aws(1, VIP, &[])
-            .diagnose_steps(Some(&nic(1)), &deadline(20)),
-    );
+    let perm = verdicts(&diagnose(
+        &mut lab.aws(1, VIP, &[]),
+        Some(&nic(1)),
+        &deadline(20),
+    ));
     assert!(
         perm[2].1.contains("ec2:AssignPrivateIpAddresses")
             && perm[2].1.contains("ec2:UnassignPrivateIpAddresses"),
@@ -744,10 +747,11 @@ fn diagnose_probes_each_write_without_changing_anything() {
             "ec2:AssociateAddress".into(),
         ];
     });
-    let steps = verdicts(
-        &lab.aws(1, VIP, &[(cfg::PUBLIC_IP, EIP_VIP)])
-            .diagnose_steps(Some(&nic(1)), &deadline(20)),
-    );
+    let steps = verdicts(&diagnose(
+        &mut lab.aws(1, VIP, &[(cfg::PUBLIC_IP, EIP_VIP)]),
+        Some(&nic(1)),
+        &deadline(20),
+    ));
     let (name, v) = &steps[2];
     assert_eq!(name, "permissions");
     assert!(
@@ -770,10 +774,11 @@ fn diagnose_without_imds() {
     let lab = Lab::start(|_| {});
     lab.fault(json!({"kind": "hang", "cloud": "aws", "service": "metadata", "ms": 20000}));
     let steps = within(Duration::from_secs(4), || {
-        verdicts(
-            &lab.aws(1, VIP, &[])
-                .diagnose_steps(Some(&nic(1)), &deadline(20)),
-        )
+        verdicts(&diagnose(
+            &mut lab.aws(1, VIP, &[]),
+            Some(&nic(1)),
+            &deadline(20),
+        ))
     });
     assert!(
         steps[0].1.starts_with("FAIL") && steps[0].1.contains("hop-limit"),

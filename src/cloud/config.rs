@@ -37,7 +37,9 @@ const PUBLIC_IP: ParamDef = ParamDef {
      one access config per NIC). OCI: a reserved public IP (the address or its OCID) that \
      start assigns to the VIP's private IP and waits for ASSIGNED; it normally follows \
      the private IP by itself when the VIP moves. stop leaves it attached in both clouds; \
-     the next start elsewhere moves it, so it never dangles unassigned.",
+     the next start elsewhere moves it, so it never dangles unassigned. AWS \
+     (mode=secondary_ip): an Elastic IP (its address) associated with the VIP; it follows \
+     the VIP when it moves, start associates it when it did not, stop disassociates it.",
     )
 };
 
@@ -52,10 +54,12 @@ const CREDENTIALS: ParamDef = ParamDef {
         "Credentials file instead of the instance's identity",
         "GCE: a service-account JSON key. OCI: an API-key config file in ~/.oci/config format \
      (user, fingerprint, key_file, tenancy, region; pass_phrase for an encrypted PKCS#8 \
-     key), profile from oci_profile. The file (and the key it names) must not be \
+     key), profile from oci_profile. AWS: a shared credentials file (aws_access_key_id, \
+     aws_secret_access_key, optional aws_session_token), profile from aws_profile. The file (and the key it names) must not be \
      writable by others; mode 0600 owned by root is right. Default: the instance's own \
      identity (GCE: the service account's token from the metadata server; OCI: instance \
-     principals). Tokens are cached in HA_RSCTMP (else /run/resource-agents) with mode \
+     principals; AWS: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, else \
+     the instance profile through IMDSv2). Tokens are cached in HA_RSCTMP (else /run/resource-agents) with mode \
      0600 until shortly before they expire, refreshed once for actions that run at \
      once, and never logged.",
     )
@@ -72,7 +76,8 @@ const API_ENDPOINT: ParamDef = ParamDef {
         "Cloud API base URL",
         "GCE: the Compute API base URL, default https://compute.googleapis.com/compute/v1/ \
      (e.g. a Private Service Connect endpoint). OCI: the Networking API host, default \
-     https://iaas.<region>.<realm domain> from the instance metadata. Must be https:// \
+     https://iaas.<region>.<realm domain> from the instance metadata. AWS: the EC2 \
+     endpoint, default https://ec2.<region>.amazonaws.com/ (e.g. a VPC endpoint). Must be https:// \
      (plain http:// only for a loopback address).",
     )
 };
@@ -87,8 +92,9 @@ const METADATA_URL: ParamDef = ParamDef {
         None,
         "Instance metadata service base URL",
         "The metadata service, default http://169.254.169.254/computeMetadata/v1/ on GCE \
-     (or GCE_METADATA_HOST) and http://169.254.169.254/opc/v2/ on OCI. It is link-local \
-     plain HTTP in both clouds and is never proxied.",
+     (or GCE_METADATA_HOST), http://169.254.169.254/opc/v2/ on OCI and \
+     http://169.254.169.254/ on AWS (IMDSv2). It is link-local plain HTTP in every cloud \
+     and is never proxied.",
     )
 };
 

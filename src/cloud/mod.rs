@@ -3,7 +3,6 @@
 //! (IPaddr2-like, no cloud) lives here; every other backend is a folder of its own,
 //! registered by one line in `backends!` below; `backend()` and `inspector()` pick one.
 
-pub mod aws;
 pub mod call;
 pub mod config;
 pub mod inspect;
@@ -33,6 +32,7 @@ macro_rules! backends {
 backends! {
     gce,
     oci,
+    aws,
 }
 
 /// Proof that the cloud routes the VIP to this node. Only this module and its backends can

@@ -214,14 +214,17 @@ const SHORTDESC: &str = "Moves a virtual IP between nodes on GCE, OCI or a plain
 const LONGDESC: &str = "cloudvip moves a virtual IP address (IPv4 or IPv6) to the node where \
 Pacemaker starts it. On Google Compute Engine it moves an alias IP range between the NICs of \
 the cluster's instances (and optionally a static external IP); on Oracle Cloud it moves a \
-secondary private IP between VNICs (and optionally a reserved public IP); with cloud=none it \
+secondary private IP between VNICs (and optionally a reserved public IP); on AWS it moves a \
+secondary private IP between ENIs (and its Elastic IP), an Elastic IP alone, or an overlay IP's \
+route in route tables (mode=); with cloud=none it \
 works like IPaddr2. On the node it adds the address (or a local route) through netlink and \
 announces it with gratuitous ARP or unsolicited neighbour advertisements. \
 monitor at depth 0 costs no cloud API call: it reads the kernel's state, and on GCE the \
-metadata server's view of the NIC (one link-local request). With OCF_CHECK_LEVEL=10 (a second \
+metadata server's view of the NIC (one link-local request), on AWS IMDS's. With OCF_CHECK_LEVEL=10 (a second \
 monitor operation, e.g. every 60 s) it also asks the cloud API: one instances.get on GCE; on OCI, \
 whose metadata service lists no secondary IPs, one ListPrivateIps query (2-3 signed calls, plus \
-one federation call when the cached instance-principal token is near expiry). \
+one federation call when the cached instance-principal token is near expiry); on AWS one \
+Describe call per thing the mode moves. \
 A transient cloud or network error is never reported as 'not running', and stop never \
 fails because a cloud API is slow: every action finishes within its timeout.";
 

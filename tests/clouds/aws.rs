@@ -162,17 +162,11 @@ impl AwsLab {
         AwsLab { c, api }
     }
 
-    /// The agent on VM `i` with cloud=aws and the lab's endpoints (STS too: a role
-    /// parameter in `params` needs it), then `params`.
+    /// The agent on VM `i` with cloud=aws and the lab's EC2 endpoint, then `params`.
     pub fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
         self.c
             .agent(i, action)
-            .params(&[
-                ("ip", VIP),
-                ("cloud", "aws"),
-                ("api_endpoint", &self.api),
-                ("sts_endpoint", &self.api),
-            ])
+            .params(&[("ip", VIP), ("cloud", "aws"), ("api_endpoint", &self.api)])
             .params(params)
     }
 }
@@ -465,7 +459,7 @@ impl crate::cluster::clouds::ClusterCloud for Aws {
     fn create_params(&self) -> &'static [&'static str] {
         match self.0 {
             Mode::SecondaryIp => &["cloud=aws", "public_ip=203.0.113.10"],
-            Mode::ElasticIp => &["cloud=aws", "mode=eip"],
+            Mode::ElasticIp => &["cloud=aws", "mode=eip", "local_mode=none"],
             Mode::Route => &[
                 "cloud=aws",
                 "mode=route",

@@ -7,7 +7,8 @@
 //!   the nic's, moved with `AssignPrivateIpAddresses AllowReassignment=true`; an Elastic IP
 //!   (`public_ip`) on the VIP follows it, and is associated when it does not.
 //! - `eip` (awseip): only the Elastic IP moves, `ip` itself, to the primary private IP of
-//!   that ENI; nothing is added on the node (EC2's NAT delivers to the primary address).
+//!   that ENI; the node needs nothing of it (EC2's NAT delivers to the primary address:
+//!   `local_mode=none`).
 //! - `route` (aws-vpc-move-ip): an overlay IP outside the VPC, routed by a `/32` route in
 //!   each of `route_tables` to that ENI (`ReplaceRoute`), optionally through a role of the
 //!   account that owns the tables (`routing_table_role`, resource-agents PR #1454).
@@ -16,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use super::query::Eip;
-use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 
 /// The shared `mode` parameter (its AWS values are `Mode::ALL`).
 pub const MODE: &str = "mode";
@@ -32,85 +33,110 @@ pub const API_ENDPOINT: &str = "api_endpoint";
 pub const STS_ENDPOINT: &str = "sts_endpoint";
 pub const METADATA_URL: &str = "metadata_url";
 
-/// The AWS-only parameters' documentation (meta-data, README, man page), for the
-/// registration in `cloud::config::params()`; `public_ip`, `credentials`, `api_endpoint`
-/// and `metadata_url` are the shared ones.
+/// Where AWS's own parameters apply: cloud=aws, in every mode or in some.
+const EVERY_MODE: Scope = Scope::Only(&[Where {
+    cloud: "aws",
+    label: "AWS",
+    modes: &[],
+}]);
+const ROUTE: Scope = Scope::Only(&[Where {
+    cloud: "aws",
+    label: "AWS",
+    modes: &["route"],
+}]);
+/// AWS's own parameters' documentation (meta-data, README, man page); `public_ip`,
+/// `credentials`, `api_endpoint`, `metadata_url` and `mode` are the shared ones.
 pub const PARAMS: &[ParamDef] = &[
     ParamDef {
         order: 125,
+        scope: EVERY_MODE,
+        example: "eipalloc-0c10d00000000000f1",
         ..ParamDef::new(
             ALLOCATION_ID,
             Content::String,
             None,
-            "AWS: allocation id of public_ip",
-            "AWS only. The Elastic IP's allocation id (eipalloc-…); it must be public_ip's. \
-             Default: looked up from public_ip (DescribeAddresses).",
+            "allocation id of the Elastic IP",
+            "The Elastic IP's allocation id (eipalloc-…): public_ip's, or with mode=eip \
+             ip's. Default: looked up from the address (DescribeAddresses).",
         )
     },
     ParamDef {
         order: 165,
+        scope: EVERY_MODE,
+        with: Some("credentials"),
+        example: "ha",
         ..ParamDef::new(
             PROFILE,
             Content::String,
             Some("default"),
-            "AWS: profile of the credentials file",
-            "AWS only, with credentials=. The [profile] of the AWS credentials file \
-             (aws_access_key_id, aws_secret_access_key, optional aws_session_token).",
+            "profile of the credentials file",
+            "The [profile] of the AWS shared credentials file (aws_access_key_id, \
+             aws_secret_access_key, optional aws_session_token).",
         )
     },
     ParamDef {
         order: 173,
+        scope: ROUTE,
+        example: "rtb-0c10d0000000000c1",
         ..ParamDef::new(
             ROUTE_TABLES,
             Content::String,
             None,
-            "AWS: route tables of the overlay IP",
-            "AWS only, mode=route (required there). The route tables (rtb-…, separated by \
-             commas) whose ip/32 route start points at this node's ENI. stop leaves the routes.",
+            "route tables of the overlay IP",
+            "Required. The route tables (rtb-…, separated by commas) whose ip/32 route start \
+             points at this node's ENI; the route must exist in each. stop leaves the routes.",
         )
     },
     ParamDef {
         order: 175,
+        scope: ROUTE,
+        example: "arn:aws:iam::444455556666:role/rtb-editor",
         ..ParamDef::new(
             ROUTING_TABLE_ROLE,
             Content::String,
             None,
-            "AWS: role for the route tables",
-            "AWS only, mode=route. An IAM role ARN assumed (STS AssumeRole) for the route \
-             tables' calls, e.g. when another account owns them (as aws-vpc-move-ip's \
-             routing_table_role).",
+            "role for the route tables",
+            "An IAM role ARN assumed (STS AssumeRole) for the route tables' calls, e.g. when \
+             another account owns them (as aws-vpc-move-ip's routing_table_role).",
         )
     },
     ParamDef {
         order: 176,
+        scope: ROUTE,
+        with: Some("routing_table_role"),
+        example: "ha-cluster-1",
         ..ParamDef::new(
             EXTERNAL_ID,
             Content::String,
             None,
-            "AWS: ExternalId of routing_table_role",
-            "AWS only. The ExternalId the role's trust policy asks for.",
+            "ExternalId of routing_table_role",
+            "The ExternalId the role's trust policy asks for.",
         )
     },
     ParamDef {
         order: 177,
+        scope: EVERY_MODE,
+        example: "eu-west-1",
         ..ParamDef::new(
             REGION,
             Content::String,
             None,
-            "AWS: region of the EC2 API",
-            "AWS only. Default: the instance identity document's region (IMDS).",
+            "region of the EC2 API",
+            "Default: the instance identity document's region (IMDS).",
         )
     },
     ParamDef {
         order: 185,
+        scope: ROUTE,
+        with: Some("routing_table_role"),
+        example: "https://sts.eu-west-1.amazonaws.com/",
         ..ParamDef::new(
             STS_ENDPOINT,
             Content::String,
             None,
-            "AWS: STS endpoint",
-            "AWS only. The STS endpoint for routing_table_role, default the regional \
-             https://sts.<region>.amazonaws.com/. Must be https:// (plain http:// only for a \
-             loopback address).",
+            "STS endpoint",
+            "The STS endpoint, default the regional https://sts.<region>.amazonaws.com/. \
+             Must be https:// (plain http:// only for a loopback address).",
         )
     },
 ];
@@ -136,6 +162,10 @@ impl Mode {
             .map_or("?", |(n, _)| n)
     }
 
+    pub fn from_name(v: &str) -> Option<Mode> {
+        Mode::ALL.iter().find(|(n, _)| *n == v).map(|(_, m)| *m)
+    }
+
     /// What `mode=<name>` means on AWS (the `mode` parameter's documentation).
     pub fn doc(self) -> &'static str {
         match self {
@@ -146,8 +176,8 @@ impl Mode {
             }
             Mode::ElasticIp => {
                 "ip is an Elastic IP, associated with the primary private IP of that ENI \
-                 (AssociateAddress with AllowReassociation) as awseip does; nothing is added \
-                 on the node (EC2's NAT delivers it to the primary address)."
+                 (AssociateAddress with AllowReassociation) as awseip does; the node needs \
+                 nothing of it (EC2's NAT delivers it to the primary address): local_mode=none."
             }
             Mode::Route => {
                 "ip is an overlay IP outside the VPC, routed by its /32 route in each of \
@@ -297,46 +327,21 @@ fn metadata_host(rest: &str) -> bool {
         .is_some_and(|ip| ip.is_loopback() || matches!(ip, IpAddr::V4(v4) if v4.is_link_local()))
 }
 
-impl Config {
-    /// The configuration for VIP `ip`, every value checked; the message names the
-    /// parameter and what it accepts.
-    pub fn parse(ip: IpAddr, get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let IpAddr::V4(ip) = ip else {
-            return Err(format!(
-                "ip={ip}: cloud=aws moves IPv4 addresses only (secondary private IPs, Elastic \
-                 IPs and overlay routes are IPv4 here)"
-            ));
-        };
-        let mode = match get(MODE) {
-            None => Mode::SecondaryIp,
-            Some(v) => Mode::ALL
-                .iter()
-                .find(|(n, _)| *n == v)
-                .map(|(_, m)| *m)
-                .ok_or_else(|| bad(MODE, &v, "one of secondary_ip, eip, route"))?,
-        };
-        let only = |name: &str, modes: &[Mode]| -> Result<(), String> {
-            match get(name) {
-                Some(v) if !modes.contains(&mode) => Err(bad(
-                    name,
-                    &v,
-                    format!(
-                        "not used with {MODE}={} (only with {})",
-                        mode.name(),
-                        modes
-                            .iter()
-                            .map(|m| m.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
-                _ => Ok(()),
-            }
-        };
-        only(PUBLIC_IP, &[Mode::SecondaryIp, Mode::ElasticIp])?;
-        only(ALLOCATION_ID, &[Mode::SecondaryIp, Mode::ElasticIp])?;
-        only(ROUTE_TABLES, &[Mode::Route])?;
-        only(ROUTING_TABLE_ROLE, &[Mode::Route])?;
+/// AWS's own parameters, syntax-checked: what the agent checks whatever the cloud
+/// (cloud=auto is resolved later, on the node), before the mode and `ip` are known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Own {
+    pub allocation_id: Option<String>,
+    pub route_tables: Vec<String>,
+    pub routing_table_role: Option<String>,
+    pub external_id: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub sts_endpoint: Option<String>,
+}
+
+impl Own {
+    pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Own, String> {
         let allocation_id = get(ALLOCATION_ID);
         if let Some(a) = &allocation_id {
             if !is_id(a, "eipalloc") {
@@ -346,41 +351,6 @@ impl Config {
                     "an Elastic IP allocation id, eipalloc-…",
                 ));
             }
-        }
-        let public_ip = get(PUBLIC_IP)
-            .map(|v| {
-                v.parse::<Ipv4Addr>().map_err(|_| {
-                    bad(
-                        PUBLIC_IP,
-                        &v,
-                        "the Elastic IP's IPv4 address (e.g. 203.0.113.10)",
-                    )
-                })
-            })
-            .transpose()?;
-        // eip mode moves the Elastic IP alone: it is the resource's address, `ip`, and
-        // nothing on the node (EC2's one-to-one NAT delivers it to the primary address).
-        let public_ip = match (mode, public_ip) {
-            (Mode::ElasticIp, Some(p)) if p != ip => {
-                return Err(bad(
-                    PUBLIC_IP,
-                    &p.to_string(),
-                    format!("with {MODE}=eip the Elastic IP is ip={ip}; leave public_ip unset"),
-                ))
-            }
-            (Mode::ElasticIp, _) => Some(ip),
-            (_, p) => p,
-        };
-        let eip = public_ip.map(|public_ip| ElasticIp {
-            public_ip,
-            allocation_id: allocation_id.clone(),
-        });
-        if let (None, Some(a)) = (&eip, &allocation_id) {
-            return Err(bad(
-                ALLOCATION_ID,
-                a,
-                "needs public_ip (the address it allocates)",
-            ));
         }
         let route_tables: Vec<String> = get(ROUTE_TABLES)
             .map(|v| {
@@ -395,11 +365,6 @@ impl Config {
                 ROUTE_TABLES,
                 t,
                 "route table ids, rtb-…, separated by commas",
-            ));
-        }
-        if mode == Mode::Route && route_tables.is_empty() {
-            return Err(format!(
-                "{MODE}=route needs route_tables (the route tables whose {ip}/32 route follows the VIP)"
             ));
         }
         let mut seen: Vec<&String> = Vec::new();
@@ -420,22 +385,12 @@ impl Config {
             }
         }
         let external_id = get(EXTERNAL_ID);
-        match (&external_id, &routing_table_role) {
-            (Some(x), None) => {
-                return Err(bad(
-                    EXTERNAL_ID,
-                    x,
-                    "needs routing_table_role (the role that asks for it)",
-                ))
-            }
-            (Some(x), Some(_)) if !is_external_id(x) => {
-                return Err(bad(
-                    EXTERNAL_ID,
-                    x,
-                    "2-1224 characters of letters, digits and +=,.@:/_-",
-                ))
-            }
-            _ => {}
+        if let Some(x) = external_id.as_ref().filter(|x| !is_external_id(x)) {
+            return Err(bad(
+                EXTERNAL_ID,
+                x,
+                "2-1224 characters of letters, digits and +=,.@:/_-",
+            ));
         }
         let region = get(REGION);
         if let Some(r) = &region {
@@ -443,7 +398,124 @@ impl Config {
                 return Err(bad(REGION, r, "an AWS region name such as eu-west-1"));
             }
         }
-        let credentials = get(CREDENTIALS).map(PathBuf::from);
+        let profile = get(PROFILE);
+        if let Some(p) = &profile {
+            if !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.@+".contains(&b))
+            {
+                return Err(bad(PROFILE, p, "a profile name of the credentials file"));
+            }
+        }
+        let sts_endpoint = get(STS_ENDPOINT)
+            .map(|v| endpoint(STS_ENDPOINT, &v, &loopback))
+            .transpose()?;
+        Ok(Own {
+            allocation_id,
+            route_tables,
+            routing_table_role,
+            external_id,
+            region,
+            profile,
+            sts_endpoint,
+        })
+    }
+}
+
+/// The shared parameters AWS reads (`cloud::config::Shared`'s, as plain values).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedValues {
+    pub public_ip: Option<String>,
+    pub credentials: Option<String>,
+    pub api_endpoint: Option<String>,
+    pub metadata_url: Option<String>,
+}
+
+impl Config {
+    /// The configuration for VIP `ip`, every value checked; the message names the
+    /// parameter and what it accepts.
+    pub fn parse(ip: IpAddr, get: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let mode = match get(MODE) {
+            None => Mode::SecondaryIp,
+            Some(v) => Mode::from_name(&v)
+                .ok_or_else(|| bad(MODE, &v, "one of secondary_ip, eip, route"))?,
+        };
+        let shared = SharedValues {
+            public_ip: get(PUBLIC_IP),
+            credentials: get(CREDENTIALS),
+            api_endpoint: get(API_ENDPOINT),
+            metadata_url: get(METADATA_URL),
+        };
+        Config::new(ip, mode, &Own::parse(get)?, &shared)
+    }
+
+    /// The configuration of `mode` for VIP `ip` from the checked parameters: what only
+    /// makes sense together is checked here. (Which parameters apply to which mode is the
+    /// agent's check, from their `scope`.)
+    pub fn new(ip: IpAddr, mode: Mode, own: &Own, shared: &SharedValues) -> Result<Config, String> {
+        let IpAddr::V4(ip) = ip else {
+            return Err(format!(
+                "ip={ip}: cloud=aws moves IPv4 addresses only (secondary private IPs, Elastic \
+                 IPs and overlay routes are IPv4 here)"
+            ));
+        };
+        let public_ip = shared
+            .public_ip
+            .as_ref()
+            .map(|v| {
+                v.parse::<Ipv4Addr>().map_err(|_| {
+                    bad(
+                        PUBLIC_IP,
+                        v,
+                        "the Elastic IP's IPv4 address (e.g. 203.0.113.10)",
+                    )
+                })
+            })
+            .transpose()?;
+        // eip mode moves the Elastic IP alone: it is the resource's address, `ip`, and
+        // nothing the node needs (EC2's one-to-one NAT delivers it to the primary address).
+        let public_ip = match (mode, public_ip) {
+            (Mode::ElasticIp, Some(p)) if p != ip => {
+                return Err(bad(
+                    PUBLIC_IP,
+                    &p.to_string(),
+                    format!("with {MODE}=eip the Elastic IP is ip={ip}; leave public_ip unset"),
+                ))
+            }
+            (Mode::ElasticIp, _) => Some(ip),
+            (Mode::Route, Some(p)) => {
+                return Err(bad(
+                    PUBLIC_IP,
+                    &p.to_string(),
+                    format!("not used with {MODE}=route (an overlay IP has no Elastic IP)"),
+                ))
+            }
+            (_, p) => p,
+        };
+        let eip = public_ip.map(|public_ip| ElasticIp {
+            public_ip,
+            allocation_id: own.allocation_id.clone(),
+        });
+        if let (None, Some(a)) = (&eip, &own.allocation_id) {
+            return Err(bad(
+                ALLOCATION_ID,
+                a,
+                "needs public_ip (the address it allocates)",
+            ));
+        }
+        if mode == Mode::Route && own.route_tables.is_empty() {
+            return Err(format!(
+                "{MODE}=route needs route_tables (the route tables whose {ip}/32 route follows the VIP)"
+            ));
+        }
+        if let (Some(x), None) = (&own.external_id, &own.routing_table_role) {
+            return Err(bad(
+                EXTERNAL_ID,
+                x,
+                "needs routing_table_role (the role that asks for it)",
+            ));
+        }
+        let credentials = shared.credentials.as_ref().map(PathBuf::from);
         if let Some(p) = &credentials {
             if !p.is_absolute() {
                 return Err(bad(
@@ -453,39 +525,33 @@ impl Config {
                 ));
             }
         }
-        let profile = match get(PROFILE) {
+        let profile = match &own.profile {
             None => "default".to_owned(),
             Some(p) if credentials.is_none() => {
                 return Err(bad(
                     PROFILE,
-                    &p,
+                    p,
                     "needs credentials (the file the profile is in)",
                 ))
             }
-            Some(p)
-                if p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-.@+".contains(&b)) =>
-            {
-                p
-            }
-            Some(p) => return Err(bad(PROFILE, &p, "a profile name of the credentials file")),
+            Some(p) => p.clone(),
         };
-        let ep = |name: &str, ok: &dyn Fn(&str) -> bool| -> Result<Option<String>, String> {
-            get(name).map(|v| endpoint(name, &v, ok)).transpose()
+        let ep = |name: &str, v: &Option<String>, ok: &dyn Fn(&str) -> bool| {
+            v.as_ref().map(|v| endpoint(name, v, ok)).transpose()
         };
         Ok(Config {
             ip,
             mode,
             eip,
-            route_tables,
-            routing_table_role,
-            external_id,
-            region,
+            route_tables: own.route_tables.clone(),
+            routing_table_role: own.routing_table_role.clone(),
+            external_id: own.external_id.clone(),
+            region: own.region.clone(),
             credentials,
             profile,
-            api_endpoint: ep(API_ENDPOINT, &loopback)?,
-            sts_endpoint: ep(STS_ENDPOINT, &loopback)?,
-            metadata_url: ep(METADATA_URL, &metadata_host)?,
+            api_endpoint: ep(API_ENDPOINT, &shared.api_endpoint, &loopback)?,
+            sts_endpoint: own.sts_endpoint.clone(),
+            metadata_url: ep(METADATA_URL, &shared.metadata_url, &metadata_host)?,
         })
     }
 
@@ -516,37 +582,15 @@ mod tests {
 
     #[test]
     fn every_aws_parameter_is_documented_once() {
-        let shared = [PUBLIC_IP, CREDENTIALS, API_ENDPOINT, METADATA_URL];
-        let others: Vec<&ParamDef> = crate::cloud::config::params().collect();
-        for name in [
-            ALLOCATION_ID,
-            ROUTE_TABLES,
-            ROUTING_TABLE_ROLE,
-            EXTERNAL_ID,
-            REGION,
-            PROFILE,
-            STS_ENDPOINT,
-        ] {
-            assert_eq!(
-                PARAMS.iter().filter(|p| p.name == name).count(),
-                1,
-                "{name}"
-            );
-            assert!(
-                !others.iter().any(|p| p.name == name),
-                "{name} is not AWS's alone"
-            );
+        let shared = [PUBLIC_IP, CREDENTIALS, API_ENDPOINT, METADATA_URL, MODE];
+        let all: Vec<&ParamDef> = crate::cloud::config::params().collect();
+        for p in PARAMS {
+            assert_eq!(all.iter().filter(|o| o.name == p.name).count(), 1, "{}", p.name);
+            assert_eq!(all.iter().filter(|o| o.order == p.order).count(), 1, "{}", p.name);
+            assert!(!shared.contains(&p.name), "{} is shared", p.name);
         }
         for name in shared {
-            assert!(others.iter().any(|p| p.name == name), "{name} is shared");
-        }
-        for p in PARAMS {
-            assert!(
-                !others.iter().any(|o| o.order == p.order),
-                "order {} of {}",
-                p.order,
-                p.name
-            );
+            assert!(all.iter().any(|p| p.name == name), "{name} is shared");
         }
     }
 
@@ -612,10 +656,6 @@ mod tests {
                     (ROUTE_TABLES, "rtb-0c10d0000000000c1,rtb-0c10d0000000000c1"),
                 ][..],
                 "twice",
-            ),
-            (
-                &[(ROUTE_TABLES, "rtb-0c10d0000000000c1")][..],
-                "route_tables",
             ),
             (
                 &[

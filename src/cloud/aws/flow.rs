@@ -18,14 +18,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::client::{Ec2, Endpoint};
-use super::config::{Config, Mode};
+use super::config::{Config, Mode, Own, SharedValues};
 use super::credentials::{AssumeRole, Provider, Source};
 use super::imds::{Imds, ImdsEni};
 use super::plan::{holder, Change};
 use super::query::{self, Eip};
-use crate::cloud::{in_subnet, settle, Claimed, CloudError, Nic, Op, Planned};
+use crate::cloud::{in_subnet, settle, Claimed, Cloud, CloudError, Nic, Op, Planned, Setup};
 use crate::deadline::{Backoff, Deadline};
 use crate::http::{Http, HttpConfig};
+use crate::ocf::Exit;
 
 /// The first exchange of a release (IMDS) must answer within this; the rest of stop's
 /// budget goes to the API (as GCE's `RELEASE_PROBE`).
@@ -132,6 +133,26 @@ impl Aws {
     /// the environment's `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, else the instance
     /// profile.
     pub fn new(cfg: Config, http: &HttpConfig, state: Option<&Path>) -> anyhow::Result<Aws> {
+        Ok(Aws::with_http(cfg, Http::new(http)?, state))
+    }
+
+    /// The backend of the agent's action: its parameters from `Setup`, its one HTTP
+    /// client. A combination that makes no sense is the configuration's error.
+    pub fn from_setup(s: &Setup) -> Result<Aws, Exit> {
+        let own = s.config::<Own>()?;
+        let mode = Mode::from_name(s.mode)
+            .ok_or_else(|| Exit::generic(format!("internal error: no AWS mode {}", s.mode)))?;
+        let shared = SharedValues {
+            public_ip: s.shared.public_ip.clone(),
+            credentials: s.shared.credentials.clone(),
+            api_endpoint: s.shared.api_endpoint.clone(),
+            metadata_url: s.shared.metadata_url.clone(),
+        };
+        let cfg = Config::new(s.ip, mode, own, &shared).map_err(Exit::configured)?;
+        Ok(Aws::with_http(cfg, s.http()?, s.state))
+    }
+
+    fn with_http(cfg: Config, http: Http, state: Option<&Path>) -> Aws {
         let source = match &cfg.credentials {
             Some(path) => Source::File {
                 path: path.clone(),
@@ -146,20 +167,20 @@ impl Aws {
         });
         let region = cfg.region.clone().unwrap_or_default();
         let ec2 = Ec2 {
-            http: Http::new(http)?,
+            http,
             imds: Imds::new(cfg.metadata_url.as_deref()),
             creds: Provider::new(source, None).with_cache(state),
             route_creds,
             ec2: Endpoint::ec2(&region, cfg.api_endpoint.as_deref()),
             sts: Endpoint::sts(&region, cfg.sts_endpoint.as_deref()),
         };
-        Ok(Aws {
+        Aws {
             cfg,
             ec2,
             instance: None,
             me: None,
             validated: false,
-        })
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -602,7 +623,8 @@ impl Aws {
         self.load_identity(&budget.within(RELEASE_PROBE))?;
         let ip = self.cfg.ip;
         let mut first_err = None;
-        for c in self.release_changes(budget)? {
+        let changes = self.release_changes(budget)?;
+        for c in &changes {
             let r = match &c {
                 Change::Disassociate {
                     association,
@@ -622,6 +644,19 @@ impl Aws {
                 first_err.get_or_insert(e);
             }
         }
+        // A start here right after this stop (a restart in place) must not take IMDS's
+        // lagging view for the VIP still being ours and skip its write: wait until IMDS
+        // no longer shows what was given up, within the budget.
+        if first_err.is_none() && !changes.is_empty() {
+            let gone = poll(IMDS_POLL, budget, || self.released_in_imds(budget));
+            match gone {
+                Ok(true) => {}
+                Ok(false) => log::warn!(
+                    "release: IMDS still shows {ip} here at the end of stop's budget (EC2 took the change)"
+                ),
+                Err(e) => log::warn!("release: cannot confirm in IMDS: {e}"),
+            }
+        }
         if self.cfg.mode == Mode::Route {
             log::info!(
                 "route mode: the routes for {} stay until the next start elsewhere replaces them",
@@ -629,6 +664,27 @@ impl Aws {
             );
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Does IMDS show none of this instance's ENIs with the VIP as a secondary address
+    /// (secondary_ip) and none mapping the Elastic IP (eip, and secondary_ip's)?
+    fn released_in_imds(&mut self, deadline: &Deadline) -> Result<bool, CloudError> {
+        let ip = self.cfg.ip;
+        let http = &self.ec2.http;
+        for mac in self.ec2.imds.macs(http, deadline)? {
+            if self.cfg.mode == Mode::SecondaryIp {
+                let ips = self.ec2.imds.local_ipv4s(http, &mac, deadline)?;
+                if ips.first() != Some(&ip) && ips.contains(&ip) {
+                    return Ok(false);
+                }
+            }
+            if let Some(e) = &self.cfg.eip {
+                if self.ec2.imds.eip_target(http, &mac, e.public_ip, deadline)?.is_some() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// For `--dry-run`: the same decisions as claim, claim_extras and release, from the
@@ -689,6 +745,56 @@ impl Aws {
             )));
         }
         Ok(out)
+    }
+}
+
+/// The agent's side: the inherent methods above, as the seam names them.
+impl Cloud for Aws {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    /// Route mode at depth 0 has no free evidence (route tables are not in IMDS): the
+    /// agent trusts the kernel there. Any other lack of evidence is no answer, never
+    /// "not here".
+    fn locate(
+        &mut self,
+        nic: &Nic,
+        depth: u32,
+        deadline: &Deadline,
+    ) -> Result<crate::cloud::Seen, CloudError> {
+        use crate::cloud::Seen as S;
+        Ok(match Aws::locate(self, nic, depth, deadline)? {
+            Seen::Here => S::Here,
+            Seen::NotHere(who) => S::Elsewhere(Some(who)),
+            Seen::Unknown(_) if depth < 10 && self.cfg.mode == Mode::Route => S::NotAsked,
+            Seen::Unknown(why) => return Err(CloudError::Transient(why)),
+        })
+    }
+
+    fn validate(&mut self, nic: &Nic, deadline: &Deadline) -> Result<(), CloudError> {
+        Aws::validate(self, nic, deadline)
+    }
+
+    fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
+        Aws::claim(self, nic, deadline)
+    }
+
+    fn complete(
+        &mut self,
+        nic: &Nic,
+        claimed: &Claimed,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        self.claim_extras(nic, claimed, deadline)
+    }
+
+    fn release(&mut self, deadline: &Deadline) -> Result<(), CloudError> {
+        Aws::release(self, deadline)
+    }
+
+    fn plan(&mut self, op: Op, nic: &Nic, deadline: &Deadline) -> Result<Vec<Planned>, CloudError> {
+        Aws::plan(self, op, nic, deadline)
     }
 }
 

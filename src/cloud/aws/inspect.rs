@@ -19,7 +19,8 @@ use super::config::{Config, Mode};
 use super::flow::Aws;
 use super::plan::{holder, route_target};
 use super::query;
-use crate::cloud::{CloudError, Holding, Nic, Step, DIAGNOSE_METADATA, DIAGNOSE_STEP};
+use crate::cloud::inspect::Check;
+use crate::cloud::{CloudError, Holding, Inspect, Nic, Verdict, DIAGNOSE_METADATA, DIAGNOSE_STEP};
 use crate::deadline::Deadline;
 
 /// The EC2 actions the node's own credentials need for `cfg`, and those the route tables'
@@ -195,42 +196,25 @@ impl Aws {
         Ok(rows)
     }
 
-    /// For `cloudvip diagnose`: each check with its own budget, the later ones skipped once
-    /// one fails that they depend on.
-    pub fn diagnose_steps(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Vec<Step> {
-        let mut out = Vec::new();
-        let skip = |out: &mut Vec<Step>, from: usize| {
-            for name in ["credentials", "permissions", "nic", "network"]
-                .iter()
-                .skip(from)
-            {
-                out.push(Step::skip(name));
-            }
-        };
-        // 1. IMDS.
-        let instance = match self.load_identity(&deadline.within(DIAGNOSE_METADATA)) {
-            Ok(i) => i,
-            Err(e) => {
-                out.push(Step::fail(
-                    "metadata",
-                    e.to_string(),
-                    "IMDSv2 must answer at 169.254.169.254 (aws ec2 modify-instance-metadata-options \
-                     --instance-id <id> --http-endpoint enabled --http-tokens required \
-                     --http-put-response-hop-limit 2 for a container or namespace), or set \
-                     metadata_url=",
-                ));
-                skip(&mut out, 0);
-                return out;
-            }
-        };
-        out.push(Step::pass(
-            "metadata",
-            format!(
+    /// IMDSv2 answers: the instance and the endpoint its region gives.
+    fn probe_metadata(&mut self, deadline: &Deadline) -> Verdict {
+        match self.load_identity(&deadline.within(DIAGNOSE_METADATA)) {
+            Ok(instance) => Verdict::pass(format!(
                 "IMDSv2 answers: instance {instance}, EC2 endpoint {}",
                 self.ec2.ec2.url
+            )),
+            Err(e) => Verdict::fail(
+                e.to_string(),
+                "IMDSv2 must answer at 169.254.169.254 (aws ec2 modify-instance-metadata-options \
+                 --instance-id <id> --http-endpoint enabled --http-tokens required \
+                 --http-put-response-hop-limit 2 for a container or namespace), or set \
+                 metadata_url=",
             ),
-        ));
-        // 2. Credentials (and the route tables' role).
+        }
+    }
+
+    /// Credentials (and the route tables' role) are issued.
+    fn probe_credentials(&mut self, deadline: &Deadline) -> Verdict {
         let step = deadline.within(DIAGNOSE_STEP);
         let ec2 = &mut self.ec2;
         let got = ec2
@@ -245,16 +229,13 @@ impl Aws {
             _ => None,
         };
         match (got, role) {
-            (Ok(from), None | Some(Ok(_))) => out.push(Step::pass(
-                "credentials",
-                match &self.cfg.routing_table_role {
-                    Some(r) => format!("{from}; route tables through role {r}"),
-                    None => from,
-                },
-            )),
+            (Ok(from), None | Some(Ok(_))) => Verdict::pass(match &self.cfg.routing_table_role {
+                Some(r) => format!("{from}; route tables through role {r}"),
+                None => from,
+            }),
             (Err(e), _) | (_, Some(Err(e))) => {
                 let fix = match (&self.cfg.credentials, &self.cfg.routing_table_role) {
-                    (_, Some(r)) if matches!(e, CloudError::Denied(_)) => format!(
+                    (_, Some(r)) if matches!(e.kind(), CloudError::Denied(_)) => format!(
                         "the role {r} must trust this node's role (its trust policy) and, with \
                          external_id=, ask for that ExternalId"
                     ),
@@ -268,54 +249,37 @@ impl Aws {
                                   set credentials= to a credentials file"
                         .to_owned(),
                 };
-                out.push(Step::fail("credentials", e.to_string(), fix));
-                skip(&mut out, 1);
-                return out;
+                Verdict::fail(e.to_string(), fix)
             }
         }
-        // 3. The ENI (permissions are probed on it).
-        let Some(n) = nic else {
-            out.push(Step::skip("permissions"));
-            out.push(Step::skip("nic"));
-            out.push(Step::skip("network"));
-            return out;
-        };
-        let (perm, network) = match self.load(n, &deadline.within(DIAGNOSE_STEP)) {
-            Ok(()) => (
-                self.permissions_step(&deadline.within(DIAGNOSE_STEP * 2)),
-                Some(self.network_step(n, &deadline.within(DIAGNOSE_STEP))),
-            ),
-            Err(e) => {
-                out.push(Step::skip("permissions"));
-                out.push(Step::fail(
-                    "nic",
-                    e.to_string(),
-                    "set nic= to the interface whose MAC is one of this instance's ENIs \
-                     (compare `ip -br link` with the ENIs of `aws ec2 describe-instances`)",
-                ));
-                out.push(Step::skip("network"));
-                return out;
-            }
-        };
-        out.push(perm);
-        if let Some(m) = &self.me {
-            out.push(Step::pass(
-                "nic",
-                format!("{} is {} in {}", n.name, m.eni.eni_id, m.eni.subnet_id),
-            ));
-        }
-        out.extend(network);
-        out
     }
 
-    fn permissions_step(&mut self, deadline: &Deadline) -> Step {
+    /// The nic's ENI, from IMDS by its MAC.
+    fn probe_nic(&mut self, n: &Nic, deadline: &Deadline) -> Verdict {
+        match self.load(n, &deadline.within(DIAGNOSE_STEP)) {
+            Ok(()) => match &self.me {
+                Some(m) => Verdict::pass(format!(
+                    "{} is {} in {}",
+                    n.name, m.eni.eni_id, m.eni.subnet_id
+                )),
+                None => Verdict::fail("IMDS gave no ENI", "retry"),
+            },
+            Err(e) => Verdict::fail(
+                e.to_string(),
+                "set nic= to the interface whose MAC is one of this instance's ENIs \
+                 (compare `ip -br link` with the ENIs of `aws ec2 describe-instances`)",
+            ),
+        }
+    }
+
+    fn permissions_step(&mut self, deadline: &Deadline) -> Verdict {
         let (own, role) = iam_actions(&self.cfg);
         let Some((eni, mac, primary)) = self
             .me
             .as_ref()
             .and_then(|m| Some((m.eni.eni_id.clone(), m.eni.mac.clone(), m.primary().ok()?)))
         else {
-            return Step::skip("permissions");
+            return Verdict::Skip("the nic's ENI is not known (see the nic check)".into());
         };
         let ip = self.cfg.ip;
         let mut results: Vec<(&'static str, Probe)> = Vec::new();
@@ -411,8 +375,7 @@ impl Aws {
             .collect();
         let checked: Vec<&str> = results.iter().map(|(a, _)| *a).collect();
         if !missing.is_empty() {
-            return Step::fail(
-                "permissions",
+            return Verdict::fail(
                 format!("the policy lacks {}", missing.join(", ")),
                 format!(
                     "grant them; the policy for {MODE_WORD}={} (pcs-examples/aws-*.sh print \
@@ -423,16 +386,15 @@ impl Aws {
             );
         }
         if !unknown.is_empty() {
-            return Step::fail(
-                "permissions",
+            return Verdict::fail(
                 format!("could not check: {}", unknown.join("; ")),
                 "retry; if it persists check api_endpoint=, proxy= and the network path to EC2",
             );
         }
-        Step::pass(
-            "permissions",
-            format!("{} (probed, nothing changed): allowed", checked.join(", ")),
-        )
+        Verdict::pass(format!(
+            "{} (probed, nothing changed): allowed",
+            checked.join(", ")
+        ))
     }
 
     /// Assign or unassign the subnet's network address on our ENI: refused whatever the
@@ -457,7 +419,7 @@ impl Aws {
         r
     }
 
-    fn network_step(&mut self, nic: &Nic, deadline: &Deadline) -> Step {
+    fn network_step(&mut self, nic: &Nic, deadline: &Deadline) -> Verdict {
         let r = self
             .validate(nic, deadline)
             .and_then(|()| match self.cfg.mode {
@@ -465,9 +427,7 @@ impl Aws {
                 _ => Ok(()),
             });
         match r {
-            Ok(()) => Step::pass(
-                "network",
-                match self.cfg.mode {
+            Ok(()) => Verdict::pass(match self.cfg.mode {
                     Mode::SecondaryIp => {
                         format!("{} is a free address of this ENI's subnet", self.cfg.ip)
                     }
@@ -479,13 +439,36 @@ impl Aws {
                          table has the route",
                         self.cfg.destination()
                     ),
-                },
-            ),
-            Err(e) => Step::fail(
-                "network",
+            }),
+            Err(e) => Verdict::fail(
                 e.to_string(),
                 "the message says what to change (ip=, mode=, route_tables=, or the ENI)",
             ),
+        }
+    }
+}
+
+/// `cloudvip status` and `cloudvip diagnose`, driven by `cloud::inspect::diagnose`.
+impl Inspect for Aws {
+    fn holders(&mut self, nic: Option<&Nic>, deadline: &Deadline) -> Result<Vec<Holding>, CloudError> {
+        self.holder_rows(nic, deadline)
+    }
+
+    fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        match (check, nic) {
+            (Check::Metadata, _) => self.probe_metadata(deadline),
+            (Check::Credentials, _) => self.probe_credentials(deadline),
+            // Probed on the nic's ENI; without one (or its ENI) the nic check says why.
+            (Check::Permissions, Some(n)) => match self.load(n, &deadline.within(DIAGNOSE_STEP)) {
+                Ok(()) => self.permissions_step(&deadline.within(DIAGNOSE_STEP * 2)),
+                Err(e) => Verdict::Skip(format!("no ENI to probe on: {e}")),
+            },
+            (Check::Permissions, None) => {
+                Verdict::Skip("no nic: the permissions are probed on its ENI".into())
+            }
+            (Check::Nic, Some(n)) => self.probe_nic(n, deadline),
+            (Check::Subnet, Some(n)) => self.network_step(n, &deadline.within(DIAGNOSE_STEP)),
+            (Check::Nic | Check::Subnet, None) => Verdict::Skip("no nic".into()),
         }
     }
 }
