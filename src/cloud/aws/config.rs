@@ -34,11 +34,7 @@ pub const STS_ENDPOINT: &str = "sts_endpoint";
 pub const METADATA_URL: &str = "metadata_url";
 
 /// Where AWS's own parameters apply: cloud=aws, in every mode or in some.
-const EVERY_MODE: Scope = Scope::Only(&[Where {
-    cloud: "aws",
-    label: "AWS",
-    modes: &[],
-}]);
+const EVERY_MODE: Scope = Scope::Only(&[Where::cloud("aws", "AWS")]);
 const ROUTE: Scope = Scope::Only(&[Where {
     cloud: "aws",
     label: "AWS",
