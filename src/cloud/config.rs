@@ -234,10 +234,12 @@ impl CloudConfig {
         let mode = get(MODE.name).map(str::to_owned);
         if let Some(m) = &mode {
             if !BACKENDS.iter().any(|b| b.modes.iter().any(|x| x.name == m)) {
-                let all: Vec<&str> = BACKENDS
-                    .iter()
-                    .flat_map(|b| b.modes.iter().map(|x| x.name))
-                    .collect();
+                let mut all: Vec<&str> = Vec::new();
+                for x in BACKENDS.iter().flat_map(|b| b.modes) {
+                    if !all.contains(&x.name) {
+                        all.push(x.name);
+                    }
+                }
                 return Err(Exit::invalid(
                     MODE.name,
                     m,
