@@ -384,6 +384,9 @@ impl crate::cluster::clouds::ClusterCloud for Aws {
                 }
                 .into(),
             );
+            // t3.micro's 2 addresses per ENI would leave node2 (primary + another secondary
+            // IP) no room for the VIP: a t3.medium has 6.
+            node.instance_type = "t3.medium".into();
             let e = &mut node.enis[0];
             e.id = cluster_eni(i);
             e.mac = Lab::mac(i);
@@ -459,7 +462,9 @@ impl crate::cluster::clouds::ClusterCloud for Aws {
     fn create_params(&self) -> &'static [&'static str] {
         match self.0 {
             Mode::SecondaryIp => &["cloud=aws", "public_ip=203.0.113.10"],
-            Mode::ElasticIp => &["cloud=aws", "mode=eip", "local_mode=none"],
+            // The lab's nodes have no default route to find the public address's NIC by
+            // (EC2 instances have one).
+            Mode::ElasticIp => &["cloud=aws", "mode=eip", "local_mode=none", "nic=eth0"],
             Mode::Route => &[
                 "cloud=aws",
                 "mode=route",
