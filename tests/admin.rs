@@ -696,7 +696,7 @@ fn oci_diagnose_probes_the_right_to_create_the_private_ip() {
     let r = cli(&o.c, 2, &oci_args(&o, "diagnose", &["-p", "ip=10.0.1.120"]));
     assert!(o.c.fault_fired(), "the 409 never applied");
     let p = step(&r, "permissions");
-    assert!(p.contains("CreatePrivateIp undecided"), "{p}");
+    assert!(p.contains("CreatePrivateIp undecided (POST privateIps: HTTP 409 NotAuthorizedOrResourceAlreadyExists: You do not have"), "{p}");
     assert!(!p.contains("and CreatePrivateIp (probed"), "{p}");
 }
 

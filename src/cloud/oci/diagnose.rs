@@ -120,7 +120,11 @@ impl Oci {
                 Ok(CreateProbe::Allowed)
             }
             Err(e) if e.code() == Some("NotAuthorizedOrResourceAlreadyExists") => {
-                Ok(CreateProbe::Undecided(e.kind().to_string()))
+                // OCI's own words, without the kind's prefix.
+                Ok(CreateProbe::Undecided(match e.into_kind() {
+                    CloudError::Conflict(m) => m,
+                    other => other.to_string(),
+                }))
             }
             Err(e) if matches!(e.kind(), CloudError::Conflict(_) | CloudError::Invalid(_)) => {
                 Ok(CreateProbe::Allowed)
