@@ -228,14 +228,7 @@ pub fn account(email: &str, permissions: Option<&[&str]>) -> ServiceAccount {
 }
 
 impl super::TestCloud for GceLab {
-    const CLOUD: &'static str = "gce";
-    const VIP: &'static str = VIP;
-    fn start() -> Self {
-        GceLab::new()
-    }
-    fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
-        GceLab::agent(self, i, action, params)
-    }
+    super::lab_basics!("gce", VIP);
     fn tester_params(&self) -> Vec<String> {
         vec![
             "cloud=gce".into(),

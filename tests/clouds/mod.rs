@@ -58,6 +58,22 @@ pub fn admin(url: &str, method: &str, path: &str, body: Option<Value>) -> Value 
     serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
+/// The part of a `TestCloud` impl every lab writes alike: its cloud and VIP, and its own
+/// `new` and `agent` as the trait's `start` and `agent`.
+macro_rules! lab_basics {
+    ($cloud:literal, $vip:expr) => {
+        const CLOUD: &'static str = $cloud;
+        const VIP: &'static str = $vip;
+        fn start() -> Self {
+            Self::new()
+        }
+        fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> crate::util::Agent {
+            Self::agent(self, i, action, params)
+        }
+    };
+}
+pub(crate) use lab_basics;
+
 /// What a scenario that runs on every cloud needs of its lab (`cloudtest!`): the lab, the
 /// agent with the cloud's parameters, and the cloud's own view of where the VIP is.
 pub trait TestCloud: std::ops::Deref<Target = crate::cloudlab::CloudLab> + Sized {

@@ -280,14 +280,7 @@ pub fn api_key_config(
 }
 
 impl super::TestCloud for OciLab {
-    const CLOUD: &'static str = "oci";
-    const VIP: &'static str = VIP;
-    fn start() -> Self {
-        OciLab::new()
-    }
-    fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
-        OciLab::agent(self, i, action, params)
-    }
+    super::lab_basics!("oci", VIP);
     fn tester_params(&self) -> Vec<String> {
         vec![
             "cloud=oci".into(),
