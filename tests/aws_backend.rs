@@ -137,10 +137,12 @@ impl AwsState for Lab {
     }
 }
 
+/// A start's claim and extras; the error's kind (its EC2 code dropped).
 fn claim(aws: &mut Aws, node: usize, secs: u64) -> Result<(), CloudError> {
     let d = deadline(secs);
-    let proof = aws.claim(&nic(node), &d)?;
+    let proof = aws.claim(&nic(node), &d).map_err(CloudError::into_kind)?;
     aws.claim_extras(&nic(node), &proof, &d)
+        .map_err(CloudError::into_kind)
 }
 
 /// The EC2 action of each planned call, in order (`ec2:Action k=v …`).
@@ -585,7 +587,7 @@ fn a_claim_ends_by_its_deadline() {
     let d = deadline(4);
     let budget = d.remaining();
     let t = Instant::now();
-    match b.claim(&nic(1), &d) {
+    match b.claim(&nic(1), &d).map_err(CloudError::into_kind) {
         Err(CloudError::Transient(m)) => assert!(m.contains("RequestLimitExceeded"), "{m}"),
         other => panic!("{:?}", other.err()),
     }
@@ -619,7 +621,9 @@ fn release_is_best_effort_within_its_budget() {
     lab.fault(json!({"kind": "hang", "cloud": "aws", "service": "ec2", "ms": 20000}));
     match within(Duration::from_secs(5), || {
         lab.aws(1, VIP, &[]).release(&deadline(5))
-    }) {
+    })
+    .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Transient(_)) => {}
         other => panic!("{other:?}"),
     }
@@ -926,4 +930,39 @@ fn tls_is_verified_against_the_ca_bundle() {
         other => panic!("{other:?}"),
     }
     assert_eq!(lab.holders(VIP), [ENI[0]]);
+}
+
+/// A restart in place (stop, then start on the same node at once, as after a failed
+/// monitor or in ocf-tester): EC2's and IMDS's reads still show the VIP (and its Elastic
+/// IP) ours for a while after the release, yet the start assigns it again rather than
+/// believing them; a start after that one writes nothing.
+#[test]
+fn a_restart_in_place_is_not_fooled_by_reads_that_lag() {
+    for (ip, p, write) in [
+        (VIP, vec![(cfg::PUBLIC_IP, EIP_VIP)], "AssignPrivateIpAddresses"),
+        (EIP_VIP, vec![(cfg::MODE, "eip")], "AssociateAddress"),
+    ] {
+        let lab = Lab::start(|w| {
+            w.consistency.network_interfaces_ms = 3000;
+            w.consistency.addresses_ms = 3000;
+            w.consistency.metadata_ms = 3000;
+        });
+        claim(&mut lab.aws(0, ip, &p), 0, 20).unwrap();
+        lab.settle();
+        lab.aws(0, ip, &p).release(&deadline(5)).unwrap();
+        assert!(lab.holders(VIP).is_empty() || ip == EIP_VIP);
+        assert!(lab.eip(EIP_VIP).is_null(), "{ip}: released");
+        lab.clear_log();
+        claim(&mut lab.aws(0, ip, &p), 0, 20).unwrap();
+        assert!(lab.writes().contains(&write.to_owned()), "{ip}: {:?}", lab.log());
+        let e = lab.eip(EIP_VIP);
+        assert_eq!(e["eni"], ENI[0], "{ip}: the Elastic IP is ours again");
+        if ip == VIP {
+            assert_eq!(lab.holders(VIP), [ENI[0]]);
+        }
+        lab.settle();
+        lab.clear_log();
+        claim(&mut lab.aws(0, ip, &p), 0, 20).unwrap();
+        assert!(lab.writes().is_empty(), "{ip}: {:?}", lab.log());
+    }
 }

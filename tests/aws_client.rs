@@ -325,11 +325,17 @@ fn elastic_ip_and_routes() {
     assert_eq!(route(&lab.state(), RTB, OVERLAY)["eni"], ENI_B);
     // EC2 refuses to replace a route that is not there ("Use CreateRoute instead"), and
     // the nodes' role may not create one; the account's admin key may.
-    match own.put_route(RTB, NEW_ROUTE, ENI_B, true, &d) {
+    match own
+        .put_route(RTB, NEW_ROUTE, ENI_B, true, &d)
+        .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Invalid(m)) => assert!(m.contains("CreateRoute"), "{m}"),
         other => panic!("{other:?}"),
     }
-    match own.put_route(RTB, NEW_ROUTE, ENI_B, false, &d) {
+    match own
+        .put_route(RTB, NEW_ROUTE, ENI_B, false, &d)
+        .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Denied(m)) => assert!(m.contains("ec2:CreateRoute"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -368,7 +374,18 @@ fn denied_calls_name_the_action() {
     let mut c = lab.client(source, None);
     let d = deadline(20);
     assert_eq!(c.describe_instances(&[NODE_B], &d).unwrap().len(), 1);
-    match c.assign_private_ips(ENI_B, &[ip(VIP)], true, &d) {
+    assert_eq!(
+        c.assign_private_ips(ENI_B, &[ip(VIP)], true, &d)
+            .err()
+            .as_ref()
+            .and_then(CloudError::code),
+        Some("UnauthorizedOperation"),
+        "EC2's code travels with the error"
+    );
+    match c
+        .assign_private_ips(ENI_B, &[ip(VIP)], true, &d)
+        .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Denied(m)) => {
             assert!(m.contains("ec2:AssignPrivateIpAddresses"), "{m}");
             assert!(m.contains("UnauthorizedOperation"), "{m}");
@@ -376,7 +393,10 @@ fn denied_calls_name_the_action() {
         }
         other => panic!("{:?}", other.err()),
     }
-    match c.dry_run(&query::put_route(RTB, OVERLAY, ENI_B, true), &d) {
+    match c
+        .dry_run(&query::put_route(RTB, OVERLAY, ENI_B, true), &d)
+        .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Denied(m)) => assert!(m.contains("ec2:ReplaceRoute"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -434,7 +454,9 @@ fn throttling_is_retried_within_the_deadline() {
         "/admin/faults",
         Some(json!({"kind": "rate_limit", "cloud": "aws", "service": "ec2", "api": "UnassignPrivateIpAddresses"})),
     );
-    match by_the_deadline(4, |d| c.unassign_private_ips(ENI_B, &[ip(VIP)], d)) {
+    match by_the_deadline(4, |d| c.unassign_private_ips(ENI_B, &[ip(VIP)], d))
+        .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Transient(m)) => assert!(m.contains("RequestLimitExceeded"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -606,7 +628,10 @@ fn assume_role_with_an_external_id() {
     });
     let d = deadline(20);
     let mut c = lab.client(Source::Instance, Some(ROLE_OTHER));
-    match c.put_route(RTB_OTHER, OVERLAY, ENI_B, true, &d) {
+    match c
+        .put_route(RTB_OTHER, OVERLAY, ENI_B, true, &d)
+        .map_err(CloudError::into_kind)
+    {
         Err(CloudError::Denied(m)) => {
             assert!(
                 m.starts_with("sts:AssumeRole: HTTP 403 AccessDenied"),

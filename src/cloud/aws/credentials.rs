@@ -348,11 +348,11 @@ fn assume(
     let root = match client::call_once(http, sts, &base.keys, &q, deadline)? {
         client::Answer::Done(root) => root,
         client::Answer::Refused(e) => {
-            let mut err = e.classify("sts:AssumeRole");
+            let mut err = e.kind_of("sts:AssumeRole");
             if let CloudError::Denied(m) = &mut err {
                 m.push_str(&format!(" (as {})", base.from));
             }
-            return Err(err);
+            return Err(e.coded(err));
         }
     };
     let c = model::assumed_credentials(&root)

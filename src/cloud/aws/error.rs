@@ -159,9 +159,23 @@ impl ApiError {
         )
     }
 
-    /// The kind of this error for `action` (`ec2:AssignPrivateIpAddresses`). A permission
+    /// This refusal for `action` (`ec2:AssignPrivateIpAddresses`): its kind, carrying
+    /// EC2's `Code` when it has one (callers match `code()`, never the text). A permission
     /// or credential refusal names the action, so the fix (the IAM policy) is obvious.
     pub fn classify(&self, action: &str) -> CloudError {
+        self.coded(self.kind_of(action))
+    }
+
+    /// `kind` with this refusal's code, when it has one.
+    pub fn coded(&self, kind: CloudError) -> CloudError {
+        match self.code.as_str() {
+            "" => kind,
+            code => CloudError::coded(code, kind),
+        }
+    }
+
+    /// What this refusal means for `action`, without its code.
+    pub fn kind_of(&self, action: &str) -> CloudError {
         let code = self.code.as_str();
         let what = self.describe(action);
         if is_throttling(code) || TRANSIENT.contains(&code) {
@@ -223,7 +237,7 @@ mod tests {
             Some("ea966190-f9aa-478e-9ede-example")
         );
         assert!(matches!(
-            e.classify("ec2:DescribeNetworkInterfaces"),
+            e.kind_of("ec2:DescribeNetworkInterfaces"),
             CloudError::NotFound(_)
         ));
         let sts = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::111122223333:user/x is not authorized to perform: sts:AssumeRole</Message></Error><RequestId>r-2</RequestId></ErrorResponse>";
@@ -232,7 +246,12 @@ mod tests {
             (e.code.as_str(), e.request_id.as_deref()),
             ("AccessDenied", Some("r-2"))
         );
-        match e.classify("sts:AssumeRole") {
+        assert_eq!(
+            e.classify("sts:AssumeRole").code(),
+            Some("AccessDenied"),
+            "the code travels with the error"
+        );
+        match e.kind_of("sts:AssumeRole") {
             CloudError::Denied(m) => assert!(
                 m.starts_with("sts:AssumeRole: HTTP 403 AccessDenied: User:"),
                 "{m}"
@@ -244,7 +263,7 @@ mod tests {
     #[test]
     fn classification_of_the_codes_that_matter() {
         let kind = |status: u16, code: &str| {
-            parse(&resp(status, &ec2_error(code, "m"))).classify("ec2:AssignPrivateIpAddresses")
+            parse(&resp(status, &ec2_error(code, "m"))).kind_of("ec2:AssignPrivateIpAddresses")
         };
         for (s, c) in [
             (503, "RequestLimitExceeded"),
@@ -323,15 +342,15 @@ mod tests {
             "<Response><Errors>",
         ] {
             let e = parse(&resp(502, body));
-            assert!(matches!(e.classify("ec2:X"), CloudError::Transient(_)));
+            assert!(matches!(e.kind_of("ec2:X"), CloudError::Transient(_)));
             let e = parse(&resp(407, body));
-            assert!(matches!(e.classify("ec2:X"), CloudError::Invalid(_)));
+            assert!(matches!(e.kind_of("ec2:X"), CloudError::Invalid(_)));
         }
         let e = parse(&Response {
             status: 400,
             headers: Default::default(),
             body: vec![0xff, 0xfe, 0x3c],
         });
-        assert!(matches!(e.classify("ec2:X"), CloudError::Invalid(_)));
+        assert!(matches!(e.kind_of("ec2:X"), CloudError::Invalid(_)));
     }
 }

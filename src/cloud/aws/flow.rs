@@ -32,6 +32,10 @@ use crate::ocf::Exit;
 /// budget goes to the API (as GCE's `RELEASE_PROBE`).
 const RELEASE_PROBE: Duration = Duration::from_secs(2);
 
+/// After its own release, how long this node distrusts a read that shows the VIP still
+/// ours (EC2's and IMDS's lag is seconds; research §A2.7).
+const RELEASE_DISTRUST: Duration = Duration::from_secs(120);
+
 /// A `*.NotFound` is read again after this: EC2 may not show yet what was just made.
 const NOT_FOUND_REREAD: Duration = Duration::from_secs(1);
 
@@ -74,6 +78,10 @@ pub struct Aws {
     pub(super) instance: Option<String>,
     pub(super) me: Option<Me>,
     validated: bool,
+    /// The state directory (credential caches, the release mark).
+    state: Option<std::path::PathBuf>,
+    /// This node released the VIP moments ago: reads that show it ours may lag.
+    pub(super) just_released: bool,
 }
 
 /// `f`, and once more after a pause when it says `NotFound`: right after a change EC2
@@ -83,10 +91,10 @@ pub(super) fn reread_not_found<T>(
     mut f: impl FnMut() -> Result<T, CloudError>,
 ) -> Result<T, CloudError> {
     match f() {
-        Err(CloudError::NotFound(m)) => {
-            log::info!("{m}; reading again (EC2 is eventually consistent)");
+        Err(e) if matches!(e.kind(), CloudError::NotFound(_)) => {
+            log::info!("{e}; reading again (EC2 is eventually consistent)");
             if deadline.sleep(NOT_FOUND_REREAD).is_err() {
-                return Err(CloudError::NotFound(m));
+                return Err(e);
             }
             f()
         }
@@ -97,9 +105,14 @@ pub(super) fn reread_not_found<T>(
 /// A write's `*.NotFound` inside a claim round: what it names was read a moment ago, so
 /// this is EC2's lag (or a change meanwhile); the round is read and made again.
 fn after_write(e: CloudError) -> CloudError {
-    match e {
-        CloudError::NotFound(m) => CloudError::Transient(format!("{m} (read again)")),
-        e => e,
+    if !matches!(e.kind(), CloudError::NotFound(_)) {
+        return e;
+    }
+    let code = e.code().map(str::to_owned);
+    let t = CloudError::Transient(format!("{} (read again)", e.into_kind()));
+    match code {
+        Some(c) => CloudError::coded(c, t),
+        None => t,
     }
 }
 
@@ -180,6 +193,8 @@ impl Aws {
             instance: None,
             me: None,
             validated: false,
+            state: state.map(Path::to_owned),
+            just_released: false,
         }
     }
 
@@ -217,6 +232,7 @@ impl Aws {
             .imds
             .eni(&self.ec2.http, &mac, deadline)
             .map_err(|e| match e {
+                // IMDS's own answer (not EC2's): no code to keep.
                 CloudError::NotFound(m) => CloudError::NotFound(format!("{m} ({})", nic.name)),
                 e => e,
             })?;
@@ -476,6 +492,7 @@ impl Aws {
         } else {
             self.validate(nic, deadline)?;
         }
+        self.just_released = self.released_recently();
         match self.cfg.mode {
             Mode::SecondaryIp => settle("claim", deadline, || self.claim_ip_once(deadline))?,
             Mode::ElasticIp => {
@@ -483,6 +500,11 @@ impl Aws {
                 settle("claim", deadline, || self.claim_eip_once(primary, deadline))?
             }
             Mode::Route => settle("claim", deadline, || self.claim_routes_once(deadline))?,
+        }
+        if self.just_released {
+            if let Some(m) = self.release_marker() {
+                let _ = std::fs::remove_file(m);
+            }
         }
         Ok(Claimed::new(None))
     }
@@ -501,15 +523,16 @@ impl Aws {
                 );
                 self.ec2
                     .assign_private_ips(&eni, &[ip], true, deadline)
-                    .map_err(|e| match e {
+                    .map_err(|e| match e.code() {
                         // This ENI is full (its instance type's limit): another node's may
                         // not be, so it is this node's setup, not the configuration.
-                        CloudError::Invalid(m) if m.contains("PrivateIpAddressLimitExceeded") => {
+                        Some(c @ "PrivateIpAddressLimitExceeded") => CloudError::coded(
+                            c,
                             CloudError::Local(format!(
-                                "{m} ({eni} has as many private IPs as its instance type allows)"
-                            ))
-                        }
-                        e => after_write(e),
+                                "{e} ({eni} has as many private IPs as its instance type allows)"
+                            )),
+                        ),
+                        _ => after_write(e),
                     })?;
             }
         }
@@ -644,17 +667,13 @@ impl Aws {
                 first_err.get_or_insert(e);
             }
         }
-        // A start here right after this stop (a restart in place) must not take IMDS's
-        // lagging view for the VIP still being ours and skip its write: wait until IMDS
-        // no longer shows what was given up, within the budget.
+        // A start here right after this stop (a restart in place) must not take EC2's and
+        // IMDS's lagging views for the VIP still being ours and skip its write.
         if first_err.is_none() && !changes.is_empty() {
-            let gone = poll(IMDS_POLL, budget, || self.released_in_imds(budget));
-            match gone {
-                Ok(true) => {}
-                Ok(false) => log::warn!(
-                    "release: IMDS still shows {ip} here at the end of stop's budget (EC2 took the change)"
-                ),
-                Err(e) => log::warn!("release: cannot confirm in IMDS: {e}"),
+            if let Some(m) = self.release_marker() {
+                if let Err(e) = std::fs::write(&m, b"") {
+                    log::warn!("release: cannot write {}: {e}", m.display());
+                }
             }
         }
         if self.cfg.mode == Mode::Route {
@@ -666,25 +685,21 @@ impl Aws {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Does IMDS show none of this instance's ENIs with the VIP as a secondary address
-    /// (secondary_ip) and none mapping the Elastic IP (eip, and secondary_ip's)?
-    fn released_in_imds(&mut self, deadline: &Deadline) -> Result<bool, CloudError> {
-        let ip = self.cfg.ip;
-        let http = &self.ec2.http;
-        for mac in self.ec2.imds.macs(http, deadline)? {
-            if self.cfg.mode == Mode::SecondaryIp {
-                let ips = self.ec2.imds.local_ipv4s(http, &mac, deadline)?;
-                if ips.first() != Some(&ip) && ips.contains(&ip) {
-                    return Ok(false);
-                }
-            }
-            if let Some(e) = &self.cfg.eip {
-                if self.ec2.imds.eip_target(http, &mac, e.public_ip, deadline)?.is_some() {
-                    return Ok(false);
-                }
-            }
-        }
-        Ok(true)
+    /// The mark a release here leaves for a start here soon after (the state directory,
+    /// node-local).
+    fn release_marker(&self) -> Option<std::path::PathBuf> {
+        let d = self.state.as_ref()?;
+        Some(d.join(format!("cloudvip-aws-released-{}", self.cfg.ip)))
+    }
+
+    /// Did this node give the VIP up within `RELEASE_DISTRUST`? Then a read that shows it
+    /// still ours may be EC2's lag (research §A2.7): a start writes anyway (the write is
+    /// idempotent: AllowReassignment / AllowReassociation to where it is).
+    fn released_recently(&self) -> bool {
+        self.release_marker()
+            .and_then(|m| std::fs::metadata(m).ok()?.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < RELEASE_DISTRUST)
     }
 
     /// For `--dry-run`: the same decisions as claim, claim_extras and release, from the
@@ -695,6 +710,9 @@ impl Aws {
         nic: &Nic,
         deadline: &Deadline,
     ) -> Result<Vec<Planned>, CloudError> {
+        if op != Op::Release {
+            self.just_released = self.released_recently();
+        }
         let changes = match op {
             Op::Claim => {
                 self.validate(nic, deadline)?;

@@ -110,10 +110,9 @@ enum Probe {
 fn probe_of(r: Result<(), CloudError>) -> Probe {
     match r {
         Ok(()) => Probe::Allowed,
-        Err(CloudError::Denied(m)) if m.contains("UnauthorizedOperation") => Probe::Missing,
-        Err(CloudError::Denied(m)) => Probe::Unknown(m),
+        Err(e) if e.code() == Some("UnauthorizedOperation") => Probe::Missing,
         // Let through by the policy, refused for the request itself (the reserved address).
-        Err(CloudError::Invalid(_)) => Probe::Allowed,
+        Err(e) if matches!(e.kind(), CloudError::Invalid(_)) => Probe::Allowed,
         Err(e) => Probe::Unknown(e.to_string()),
     }
 }

@@ -110,7 +110,7 @@ impl Aws {
             .imds
             .local_ipv4s(&self.ec2.http, &mac, deadline)?
             .contains(&ip);
-        if in_api && in_imds {
+        if in_api && in_imds && !self.just_released {
             log::info!("{ip} is already a secondary private IP of {eni}");
             return Ok(Vec::new());
         }
@@ -158,12 +158,12 @@ impl Aws {
             .ec2
             .imds
             .eip_target(&self.ec2.http, &mac, want.public_ip, deadline)?;
-        if shown == Some(target) && moving_from.is_none() {
+        if shown == Some(target) && moving_from.is_none() && !self.just_released {
             log::info!("{} is already mapped to {target} of {eni}", want.public_ip);
             return Ok(Vec::new());
         }
         let a = self.address(want, deadline)?;
-        if a.held_by(&eni, target) && moving_from.is_none() {
+        if a.held_by(&eni, target) && moving_from.is_none() && !self.just_released {
             log::info!("{} is associated with {target} of {eni}", want.public_ip);
             return Ok(Vec::new());
         }
