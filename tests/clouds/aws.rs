@@ -172,14 +172,7 @@ impl AwsLab {
 }
 
 impl super::TestCloud for AwsLab {
-    const CLOUD: &'static str = "aws";
-    const VIP: &'static str = VIP;
-    fn start() -> Self {
-        AwsLab::new()
-    }
-    fn agent(&self, i: usize, action: &str, params: &[(&str, &str)]) -> Agent {
-        AwsLab::agent(self, i, action, params)
-    }
+    super::lab_basics!("aws", VIP);
     fn tester_params(&self) -> Vec<String> {
         vec![
             "cloud=aws".into(),
