@@ -1,0 +1,383 @@
+//! GCE Fast IP Move (`mode=fim`): the VIP is the forwarding-rule IP of an internal
+//! passthrough Network Load Balancer whose regional backend service has `haPolicy`
+//! `{fastIPMove: GARP_RA}` and zonal `GCE_VM_IP` NEGs as backends. No health check: "the
+//! caller is responsible for tracking endpoint health and electing a leader" (Compute API
+//! v1, `BackendServiceHAPolicy`), which is Pacemaker's job. The new leader sends a
+//! gratuitous ARP (IPv4) or a Router Advertisement (IPv6), and Google "immediately but
+//! temporarily" routes the forwarding rule's IP to it; "After triggering fast failover, you
+//! must also appropriately set the haPolicy.leader", so claim then patches the backend
+//! service (`regionBackendServices.patch`, a JSON merge patch with the current
+//! `fingerprint`: "An up-to-date fingerprint must be provided in order to update the
+//! BackendService, otherwise the request will fail with error 412 conditionNotMet"), and the
+//! `__fim` daemon (`local/fim.rs`) repeats the announcement every 10 s until 10 minutes
+//! after the leader update; stop ends it at once. The failover is therefore not bound by
+//! the Compute operation's latency: the first packet moves the traffic.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use super::compute::{field, Api};
+use super::config::is_name;
+use super::Gce;
+use crate::cloud::{settle, CloudError, Nic, Planned};
+use crate::deadline::Deadline;
+use crate::http::{encode, Method};
+use crate::local::fim::{self, Fim};
+use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::Exit;
+
+pub const BACKEND_SERVICE: ParamDef = ParamDef {
+    order: 235,
+    example: "ilb-bs",
+    ..ParamDef::new(
+        "backend_service",
+        Content::String,
+        None,
+        "GCE fim: the backend service whose haPolicy leader follows the VIP",
+        "GCE mode=fim only (required there). The name of the regional backend service, in \
+         this instance's region, of the internal passthrough Network Load Balancer whose \
+         forwarding rule has ip: its haPolicy must have fastIPMove GARP_RA and its backends \
+         must be zonal GCE_VM_IP network endpoint groups, one of them holding this \
+         instance. start sends a gratuitous ARP (an IPv6 ip: a Router Advertisement), sets \
+         haPolicy.leader to this instance, and repeats the announcement every 10 s for 10 \
+         minutes; stop ends the repetitions at once.",
+    )
+};
+
+pub const PARAMS: &[ParamDef] = &[BACKEND_SERVICE];
+
+/// `backend_service`'s syntax: a GCE resource name.
+pub fn parse(get: &crate::cloud::config::Get) -> Result<Option<String>, Exit> {
+    match get(BACKEND_SERVICE.name) {
+        None => Ok(None),
+        Some(v) if is_name(v) => Ok(Some(v.to_owned())),
+        Some(v) => Err(Exit::invalid(
+            BACKEND_SERVICE.name,
+            v,
+            "a GCE name: lowercase letters, digits and '-', starting with a letter, at most 63",
+        )),
+    }
+}
+
+/// What start did, for the daemon's schedule: when the first announcement went out and
+/// when GCE had the new leader.
+#[derive(Clone, Copy, Debug)]
+pub struct Led {
+    pub first: SystemTime,
+    pub leader_set: SystemTime,
+}
+
+/// The backend service as claim needs it.
+struct Service {
+    fingerprint: String,
+    /// Our NEG's URL (the leader's `backendGroup`).
+    neg: String,
+    /// The leader's instance name now, if any.
+    leader: Option<(String, String)>,
+}
+
+/// The last segment of a resource URL (the API takes and returns both forms).
+fn last(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// The announcement for `ip` on `nic` (its ifindex from the kernel).
+pub fn announcement(nic: &Nic, ip: IpAddr) -> Result<Fim, CloudError> {
+    let mac = nic
+        .mac
+        .ok_or_else(|| CloudError::Local(format!("{} has no MAC address", nic.name)))?;
+    let name = std::ffi::CString::new(nic.name.as_str())
+        .map_err(|_| CloudError::Local(format!("interface name {:?}", nic.name)))?;
+    // SAFETY: a valid NUL-terminated string; if_nametoindex only reads it.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(CloudError::Local(format!("no interface {}", nic.name)));
+    }
+    Ok(Fim {
+        ifindex,
+        mac,
+        ip,
+        every: fim::EVERY,
+        hold: fim::HOLD,
+    })
+}
+
+impl Gce {
+    /// The backend service `bs` in our region, checked for Fast IP Move, with the NEG of
+    /// our zone that holds this instance. Read-only; start runs it before anything changes.
+    fn fim_service(
+        &self,
+        api: &Api,
+        bs: &str,
+        region: &str,
+        zone: &str,
+        me: &str,
+        deadline: &Deadline,
+    ) -> Result<Service, CloudError> {
+        let p = api.project();
+        let v = api
+            .call(
+                Method::Get,
+                &format!("projects/{p}/regions/{region}/backendServices/{}", encode(bs)),
+                None,
+                deadline,
+            )
+            .map_err(|e| match e {
+                CloudError::NotFound(m) => CloudError::Invalid(format!(
+                    "backend_service={bs}: no backend service {bs} in region {region} ({m})"
+                )),
+                e => e,
+            })?;
+        let ha = v.get("haPolicy");
+        if ha.and_then(|h| h.get("fastIPMove")).and_then(Value::as_str) != Some("GARP_RA") {
+            return Err(CloudError::Invalid(format!(
+                "backend_service={bs} has no haPolicy with fastIPMove GARP_RA (it can be set \
+                 only when the backend service is created)"
+            )));
+        }
+        let fingerprint = field(&v, "fingerprint", bs)?.to_owned();
+        let leader = ha.and_then(|h| h.get("leader")).and_then(|l| {
+            let group = l.get("backendGroup")?.as_str()?;
+            let inst = l.pointer("/networkEndpoint/instance")?.as_str()?;
+            Some((group.to_owned(), last(inst).to_owned()))
+        });
+        let groups: Vec<&str> = v
+            .get("backends")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.get("group").and_then(Value::as_str))
+            .filter(|g| g.contains(&format!("/zones/{zone}/networkEndpointGroups/")))
+            .collect();
+        for g in &groups {
+            let eps = api.call(
+                Method::Post,
+                &format!(
+                    "projects/{p}/zones/{zone}/networkEndpointGroups/{}/listNetworkEndpoints",
+                    encode(last(g))
+                ),
+                Some(&json!({})),
+                deadline,
+            )?;
+            let ours = eps
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.pointer("/networkEndpoint/instance").and_then(Value::as_str))
+                .any(|i| last(i) == me);
+            if ours {
+                return Ok(Service {
+                    fingerprint,
+                    neg: (*g).to_owned(),
+                    leader,
+                });
+            }
+        }
+        Err(CloudError::Invalid(format!(
+            "backend_service={bs}: none of its network endpoint groups in {zone} ({}) holds \
+             instance {me}",
+            if groups.is_empty() {
+                "it has none there".to_owned()
+            } else {
+                groups.iter().map(|g| last(g)).collect::<Vec<_>>().join(", ")
+            }
+        )))
+    }
+
+    /// Whether `leader` (group URL, instance) is this instance in `neg`.
+    fn is_us(leader: &Option<(String, String)>, neg: &str, me: &str) -> bool {
+        leader
+            .as_ref()
+            .is_some_and(|(g, i)| i == me && last(g) == last(neg))
+    }
+
+    /// Before the first change: the backend service fits and holds this instance.
+    pub(super) fn fim_validate(&mut self, bs: &str, deadline: &Deadline) -> Result<(), CloudError> {
+        let id = self.with_identity(deadline)?;
+        let api = Api::new(self);
+        self.fim_service(&api, bs, id.region(), &id.zone, &id.name, deadline)
+            .map(|_| ())
+    }
+
+    /// The claim: announce first (the traffic moves at once), then make this instance the
+    /// leader, re-reading the fingerprint on a 412 and retrying inside the deadline.
+    pub(super) fn fim_claim(
+        &mut self,
+        nic: &Nic,
+        bs: &str,
+        deadline: &Deadline,
+    ) -> Result<Led, CloudError> {
+        let f = announcement(nic, self.ip)?;
+        let first = SystemTime::now();
+        fim::send_now(&f).map_err(|e| {
+            CloudError::Local(format!("cannot send the Fast IP Move announcement: {e}"))
+        })?;
+        let id = self.with_identity(deadline)?;
+        let region = id.region().to_owned();
+        let api = Api::new(self);
+        settle("leader update", deadline, || {
+            let s = self.fim_service(&api, bs, &region, &id.zone, &id.name, deadline)?;
+            if Self::is_us(&s.leader, &s.neg, &id.name) {
+                log::info!("{} already leads {bs}", id.name);
+                return Ok(());
+            }
+            let p = api.project();
+            let body = json!({
+                "fingerprint": s.fingerprint,
+                "haPolicy": {"leader": {
+                    "backendGroup": s.neg,
+                    "networkEndpoint": {"instance": id.name},
+                }},
+            });
+            let op = api.call(
+                Method::Patch,
+                &format!("projects/{p}/regions/{region}/backendServices/{}", encode(bs)),
+                Some(&body),
+                deadline,
+            )?;
+            self.wait_region(&api, &region, &op, deadline)?;
+            log::info!(
+                "{} is the haPolicy leader of {bs} (was {})",
+                id.name,
+                s.leader.as_ref().map_or("nobody", |(_, i)| i.as_str())
+            );
+            Ok(())
+        })?;
+        Ok(Led {
+            first,
+            leader_set: SystemTime::now(),
+        })
+    }
+
+    /// A region operation until DONE (the leader update); an error inside it is an error.
+    fn wait_region(
+        &self,
+        api: &Api,
+        region: &str,
+        op: &Value,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        let mut op = op.clone();
+        loop {
+            let name = field(&op, "name", "operation")?.to_owned();
+            match field(&op, "status", &name)? {
+                "DONE" => {
+                    return match op.pointer("/error/errors/0") {
+                        None => Ok(()),
+                        Some(e) => Err(CloudError::Transient(format!(
+                            "operation {name}: {}: {}",
+                            e["code"].as_str().unwrap_or("?"),
+                            e["message"].as_str().unwrap_or("")
+                        ))),
+                    }
+                }
+                _ if deadline.remaining().is_zero() => {
+                    return Err(CloudError::Transient(format!(
+                        "operation {name} not DONE before the deadline"
+                    )))
+                }
+                _ => {
+                    op = api.call(
+                        Method::Post,
+                        &format!(
+                            "projects/{}/regions/{region}/operations/{}/wait",
+                            api.project(),
+                            encode(&name)
+                        ),
+                        None,
+                        deadline,
+                    )?;
+                }
+            }
+        }
+    }
+
+    /// Monitor's cloud check: at depth 0 nothing (a metadata server does not know the
+    /// leader, and depth 0 costs no API quota: the kernel's word stands); deeper, whether
+    /// GCE's leader is this instance. A GARP re-route outlives a leader change by minutes,
+    /// so another leader is evidence the traffic will leave.
+    pub(super) fn fim_leads(
+        &mut self,
+        bs: &str,
+        depth: u32,
+        deadline: &Deadline,
+    ) -> Result<bool, CloudError> {
+        if depth == 0 {
+            return Ok(true);
+        }
+        let id = self.with_identity(deadline)?;
+        let api = Api::new(self);
+        let s = self.fim_service(&api, bs, id.region(), &id.zone, &id.name, deadline)?;
+        Ok(Self::is_us(&s.leader, &s.neg, &id.name))
+    }
+
+    /// The dry run of a claim: the packets and the one write it would make.
+    pub(super) fn fim_plan(
+        &mut self,
+        nic: &Nic,
+        bs: &str,
+        deadline: &Deadline,
+    ) -> Result<Vec<Planned>, CloudError> {
+        let id = self.with_identity(deadline)?;
+        let api = Api::new(self);
+        let s = self.fim_service(&api, bs, id.region(), &id.zone, &id.name, deadline)?;
+        let kind = if self.ip.is_ipv4() {
+            "gratuitous ARP"
+        } else {
+            "Router Advertisement"
+        };
+        let mut out = vec![Planned::note(format!(
+            "send a {kind} for {} on {} (GCE routes the forwarding rule's IP here at once)",
+            self.ip, nic.name
+        ))];
+        if !Self::is_us(&s.leader, &s.neg, &id.name) {
+            out.push(Planned::call(
+                format!(
+                    "PATCH regions/{}/backendServices/{bs} haPolicy.leader={} in {}",
+                    id.region(),
+                    id.name,
+                    last(&s.neg)
+                ),
+                format!(
+                    "make {} the leader (now {})",
+                    id.name,
+                    s.leader.as_ref().map_or("nobody", |(_, i)| i.as_str())
+                ),
+            ));
+        }
+        out.push(Planned::note(
+            "repeat the announcement every 10 s until 10 minutes after the leader update",
+        ));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaders_are_compared_by_neg_name_and_instance() {
+        let neg = "https://www.googleapis.com/compute/v1/projects/p/zones/z/networkEndpointGroups/neg-a";
+        let l = |g: &str, i: &str| Some((g.to_owned(), i.to_owned()));
+        assert!(Gce::is_us(&l(neg, "node-a"), neg, "node-a"));
+        assert!(Gce::is_us(
+            &l("projects/p/zones/z/networkEndpointGroups/neg-a", "node-a"),
+            neg,
+            "node-a"
+        ));
+        assert!(!Gce::is_us(&l(neg, "node-b"), neg, "node-a"));
+        assert!(!Gce::is_us(&None, neg, "node-a"));
+    }
+
+    #[test]
+    fn backend_service_names_are_checked() {
+        let get = |v: &'static str| move |n: &str| (n == "backend_service").then_some(v);
+        assert_eq!(parse(&get("ilb-bs")).unwrap().as_deref(), Some("ilb-bs"));
+        assert!(parse(&get("ILB")).is_err());
+        assert_eq!(parse(&|_: &str| None).unwrap(), None);
+    }
+}
