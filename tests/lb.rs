@@ -795,3 +795,91 @@ backends = [
     assert_eq!(s["leader"], "node-a");
     assert_eq!(answer("node-b").as_deref(), Some("node-b"));
 }
+
+/// The agent itself in probe mode (`cloud=azure`), each node as Pacemaker runs it (no
+/// HA_RSCTMP, a private /run/resource-agents): start adds the VIP and starts the
+/// responder, and the load balancer routes the client's traffic there; monitor is 0, and 1
+/// once this VIP's responder is gone, even with a stranger listening on the probe port;
+/// stop ends the responder, then removes the VIP; the other node's start takes the
+/// traffic; never two healthy backends.
+#[test]
+fn the_agent_in_probe_mode_drives_the_load_balancer() {
+    use crate::util::Agent;
+    let (interval, threshold) = (Duration::from_millis(300), 2);
+    let lb = LbLab::new(&lb_world(interval, threshold, "http:/health"));
+    let bound = interval * (threshold + 3) + Duration::from_secs(3);
+    let params = [
+        ("ip", VIP),
+        ("nic", "eth0"),
+        ("cloud", "azure"),
+        ("probe_port", "62503"),
+        ("probe_path", "/health"),
+    ];
+    let agent = |i: usize, action: &str| {
+        Agent::new(action)
+            .netns(lb.lab.ns(i))
+            .env_remove("HA_RSCTMP")
+            .params(&params)
+            .run()
+    };
+    let pidfile = |i: usize| {
+        crate::util::node_dir(lb.lab.ns(i)).join(format!("cloudvip-respond-{VIP}.pid"))
+    };
+    agent(1, "monitor").expect(7, None);
+    agent(1, "start").expect(0, None);
+    assert!(pidfile(1).exists(), "the responder's pid file");
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["a"]);
+    assert!(ok, "the load balancer never routed to a: {s:#}");
+    let mut got = None;
+    for _ in 0..30 {
+        got = lb.ask();
+        if got.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got.as_deref(), Some("node-a"));
+    agent(1, "monitor").expect(0, None);
+    // A repeated start keeps the responder that answers.
+    let before = std::fs::read_to_string(pidfile(1)).unwrap();
+    agent(1, "start").expect(0, None);
+    assert_eq!(std::fs::read_to_string(pidfile(1)).unwrap(), before);
+
+    // The responder killed; a stranger listens on its port: not ours, monitor says 1.
+    let pid: i32 = before.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: kill has no memory-safety preconditions; the pid is the responder's.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let stranger = in_ns(lb.lab.ns(1), || {
+        TcpListener::bind(("0.0.0.0", PROBE_PORT)).expect("the stranger's port")
+    });
+    agent(1, "monitor").expect(1, Some("responder"));
+    drop(stranger);
+    agent(1, "start").expect(0, None);
+    agent(1, "monitor").expect(0, None);
+    lb.reset();
+
+    // The failover: stop on a (responder first, then the VIP), start on b.
+    let c = lb.client(Duration::from_millis(20), bound + interval * 4);
+    std::thread::sleep(interval);
+    let t0 = Instant::now();
+    agent(1, "stop").expect(0, None);
+    assert!(!pidfile(1).exists(), "stop removed the responder's record");
+    assert!(
+        !sh(&["ip", "-n", lb.lab.ns(1), "addr", "show", "dev", "eth0"]).contains(VIP),
+        "stop removed the VIP"
+    );
+    agent(1, "monitor").expect(7, None);
+    agent(2, "start").expect(0, None);
+    let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["b"]);
+    let moved = t0.elapsed();
+    assert!(ok, "the traffic never moved to b: {s:#}");
+    let seen = c.join().unwrap();
+    let out = outage(&seen, "node-a", "node-b").unwrap_or_else(|| panic!("no move: {seen:?}"));
+    println!(
+        "the agent in probe mode (interval {interval:?}, threshold {threshold}): client outage \
+         {out:?}, re-routed {moved:?} after stop began"
+    );
+    assert_eq!(s["max_healthy_at_once"], 1, "never two healthy: {s:#}");
+    agent(2, "stop").expect(0, None);
+    agent(2, "stop").expect(0, None);
+}
