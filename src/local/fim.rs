@@ -201,6 +201,29 @@ pub fn start_fim_from(
     daemon::spawn(exe, &pf, SUBCOMMAND, &args(&pf, f, first, leader_set), None)
 }
 
+/// Start's part, once the address is on interface `ifindex`: the first announcement now
+/// (it moves the traffic), then the daemon for the repetitions. The leader update comes
+/// after this, at the latest by `deadline` (the end of start): the repetitions run until
+/// 10 minutes after that, so at least 10 minutes after the update whenever it lands.
+pub fn start_leading(
+    state: &Path,
+    ifindex: u32,
+    mac: [u8; 6],
+    ip: IpAddr,
+    deadline: &Deadline,
+) -> io::Result<Running> {
+    let f = Fim {
+        ifindex,
+        mac,
+        ip,
+        every: EVERY,
+        hold: HOLD,
+    };
+    let first = SystemTime::now();
+    send_now(&f)?;
+    start_fim(state, &f, first, first + deadline.remaining())
+}
+
 /// Stop announcing `ip` at once (this node is no longer the leader), then wait until
 /// `QUIET` has passed since the last packet, at most until `deadline`: the next leader's
 /// first packet then never follows ours within 3 s. Returns whether a daemon was ended.

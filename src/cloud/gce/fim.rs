@@ -8,23 +8,25 @@
 //! must also appropriately set the haPolicy.leader", so claim then patches the backend
 //! service (`regionBackendServices.patch`, a JSON merge patch with the current
 //! `fingerprint`: "An up-to-date fingerprint must be provided in order to update the
-//! BackendService, otherwise the request will fail with error 412 conditionNotMet"), and the
-//! `__fim` daemon (`local/fim.rs`) repeats the announcement every 10 s until 10 minutes
-//! after the leader update; stop ends it at once. The failover is therefore not bound by
-//! the Compute operation's latency: the first packet moves the traffic.
-
-use std::net::IpAddr;
-use std::time::SystemTime;
+//! BackendService, otherwise the request will fail with error 412 conditionNotMet").
+//!
+//! In the agent's order of start: `claim` only checks (read-only: the backend service has
+//! the policy, one of its NEGs in our zone holds this instance); the address is added; the
+//! `__fim` daemon (`local/fim.rs`, started by the agent) sends the first announcement at
+//! once and repeats it every 10 s until 10 minutes after the leader update; then
+//! `complete` sets the leader. So the traffic moves with the first packet, as soon as the
+//! address is there to receive it, and the failover is not bound by the Compute
+//! operation's latency. stop ends the daemon at once; the leader stays until the next
+//! start elsewhere sets another (no instance would be better).
 
 use serde_json::{json, Value};
 
 use super::compute::{field, Api};
 use super::config::is_name;
 use super::Gce;
-use crate::cloud::{settle, CloudError, Nic, Planned};
+use crate::cloud::{settle, CloudError, Nic, Op, Planned};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
-use crate::local::fim::{self, Fim};
 use crate::ocf::metadata::{Content, ParamDef};
 use crate::ocf::Exit;
 
@@ -61,14 +63,6 @@ pub fn parse(get: &crate::cloud::config::Get) -> Result<Option<String>, Exit> {
     }
 }
 
-/// What start did, for the daemon's schedule: when the first announcement went out and
-/// when GCE had the new leader.
-#[derive(Clone, Copy, Debug)]
-pub struct Led {
-    pub first: SystemTime,
-    pub leader_set: SystemTime,
-}
-
 /// The backend service as claim needs it.
 struct Service {
     fingerprint: String,
@@ -81,27 +75,6 @@ struct Service {
 /// The last segment of a resource URL (the API takes and returns both forms).
 fn last(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
-}
-
-/// The announcement for `ip` on `nic` (its ifindex from the kernel).
-pub fn announcement(nic: &Nic, ip: IpAddr) -> Result<Fim, CloudError> {
-    let mac = nic
-        .mac
-        .ok_or_else(|| CloudError::Local(format!("{} has no MAC address", nic.name)))?;
-    let name = std::ffi::CString::new(nic.name.as_str())
-        .map_err(|_| CloudError::Local(format!("interface name {:?}", nic.name)))?;
-    // SAFETY: a valid NUL-terminated string; if_nametoindex only reads it.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        return Err(CloudError::Local(format!("no interface {}", nic.name)));
-    }
-    Ok(Fim {
-        ifindex,
-        mac,
-        ip,
-        every: fim::EVERY,
-        hold: fim::HOLD,
-    })
 }
 
 impl Gce {
@@ -202,19 +175,9 @@ impl Gce {
             .map(|_| ())
     }
 
-    /// The claim: announce first (the traffic moves at once), then make this instance the
-    /// leader, re-reading the fingerprint on a 412 and retrying inside the deadline.
-    pub(super) fn fim_claim(
-        &mut self,
-        nic: &Nic,
-        bs: &str,
-        deadline: &Deadline,
-    ) -> Result<Led, CloudError> {
-        let f = announcement(nic, self.ip)?;
-        let first = SystemTime::now();
-        fim::send_now(&f).map_err(|e| {
-            CloudError::Local(format!("cannot send the Fast IP Move announcement: {e}"))
-        })?;
+    /// `complete`: make this instance the leader (the announcements already moved the
+    /// traffic), re-reading the fingerprint on a 412 and retrying inside the deadline.
+    pub(super) fn fim_lead(&mut self, bs: &str, deadline: &Deadline) -> Result<(), CloudError> {
         let id = self.with_identity(deadline)?;
         let region = id.region().to_owned();
         let api = Api::new(self);
@@ -245,10 +208,6 @@ impl Gce {
                 s.leader.as_ref().map_or("nobody", |(_, i)| i.as_str())
             );
             Ok(())
-        })?;
-        Ok(Led {
-            first,
-            leader_set: SystemTime::now(),
         })
     }
 
@@ -314,9 +273,11 @@ impl Gce {
         Ok(Self::is_us(&s.leader, &s.neg, &id.name))
     }
 
-    /// The dry run of a claim: the packets and the one write it would make.
+    /// The dry run: the packets (claim, then the agent's daemon) and the one write
+    /// (`complete`) a start would make.
     pub(super) fn fim_plan(
         &mut self,
+        op: Op,
         nic: &Nic,
         bs: &str,
         deadline: &Deadline,
@@ -329,10 +290,23 @@ impl Gce {
         } else {
             "Router Advertisement"
         };
-        let mut out = vec![Planned::note(format!(
-            "send a {kind} for {} on {} (GCE routes the forwarding rule's IP here at once)",
-            self.ip, nic.name
-        ))];
+        let mut out = Vec::new();
+        if op == Op::Release {
+            out.push(Planned::note(format!(
+                "stop announcing {}; the haPolicy leader stays until another node's start",
+                self.ip
+            )));
+            return Ok(out);
+        }
+        if op == Op::Claim {
+            out.push(Planned::note(format!(
+                "send a {kind} for {} on {} once the address is there (GCE routes the \
+                 forwarding rule's IP here at once), and repeat it every 10 s until 10 \
+                 minutes after the leader update",
+                self.ip, nic.name
+            )));
+            return Ok(out);
+        }
         if !Self::is_us(&s.leader, &s.neg, &id.name) {
             out.push(Planned::call(
                 format!(
@@ -348,9 +322,6 @@ impl Gce {
                 ),
             ));
         }
-        out.push(Planned::note(
-            "repeat the announcement every 10 s until 10 minutes after the leader update",
-        ));
         Ok(out)
     }
 }
