@@ -12,6 +12,11 @@
 //! to update the BackendService, otherwise the request will fail with error 412
 //! conditionNotMet". Where the traffic goes (the leader, or a GARP/RA sender) is the
 //! emulated load balancer's business (`lb/`), which asks [`HaState::leader_of`].
+//! Public references for the same text: the Compute Engine v1 client reference of
+//! `BackendServiceHAPolicy` (docs.cloud.google.com/dotnet/docs/reference/Google.Cloud.Compute.V1/
+//! latest/Google.Cloud.Compute.V1.BackendServiceHAPolicy; docs.rs google-cloud-compute-v1
+//! `model::BackendServiceHAPolicy`), and `regionBackendServices.patch` ("This method supports
+//! PATCH semantics and uses the JSON merge patch format and processing rules").
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Mutex, MutexGuard};
