@@ -195,9 +195,14 @@ impl Gce {
                     "networkEndpoint": {"instance": id.name},
                 }},
             });
+            // A requestId: a retried PATCH (a lost answer) is applied once.
             let op = api.call(
                 Method::Patch,
-                &format!("projects/{p}/regions/{region}/backendServices/{}", encode(bs)),
+                &format!(
+                    "projects/{p}/regions/{region}/backendServices/{}?requestId={}",
+                    encode(bs),
+                    super::compute::request_id()
+                ),
                 Some(&body),
                 deadline,
             )?;
