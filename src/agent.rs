@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cloud::{self, Claimed, CloudError, Daemon, Nic, Seen};
+use crate::cloud::{self, CloudError, Daemon, Nic, Seen};
 use crate::deadline::Deadline;
 use crate::local::{Local, Presence};
 use crate::ocf::env::OcfEnv;
@@ -146,7 +146,7 @@ fn start(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Sta
     local.end_announcer();
     local.announce(&claimed, &nic, deadline);
     if let Some(d) = cloud.daemon() {
-        start_daemon(env, &d, &claimed, deadline)?;
+        start_daemon(env, &d, &nic, deadline)?;
     }
     cloud
         .complete(&Nic::from(&nic), &claimed, deadline)
@@ -156,51 +156,62 @@ fn start(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Sta
 
 /// The backend's daemon, once the VIP works here (the proof says the cloud routes it
 /// here): a probe responder that answers before that would draw traffic to a node that
-/// cannot serve it.
+/// cannot serve it; a Fast IP Move announcement before it would draw it to a node without
+/// the address.
 fn start_daemon(
     env: &OcfEnv,
     daemon: &Daemon,
-    _claimed: &Claimed,
+    nic: &crate::local::netlink::Link,
     deadline: &Deadline,
 ) -> anyhow::Result<()> {
-    let (state, resource) = daemon_owner(env)?;
+    let state = daemon_state(env)?;
     match daemon {
-        Daemon::Responder(spec) => {
-            crate::local::responder::start_responder(&state, &resource, spec, deadline)
+        Daemon::Responder { owner, spec } => {
+            crate::local::responder::start_responder(&state, owner, spec, deadline)
                 .map_err(|e| Exit::generic(format!("{e}")))?;
+        }
+        Daemon::Fim { ip } => {
+            let mac = nic.mac.ok_or_else(|| {
+                Exit::generic(format!(
+                    "{} has no MAC address to announce {ip} from",
+                    nic.name
+                ))
+            })?;
+            crate::local::fim::start_leading(&state, nic.index, mac, *ip, deadline).map_err(
+                |e| Exit::generic(format!("cannot announce {ip} for Fast IP Move: {e}")),
+            )?;
         }
     }
     Ok(())
 }
 
 /// End the backend's daemon before the VIP leaves: a load balancer must see the probe
-/// fail first. Best effort, as everything stop does besides the address.
+/// fail first, and a former leader must stop announcing at once. Best effort, as
+/// everything stop does besides the address.
 fn end_daemon(env: &OcfEnv, daemon: &Daemon, deadline: &Deadline) {
-    let Ok((state, resource)) = daemon_owner(env) else {
+    let Ok(state) = daemon_state(env) else {
         return;
     };
     match daemon {
-        Daemon::Responder(_) => {
-            if let Err(e) = crate::local::responder::stop_responder(&state, &resource, deadline) {
-                log::warn!("stop: could not end the probe responder of {resource}: {e}");
+        Daemon::Responder { owner, .. } => {
+            if let Err(e) = crate::local::responder::stop_responder(&state, owner, deadline) {
+                log::warn!("stop: could not end the probe responder of {owner}: {e}");
             }
+        }
+        Daemon::Fim { ip } => {
+            crate::local::fim::stop_fim(&state, *ip, deadline);
         }
     }
 }
 
-/// Where a daemon's pid file lives and whose it is: the state directory and the resource.
-fn daemon_owner(env: &OcfEnv) -> Result<(std::path::PathBuf, String), Exit> {
-    let state = env.state_dir().ok_or_else(|| {
+/// Where a daemon's pid file lives: the state directory.
+fn daemon_state(env: &OcfEnv) -> Result<std::path::PathBuf, Exit> {
+    env.state_dir().ok_or_else(|| {
         Exit::new(
             Status::ErrInstalled,
             "no state directory for a daemon's pid file",
         )
-    })?;
-    let resource = env
-        .instance
-        .clone()
-        .unwrap_or_else(|| "cloudvip".to_owned());
-    Ok((state, resource))
+    })
 }
 
 /// Everything start checks before its first change, in its order: the parameters on this

@@ -13,6 +13,7 @@
 
 pub mod clouds;
 pub mod harness;
+mod lb;
 mod pcmk;
 mod scenarios;
 

@@ -822,9 +822,8 @@ fn the_agent_in_probe_mode_drives_the_load_balancer() {
             .params(&params)
             .run()
     };
-    let pidfile = |i: usize| {
-        crate::util::node_dir(lb.lab.ns(i)).join(format!("cloudvip-respond-{VIP}.pid"))
-    };
+    let pidfile =
+        |i: usize| crate::util::node_dir(lb.lab.ns(i)).join(format!("cloudvip-respond-{VIP}.pid"));
     agent(1, "monitor").expect(7, None);
     agent(1, "start").expect(0, None);
     assert!(pidfile(1).exists(), "the responder's pid file");
@@ -849,10 +848,16 @@ fn the_agent_in_probe_mode_drives_the_load_balancer() {
     let pid: i32 = before.split_whitespace().next().unwrap().parse().unwrap();
     // SAFETY: kill has no memory-safety preconditions; the pid is the responder's.
     unsafe { libc::kill(pid, libc::SIGKILL) };
+    let end = Instant::now() + Duration::from_secs(5);
+    while std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let stranger = in_ns(lb.lab.ns(1), || {
         TcpListener::bind(("0.0.0.0", PROBE_PORT)).expect("the stranger's port")
     });
-    agent(1, "monitor").expect(1, Some("responder"));
+    agent(1, "monitor").expect(1, Some("probe"));
     drop(stranger);
     agent(1, "start").expect(0, None);
     agent(1, "monitor").expect(0, None);

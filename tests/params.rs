@@ -199,14 +199,14 @@ const SYNTAX: &[(Params, i32, &str)] = &[
         "invalid vnic_id=\"bad\": a VNIC OCID",
     ),
     (
-        &[("ip", VIP), ("cloud", "gce"), ("mode", "fim")],
+        &[("ip", VIP), ("cloud", "gce"), ("mode", "leader")],
         6,
-        "invalid mode=\"fim\": allowed values are alias, secondary_ip",
+        "invalid mode=\"leader\": allowed values are alias, fim, probe, secondary_ip",
     ),
     (
         &[("ip", VIP), ("cloud", "gce"), ("mode", "secondary_ip")],
         6,
-        "invalid mode=\"secondary_ip\": allowed values for cloud=gce are alias",
+        "invalid mode=\"secondary_ip\": allowed values for cloud=gce are alias, fim, probe",
     ),
     (
         &[("ip", VIP), ("cloud", "none"), ("mode", "alias")],

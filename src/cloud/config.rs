@@ -177,6 +177,7 @@ pub fn params() -> impl Iterator<Item = &'static ParamDef> {
     SHARED
         .iter()
         .chain([mode_param()])
+        .chain(super::probe::config::PARAMS)
         .chain(BACKENDS.iter().flat_map(|b| b.params))
 }
 
@@ -198,6 +199,8 @@ pub struct Shared {
     pub metadata_url: Option<String>,
     pub proxy: Option<String>,
     pub ca_bundle: Option<String>,
+    /// The probe mode's responder (`mode=probe`, a mode of every backend).
+    pub probe: super::probe::Config,
 }
 
 /// Every backend's parameters, syntax-checked, and which of the clouds' parameters are set.
@@ -382,6 +385,7 @@ impl Shared {
             metadata_url,
             proxy,
             ca_bundle,
+            probe: super::probe::Config::parse(get)?,
         })
     }
 }

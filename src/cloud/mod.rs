@@ -33,7 +33,11 @@ backends! {
     gce,
     oci,
     aws,
+    azure,
 }
+
+/// The load-balancer probe mode, a mode of every backend (`mode=probe`; cloud=azure's only).
+pub mod probe;
 
 /// Proof that the cloud routes the VIP to this node. Only this module and its backends can
 /// make one, and announcing the VIP on the wire requires it: a gratuitous ARP for an
@@ -72,8 +76,13 @@ pub enum Seen {
 /// the announcer; the backend only names it, it never starts one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Daemon {
-    /// Answer the load balancer's health probe (`local/responder.rs`).
-    Responder(crate::local::responder::Spec),
+    /// Answer the load balancer's health probe (`local/responder.rs`), as `owner`'s.
+    Responder {
+        owner: String,
+        spec: crate::local::responder::Spec,
+    },
+    /// GCE Fast IP Move: announce `ip` now and every 10 s for 10 minutes (`local/fim.rs`).
+    Fim { ip: std::net::IpAddr },
 }
 
 #[derive(Clone, Debug)]
@@ -435,6 +444,9 @@ fn resolved<'p>(
 /// where the backends keep their token caches and locks.
 pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, Exit> {
     match resolved(params, state)? {
+        Some((b, setup)) if setup.mode == probe::MODE.name => {
+            Ok(Box::new(probe::Probe::new(&setup, b.name)?))
+        }
         Some((b, setup)) => (b.cloud)(&setup),
         None => Ok(Box::new(NoCloud)),
     }
@@ -444,6 +456,9 @@ pub fn backend(params: &Params, state: Option<&Path>) -> Result<Box<dyn Cloud>, 
 /// cloud=none, which has nothing in a cloud to show or check.
 pub fn inspector(params: &Params, state: Option<&Path>) -> Result<Option<Box<dyn Inspect>>, Exit> {
     match resolved(params, state)? {
+        Some((b, setup)) if setup.mode == probe::MODE.name => {
+            Ok(Some(Box::new(probe::Probe::new(&setup, b.name)?)))
+        }
         Some((b, setup)) => (b.inspect)(&setup).map(Some),
         None => Ok(None),
     }

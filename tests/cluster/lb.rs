@@ -292,7 +292,10 @@ fn wait_moved(c: &Cluster, not: usize) -> usize {
         if l.len() == 1 && l[0] != node(not) {
             return l[0].trim_start_matches("node").parse().unwrap();
         }
-        assert!(Instant::now() < end, "the VIP did not leave node{not}: {l:?}");
+        assert!(
+            Instant::now() < end,
+            "the VIP did not leave node{not}: {l:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -365,7 +368,11 @@ pub fn create_standby_move_crash(setup: &Setup) {
     c.cli(&["crm_resource", "--clear", "-r", "VIP"]);
     c.settle();
     a = back;
-    assert!(c.failures().is_empty(), "failed actions: {:#?}", c.failures());
+    assert!(
+        c.failures().is_empty(),
+        "failed actions: {:#?}",
+        c.failures()
+    );
     assert_eq!(c.fence_events(), fences, "a node was fenced");
 
     if let Lb::Probe { .. } = setup.lb {

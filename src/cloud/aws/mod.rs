@@ -46,6 +46,7 @@ pub static BACKEND: Backend = Backend {
             name: "route",
             doc: "an overlay IP outside the VPC, by its route in route_tables",
         },
+        super::probe::MODE,
     ],
     params: config::PARAMS,
     parse: |get| {

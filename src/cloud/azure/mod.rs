@@ -9,13 +9,33 @@
 //! Service where DMI cannot tell), and diagnose's IMDS row.
 
 use std::net::IpAddr;
-use std::path::Path;
+
 
 use serde::Deserialize;
 
-use super::{Step, DIAGNOSE_METADATA};
+use super::inspect::Verdict;
+use super::registry::{Backend, Dmi as DmiFiles, Platform};
+use super::DIAGNOSE_METADATA;
 use crate::deadline::Deadline;
 use crate::http::{Http, Method, Request};
+
+/// cloud=azure: the probe mode is its default and only mode, and its parameters are the
+/// probe mode's (shared by every backend); its factories are never reached through the
+/// mode dispatch of `cloud::backend`, but name the same backend.
+pub static BACKEND: Backend = Backend {
+    name: "azure",
+    label: "Azure",
+    summary: "the load balancer's health probe answered on the node that holds the VIP",
+    dmi_doc: "Azure's chassis asset tag (IMDS when root-only DMI cannot be read on Hyper-V)",
+    detect,
+    platform: Platform::Azure,
+    modes: &[super::probe::MODE],
+    params: &[],
+    parse: |_| Ok(Box::new(())),
+    fits: |_, _| Ok(()),
+    cloud: |s| Ok(Box::new(super::probe::Probe::new(s, "azure")?)),
+    inspect: |s| Ok(Box::new(super::probe::Probe::new(s, "azure")?)),
+};
 
 /// The one Azure constant in DMI: the chassis asset tag (cloud-init
 /// `cloudinit/sources/azure/identity.py`, `ChassisAssetTag.AZURE_CLOUD`; Microsoft's own
@@ -30,35 +50,41 @@ pub const VENDOR: &str = "Microsoft Corporation";
 pub const IMDS: &str = "http://169.254.169.254/metadata/";
 const API_VERSION: &str = "2021-02-01";
 
-/// What DMI says about Azure.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Dmi {
-    Azure,
-    /// Hyper-V's vendor without Azure's asset tag: plain Hyper-V, or an Azure VM whose
-    /// firmware strings we cannot read; only IMDS can tell.
-    HyperV,
-    No,
-}
-
-pub fn dmi(dir: &Path) -> Dmi {
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    };
-    if read("chassis_asset_tag") == ASSET_TAG {
-        Dmi::Azure
-    } else if read("sys_vendor") == VENDOR {
-        Dmi::HyperV
-    } else {
-        Dmi::No
+/// cloud=auto: Azure's chassis asset tag. The file is readable by root only; when it
+/// cannot be read on a VM whose sys_vendor is Hyper-V's (plain Hyper-V shares it), DMI is
+/// not enough and IMDS decides: one link-local request, 300 ms at most (azure-identity
+/// probes IMDS the same way), made only in that case.
+pub fn detect(d: &DmiFiles) -> bool {
+    let tag = std::fs::read_to_string(d.0.join("chassis_asset_tag"));
+    match tag {
+        Ok(t) => t.trim() == ASSET_TAG,
+        Err(_) if d.read("sys_vendor") == VENDOR => imds_present(),
+        Err(_) => false,
     }
 }
 
-/// For cloud=auto on a Hyper-V VM: does an Azure IMDS answer? One link-local request
-/// with a short budget (a missing IMDS is an unreachable address, not a slow one).
-pub fn imds_answers(http: &Http, base: Option<&str>, deadline: &Deadline) -> bool {
-    instance(http, base, deadline).is_ok()
+/// Does an Azure IMDS answer on 169.254.169.254 (its instance document, with the
+/// `Metadata: true` header)? Bounded: 300 ms to connect, 300 ms to answer.
+fn imds_present() -> bool {
+    use std::io::{Read as _, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+    let wait = Duration::from_millis(300);
+    let to = SocketAddr::from(([169, 254, 169, 254], 80));
+    let Ok(mut s) = TcpStream::connect_timeout(&to, wait) else {
+        return false;
+    };
+    let req = format!(
+        "GET /metadata/instance?api-version={API_VERSION} HTTP/1.1\r\nHost: 169.254.169.254\r\n\
+         Metadata: true\r\nConnection: close\r\n\r\n"
+    );
+    if s.set_read_timeout(Some(wait)).is_err() || s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 512];
+    let n = s.read(&mut head).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.starts_with("HTTP/1.1 200") && text.contains("\"compute\"")
 }
 
 #[derive(Deserialize)]
@@ -129,12 +155,16 @@ fn instance(http: &Http, base: Option<&str>, deadline: &Deadline) -> Result<Inst
 /// diagnose's first row: IMDS answers, and the VIP is none of this VM's own IP
 /// configurations (with Floating IP the VIP is the load balancer's frontend IP; an
 /// address Azure gave a NIC would be answered by the SDN whatever the probe says).
-pub fn diagnose_imds(http: &Http, base: Option<&str>, ip: IpAddr, deadline: &Deadline) -> Step {
+pub fn diagnose_imds(
+    http: &Http,
+    base: Option<&str>,
+    ip: IpAddr,
+    deadline: &Deadline,
+) -> Verdict {
     let i = match instance(http, base, &deadline.within(DIAGNOSE_METADATA)) {
         Ok(i) => i,
         Err(e) => {
-            return Step::fail(
-                "metadata",
+            return Verdict::fail(
                 format!("the Azure Instance Metadata Service does not answer: {e}"),
                 "run this on an Azure VM; nothing (a firewall, an HTTP_PROXY) may intercept \
                  169.254.169.254; the probe mode itself does not need IMDS",
@@ -148,8 +178,7 @@ pub fn diagnose_imds(http: &Http, base: Option<&str>, ip: IpAddr, deadline: &Dea
         .flat_map(|n| n.ipv4.ip_address.iter().chain(&n.ipv6.ip_address))
         .any(|c| c.private_ip_address.parse::<IpAddr>().ok() == Some(ip));
     if own {
-        return Step::fail(
-            "metadata",
+        return Verdict::fail(
             format!(
                 "ip={ip} is an IP configuration of this VM's NIC, not a load balancer frontend"
             ),
@@ -157,13 +186,10 @@ pub fn diagnose_imds(http: &Http, base: Option<&str>, ip: IpAddr, deadline: &Dea
              the subnet) and use that as ip",
         );
     }
-    Step::pass(
-        "metadata",
-        format!(
+    Verdict::pass(format!(
             "IMDS answers: VM {} in {} (resource group {}); ip is none of its NICs' addresses",
             i.compute.name, i.compute.location, i.compute.resource_group_name
-        ),
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -171,17 +197,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dmi_tells_azure_by_its_asset_tag_and_hyper_v_by_its_vendor() {
+    fn dmi_tells_azure_by_its_asset_tag() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(dmi(d.path()), Dmi::No);
-        std::fs::write(d.path().join("sys_vendor"), "Microsoft Corporation\n").unwrap();
-        assert_eq!(dmi(d.path()), Dmi::HyperV);
-        std::fs::write(
-            d.path().join("chassis_asset_tag"),
-            "7783-7084-3265-9085-8269-3286-77\n",
-        )
-        .unwrap();
-        assert_eq!(dmi(d.path()), Dmi::Azure);
+        let dmi = DmiFiles(d.path());
+        // No tag and not Hyper-V's vendor: not Azure, and IMDS is not asked.
+        assert!(!detect(&dmi));
+        std::fs::write(d.path().join("chassis_asset_tag"), "OracleCloud.com\n").unwrap();
+        assert!(!detect(&dmi));
+        std::fs::write(d.path().join("chassis_asset_tag"), format!("{ASSET_TAG}\n")).unwrap();
+        assert!(detect(&dmi));
     }
 
     #[test]

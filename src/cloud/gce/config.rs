@@ -100,6 +100,7 @@ pub const PARAMS: &[ParamDef] = &[
     PEER_LABEL,
     ACCESS_CONFIG_NAME,
     RESTORE_EPHEMERAL_IP,
+    super::fim::BACKEND_SERVICE,
 ];
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -109,6 +110,8 @@ pub struct Config {
     pub peer_label: Option<(String, String)>,
     pub access_config_name: String,
     pub restore_ephemeral_ip: bool,
+    /// mode=fim: the backend service whose haPolicy leader follows the VIP.
+    pub backend_service: Option<String>,
 }
 
 /// GCE resource names: RFC 1035 labels of at most 63 characters.
@@ -196,6 +199,7 @@ impl Config {
             peer_label,
             access_config_name,
             restore_ephemeral_ip,
+            backend_service: super::fim::parse(get)?,
         })
     }
 }

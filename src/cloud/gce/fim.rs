@@ -24,21 +24,33 @@ use serde_json::{json, Value};
 use super::compute::{field, Api};
 use super::config::is_name;
 use super::Gce;
-use crate::cloud::{settle, CloudError, Nic, Op, Planned};
+use crate::cloud::inspect::{Check, Inspect, Verdict};
+use crate::cloud::registry::{Mode, Setup};
+use crate::cloud::{settle, Claimed, Cloud, CloudError, Daemon, Holding, Nic, Op, Planned, Seen};
 use crate::deadline::Deadline;
 use crate::http::{encode, Method};
-use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 use crate::ocf::Exit;
+
+pub const MODE: Mode = Mode {
+    name: "fim",
+    doc: "Fast IP Move: a gratuitous ARP and the haPolicy leader of an internal passthrough load balancer's backend service",
+};
 
 pub const BACKEND_SERVICE: ParamDef = ParamDef {
     order: 235,
     example: "ilb-bs",
+    scope: Scope::Only(&[Where {
+        cloud: "gce",
+        label: "GCE",
+        modes: &["fim"],
+    }]),
     ..ParamDef::new(
         "backend_service",
         Content::String,
         None,
-        "GCE fim: the backend service whose haPolicy leader follows the VIP",
-        "GCE mode=fim only (required there). The name of the regional backend service, in \
+        "the backend service whose haPolicy leader follows the VIP",
+        "Required with mode=fim. The name of the regional backend service, in \
          this instance's region, of the internal passthrough Network Load Balancer whose \
          forwarding rule has ip: its haPolicy must have fastIPMove GARP_RA and its backends \
          must be zonal GCE_VM_IP network endpoint groups, one of them holding this \
@@ -47,8 +59,6 @@ pub const BACKEND_SERVICE: ParamDef = ParamDef {
          minutes; stop ends the repetitions at once.",
     )
 };
-
-pub const PARAMS: &[ParamDef] = &[BACKEND_SERVICE];
 
 /// `backend_service`'s syntax: a GCE resource name.
 pub fn parse(get: &crate::cloud::config::Get) -> Result<Option<String>, Exit> {
@@ -75,6 +85,116 @@ struct Service {
 /// The last segment of a resource URL (the API takes and returns both forms).
 fn last(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
+}
+
+/// The GCE backend in mode=fim: the same instance, metadata and credentials as the alias
+/// mode, another thing moved.
+pub struct Fim {
+    gce: Gce,
+    bs: String,
+}
+
+impl Fim {
+    pub fn new(s: &Setup) -> Result<Fim, Exit> {
+        let gce = Gce::new(s)?;
+        let Some(bs) = gce.opts.backend_service.clone() else {
+            return Err(Exit::configured(
+                "mode=fim needs backend_service= (the regional backend service with haPolicy)",
+            ));
+        };
+        if gce.shared.public_ip.is_some() {
+            return Err(Exit::configured(
+                "public_ip= does not apply to mode=fim: the forwarding rule's IP is the VIP",
+            ));
+        }
+        Ok(Fim { gce, bs })
+    }
+}
+
+impl Cloud for Fim {
+    fn name(&self) -> &'static str {
+        "gce"
+    }
+
+    /// Depth 0: the metadata server does not know the leader and the API costs quota, so
+    /// the kernel's word stands (`NotAsked`); deeper, GCE's leader.
+    fn locate(&mut self, _nic: &Nic, depth: u32, deadline: &Deadline) -> Result<Seen, CloudError> {
+        if depth < 10 {
+            return Ok(Seen::NotAsked);
+        }
+        Ok(match self.gce.fim_leads(&self.bs, deadline)? {
+            true => Seen::Here,
+            false => Seen::Elsewhere(None),
+        })
+    }
+
+    fn validate(&mut self, _nic: &Nic, deadline: &Deadline) -> Result<(), CloudError> {
+        self.gce.fim_validate(&self.bs, deadline)
+    }
+
+    /// Checked by `validate` already; nothing moves before the address is here (the
+    /// agent's daemon announces, then `complete` sets the leader).
+    fn claim(&mut self, _nic: &Nic, _deadline: &Deadline) -> Result<Claimed, CloudError> {
+        Ok(Claimed::new(None))
+    }
+
+    fn complete(&mut self, _nic: &Nic, _claimed: &Claimed, deadline: &Deadline) -> Result<(), CloudError> {
+        self.gce.fim_lead(&self.bs, deadline)
+    }
+
+    /// The leader stays until another node's start sets itself: no instance would be
+    /// better, and the agent has already stopped announcing.
+    fn release(&mut self, _deadline: &Deadline) -> Result<(), CloudError> {
+        Ok(())
+    }
+
+    fn plan(&mut self, op: Op, nic: &Nic, deadline: &Deadline) -> Result<Vec<Planned>, CloudError> {
+        self.gce.fim_plan(op, nic, &self.bs, deadline)
+    }
+
+    fn daemon(&self) -> Option<Daemon> {
+        Some(Daemon::Fim { ip: self.gce.ip })
+    }
+}
+
+impl Inspect for Fim {
+    fn holders(&mut self, _nic: Option<&Nic>, deadline: &Deadline) -> Result<Vec<Holding>, CloudError> {
+        let id = self.gce.with_identity(deadline)?;
+        let api = Api::new(&self.gce);
+        let s = self.gce.fim_service(&api, &self.bs, id.region(), &id.zone, &id.name, deadline)?;
+        let what = format!("haPolicy leader of {}", self.bs);
+        Ok(vec![match &s.leader {
+            Some((g, i)) => Holding::held(
+                what,
+                format!("{i} ({})", last(g)),
+                Gce::is_us(&s.leader, &s.neg, &id.name),
+            ),
+            None => Holding::nobody(what, "no leader set"),
+        }])
+    }
+
+    /// Metadata, credentials and the NIC as in the alias mode; permissions: the backend
+    /// service can be read and fits; no subnet to check.
+    fn probe(&mut self, check: Check, nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        match check {
+            Check::Permissions => match self.gce.fim_validate(&self.bs, deadline) {
+                Ok(()) => Verdict::pass(format!(
+                    "backend service {} has fastIPMove GARP_RA and a NEG with this instance \
+                     (setting the leader needs compute.regionBackendServices.update and \
+                     compute.instances.use)",
+                    self.bs
+                )),
+                Err(e) => Verdict::fail(
+                    e.to_string(),
+                    "grant compute.regionBackendServices.get/update, \
+                     compute.networkEndpointGroups.list, compute.regionOperations.get and \
+                     compute.instances.use; check backend_service",
+                ),
+            },
+            Check::Subnet => Verdict::pass("mode=fim: the forwarding rule's IP needs no subnet check"),
+            c => self.gce.probe(c, nic, deadline),
+        }
+    }
 }
 
 impl Gce {
@@ -259,19 +379,9 @@ impl Gce {
         }
     }
 
-    /// Monitor's cloud check: at depth 0 nothing (a metadata server does not know the
-    /// leader, and depth 0 costs no API quota: the kernel's word stands); deeper, whether
-    /// GCE's leader is this instance. A GARP re-route outlives a leader change by minutes,
-    /// so another leader is evidence the traffic will leave.
-    pub(super) fn fim_leads(
-        &mut self,
-        bs: &str,
-        depth: u32,
-        deadline: &Deadline,
-    ) -> Result<bool, CloudError> {
-        if depth == 0 {
-            return Ok(true);
-        }
+    /// Whether GCE's leader is this instance. A GARP re-route outlives a leader change by
+    /// minutes, so another leader is evidence the traffic will leave.
+    pub(super) fn fim_leads(&mut self, bs: &str, deadline: &Deadline) -> Result<bool, CloudError> {
         let id = self.with_identity(deadline)?;
         let api = Api::new(self);
         let s = self.fim_service(&api, bs, id.region(), &id.zone, &id.name, deadline)?;

@@ -13,6 +13,7 @@ pub mod auth;
 mod compute;
 pub mod config;
 mod diagnose;
+mod fim;
 pub mod metadata;
 mod plan;
 mod writer;
@@ -47,15 +48,25 @@ pub static BACKEND: Backend = Backend {
         d.read("sys_vendor") == "Google" || d.read("product_name") == "Google Compute Engine"
     },
     platform: Platform::Gce,
-    modes: &[Mode {
-        name: "alias",
-        doc: "an alias IP range of the NIC",
-    }],
+    modes: &[
+        Mode {
+            name: "alias",
+            doc: "an alias IP range of the NIC",
+        },
+        fim::MODE,
+        super::probe::MODE,
+    ],
     params: config::PARAMS,
     parse: |get| Ok(Box::new(config::Config::parse(get)?)),
     fits,
-    cloud: |s| Ok(Box::new(Gce::new(s)?)),
-    inspect: |s| Ok(Box::new(Gce::new(s)?)),
+    cloud: |s| match s.mode {
+        "fim" => Ok(Box::new(fim::Fim::new(s)?)),
+        _ => Ok(Box::new(Gce::new(s)?)),
+    },
+    inspect: |s| match s.mode {
+        "fim" => Ok(Box::new(fim::Fim::new(s)?)),
+        _ => Ok(Box::new(Gce::new(s)?)),
+    },
 };
 
 /// IPv6 aliases go in `aliasIpv6Ranges`, which takes only a netmask GCE fills with an

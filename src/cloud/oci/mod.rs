@@ -38,10 +38,13 @@ pub static BACKEND: Backend = Backend {
     // OCI sets chassis_asset_tag "OracleCloud.com".
     detect: |d: &Dmi| d.read("chassis_asset_tag") == "OracleCloud.com",
     platform: Platform::Oci,
-    modes: &[Mode {
-        name: "secondary_ip",
-        doc: "a secondary private IP of the VNIC",
-    }],
+    modes: &[
+        Mode {
+            name: "secondary_ip",
+            doc: "a secondary private IP of the VNIC",
+        },
+        super::probe::MODE,
+    ],
     params: config::PARAMS,
     parse: |get| Ok(Box::new(config::Config::parse(get)?)),
     fits,

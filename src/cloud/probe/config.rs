@@ -1,24 +1,51 @@
 //! The probe mode's own parameters, side by side: their docs (meta-data, README, man page),
-//! the typed `Config` the backend gets and the syntax checks. They apply wherever the probe
-//! mode does (cloud=azure, and `mode=probe` on the other clouds) and are checked whatever
-//! the cloud, as every backend's are (cloud=auto is resolved later, on the node).
+//! the typed `Config` (part of the shared parameters, since every backend has the mode) and
+//! the syntax checks. They apply wherever the probe mode does (`HERE`: cloud=azure, and
+//! `mode=probe` on the other clouds); their syntax is checked whatever the cloud, as every
+//! backend's is (cloud=auto is resolved later, on the node).
 
 use crate::cloud::config::Get;
 use crate::local::responder::{self, Listen, Probe, Spec};
-use crate::ocf::metadata::{Content, ParamDef};
+use crate::ocf::metadata::{Content, ParamDef, Scope, Where};
 use crate::ocf::Exit;
+
+/// Where the probe mode's parameters apply: cloud=azure (its only mode), and mode=probe
+/// on the other clouds.
+pub const HERE: Scope = Scope::Only(&[
+    Where {
+        cloud: "azure",
+        label: "Azure",
+        modes: &[],
+    },
+    Where {
+        cloud: "gce",
+        label: "GCE",
+        modes: &["probe"],
+    },
+    Where {
+        cloud: "oci",
+        label: "OCI",
+        modes: &["probe"],
+    },
+    Where {
+        cloud: "aws",
+        label: "AWS",
+        modes: &["probe"],
+    },
+]);
 
 pub const PROBE_PORT: ParamDef = ParamDef {
     order: 230,
     example: "62503",
+    scope: HERE,
     // Two VIPs cannot answer on one port: the load balancer could not tell them apart.
     unique: true,
     ..ParamDef::new(
         "probe_port",
         Content::Integer,
         Some("61000"),
-        "Probe mode: the load balancer's health-probe port",
-        "Probe mode only (cloud=azure, or mode=probe). The TCP port on which the node that \
+        "the load balancer's health-probe port",
+        "The TCP port on which the node that \
          holds the VIP answers the load balancer's health probe; the load balancer sends \
          the frontend IP's traffic to the node that answers. It must be the port of the \
          load balancer's health probe (Azure) or health check (GCE). Microsoft's SAP guides \
@@ -29,12 +56,13 @@ pub const PROBE_PORT: ParamDef = ParamDef {
 pub const PROBE_PATH: ParamDef = ParamDef {
     order: 231,
     example: "/health",
+    scope: HERE,
     ..ParamDef::new(
         "probe_path",
         Content::String,
         None,
-        "Probe mode: answer an HTTP probe on this path",
-        "Probe mode only. Unset: a TCP probe (the connection is accepted and closed, which is \
+        "answer an HTTP probe on this path",
+        "Unset: a TCP probe (the connection is accepted and closed, which is \
          all a TCP probe checks). Set (e.g. /health): an HTTP probe, `GET <path>` answered \
          200 and any other request 404, for a load balancer whose probe or health check \
          uses HTTP. The path is sent by the prober verbatim: visible ASCII, starting with /.",
@@ -44,12 +72,13 @@ pub const PROBE_PATH: ParamDef = ParamDef {
 pub const PROBE_LISTEN: ParamDef = ParamDef {
     order: 232,
     example: "ipv4",
+    scope: HERE,
     ..ParamDef::new(
         "probe_listen",
         Content::String,
         Some("both"),
-        "Probe mode: the address families the responder listens on",
-        "Probe mode only. ipv4: IPv4 only (azure-lb's ipv4only); ipv6: IPv6 only; both: one \
+        "the address families the responder listens on",
+        "ipv4: IPv4 only (azure-lb's ipv4only); ipv6: IPv6 only; both: one \
          socket for IPv6 and IPv4 (azure-lb's ipv6enable), IPv4 alone on a node whose kernel \
          has IPv6 disabled. Azure's probes come from 168.63.129.16 and GCE's health checks \
          from 35.191.0.0/16 and 130.211.0.0/22 over IPv4 for an IPv4 frontend.",
@@ -88,8 +117,7 @@ impl Config {
         let probe = match get(PROBE_PATH.name) {
             None => Probe::Tcp,
             Some(v) => {
-                responder::valid_path(v)
-                    .map_err(|why| Exit::invalid(PROBE_PATH.name, v, why))?;
+                responder::valid_path(v).map_err(|why| Exit::invalid(PROBE_PATH.name, v, why))?;
                 Probe::Http { path: v.to_owned() }
             }
         };

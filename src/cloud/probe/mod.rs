@@ -22,10 +22,20 @@ use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Claimed, CloudError, Holding, Op, Planned, Step};
+use super::inspect::{Check, Inspect, Verdict};
+use super::registry::{Mode, Setup};
+use super::{Claimed, Cloud, CloudError, Daemon, Holding, Nic, Op, Planned, Seen};
 use crate::deadline::Deadline;
+use crate::http::Http;
 use crate::local::responder::{self, Listen, Probe as ProbeKind, Spec};
+use crate::ocf::Exit;
 pub use config::Config;
+
+/// The mode, for every backend's `modes` (cloud=azure's only one).
+pub const MODE: Mode = Mode {
+    name: "probe",
+    doc: "the node that holds the VIP answers a load balancer's health probe; no cloud API call",
+};
 
 /// The probe backend of one VIP.
 pub struct Probe {
@@ -33,20 +43,42 @@ pub struct Probe {
     ip: IpAddr,
     /// The state directory (`state::dir`): the responder's pid file lives there.
     state: Option<PathBuf>,
+    /// The cloud it runs on (`cloud=`): what diagnose checks and reminds of.
+    cloud: &'static str,
+    /// Azure's diagnose asks IMDS (and only that needs a client).
+    imds: Option<(Http, Option<String>)>,
 }
 
 impl Probe {
-    pub fn new(cfg: &Config, ip: IpAddr, state: Option<PathBuf>) -> Probe {
+    /// The probe mode of `cloud` (the backend's `cloud=` name).
+    pub fn new(s: &Setup, cloud: &'static str) -> Result<Probe, Exit> {
+        let imds = match cloud {
+            "azure" => Some((s.http()?, s.shared.metadata_url.clone())),
+            _ => None,
+        };
+        Ok(Probe {
+            spec: s.shared.probe.spec.clone(),
+            ip: s.ip,
+            state: s.state.map(Path::to_owned),
+            cloud,
+            imds,
+        })
+    }
+
+    #[cfg(test)]
+    fn bare(cfg: &Config, ip: IpAddr, state: Option<PathBuf>) -> Probe {
         Probe {
             spec: cfg.spec.clone(),
             ip,
             state,
+            cloud: "gce",
+            imds: None,
         }
     }
 
     /// The responder's owner in the state directory: the VIP (ip is unique among the
     /// cluster's resources, and `cloudvip status` run by hand finds the same file).
-    fn owner(&self) -> String {
+    pub fn owner(&self) -> String {
         self.ip.to_string()
     }
 
@@ -141,7 +173,7 @@ impl Probe {
 
     /// The claim of a mode that calls no API: the load balancer follows the responder.
     pub fn claim(&self) -> Claimed {
-        Claimed(())
+        Claimed::new(None)
     }
 
     pub fn plan(&self, op: Op) -> Vec<Planned> {
@@ -187,33 +219,48 @@ impl Probe {
         }
     }
 
-    /// `cloudvip diagnose`'s probe rows: no credentials needed, the port, the families.
-    pub fn diagnose_steps(&self, lb_settings: &str) -> Vec<Step> {
-        let mut out = vec![
-            Step::pass(
-                "credentials",
-                "none needed: probe mode makes no cloud API call",
-            ),
-            Step::pass("permissions", "none needed: the load balancer moves the VIP"),
-        ];
+    /// `cloudvip diagnose`'s rows in probe mode: on Azure IMDS, no credentials or
+    /// permissions needed, the probe port and families on this node ("nic"), and the
+    /// load-balancer settings that matter ("subnet": the load balancer is the network).
+    fn verdict(&self, check: Check, deadline: &Deadline) -> Verdict {
+        match check {
+            Check::Metadata => match &self.imds {
+                Some((http, base)) => {
+                    super::azure::diagnose_imds(http, base.as_deref(), self.ip, deadline)
+                }
+                None => Verdict::pass("probe mode reads no instance metadata"),
+            },
+            Check::Credentials => Verdict::pass("none needed: probe mode makes no cloud API call"),
+            Check::Permissions => Verdict::pass("none needed: the load balancer moves the VIP"),
+            Check::Nic => self.port_verdict(),
+            Check::Subnet => Verdict::pass(lb_settings(self.cloud, &self.spec)),
+        }
+    }
+
+    /// The probe port is free (or this VIP's responder's) and the families can listen.
+    fn port_verdict(&self) -> Verdict {
+        if self.spec.listen == Listen::Ipv6 && !ipv6_enabled() {
+            return Verdict::fail(
+                "probe_listen=ipv6 but IPv6 is disabled on this node",
+                "set probe_listen=ipv4 (or both), or enable IPv6",
+            );
+        }
         let ours = self
             .state
             .as_deref()
             .and_then(|s| responder::find_responder(s, &self.owner(), self.spec.port));
-        out.push(match (ours, port_free(&self.spec)) {
-            (Some(r), _) => Step::pass(
-                "probe port",
-                format!(
-                    "port {} is this VIP's responder's (pid {})",
-                    self.spec.port, r.pid
-                ),
-            ),
-            (None, Ok(())) => Step::pass(
-                "probe port",
-                format!("port {} is free for the responder", self.spec.port),
-            ),
-            (None, Err(e)) => Step::fail(
-                "probe port",
+        match (ours, port_free(&self.spec)) {
+            (Some(r), _) => Verdict::pass(format!(
+                "the {} is this VIP's responder's (pid {})",
+                self.describe(),
+                r.pid
+            )),
+            (None, Ok(())) => Verdict::pass(format!(
+                "port {} is free for the responder ({})",
+                self.spec.port,
+                self.describe()
+            )),
+            (None, Err(e)) => Verdict::fail(
                 e,
                 format!(
                     "stop what listens there (`ss -ltnp 'sport = :{}'`), or set probe_port \
@@ -221,21 +268,67 @@ impl Probe {
                     self.spec.port
                 ),
             ),
-        });
-        out.push(match (&self.spec.listen, ipv6_enabled()) {
-            (Listen::Ipv6, false) => Step::fail(
-                "listen",
-                "probe_listen=ipv6 but IPv6 is disabled on this node",
-                "set probe_listen=ipv4 (or both), or enable IPv6",
-            ),
-            (Listen::Both, false) => Step::pass(
-                "listen",
-                "IPv6 is disabled here: the responder listens on IPv4 only",
-            ),
-            _ => Step::pass("listen", format!("the responder answers the {}", self.describe())),
-        });
-        out.push(Step::pass("load balancer", lb_settings.to_owned()));
-        out
+        }
+    }
+}
+
+impl Cloud for Probe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    /// The evidence is this VIP's own responder: on loopback, at any depth.
+    fn locate(&mut self, _nic: &Nic, _depth: u32, deadline: &Deadline) -> Result<Seen, CloudError> {
+        Ok(match self.answers(deadline)? {
+            true => Seen::Here,
+            false => Seen::Elsewhere(Some(format!(
+                "its probe responder on port {} does not answer",
+                self.spec.port
+            ))),
+        })
+    }
+
+    fn validate(&mut self, _nic: &Nic, _deadline: &Deadline) -> Result<(), CloudError> {
+        Probe::validate(self)
+    }
+
+    fn claim(&mut self, _nic: &Nic, _deadline: &Deadline) -> Result<Claimed, CloudError> {
+        Ok(Probe::claim(self))
+    }
+
+    /// Nothing in a cloud: the agent ends the responder before the address goes.
+    fn release(&mut self, _deadline: &Deadline) -> Result<(), CloudError> {
+        Ok(())
+    }
+
+    fn plan(
+        &mut self,
+        op: Op,
+        _nic: &Nic,
+        _deadline: &Deadline,
+    ) -> Result<Vec<Planned>, CloudError> {
+        Ok(Probe::plan(self, op))
+    }
+
+    fn daemon(&self) -> Option<Daemon> {
+        Some(Daemon::Responder {
+            owner: self.owner(),
+            spec: self.spec.clone(),
+        })
+    }
+}
+
+impl Inspect for Probe {
+    fn holders(
+        &mut self,
+        _nic: Option<&Nic>,
+        deadline: &Deadline,
+    ) -> Result<Vec<Holding>, CloudError> {
+        Ok(Probe::holders(self, deadline))
+    }
+
+    fn probe(&mut self, check: Check, _nic: Option<&Nic>, deadline: &Deadline) -> Verdict {
+        self.verdict(check, deadline)
     }
 }
 
@@ -265,13 +358,22 @@ pub fn lb_settings(cloud: &str, spec: &Spec) -> String {
 /// listening, so no probe can complete a handshake with this check.
 pub fn port_free(spec: &Spec) -> Result<(), String> {
     let (at, v6only) = match spec.listen {
-        Listen::Ipv4 => (SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), spec.port), None),
-        Listen::Ipv6 => (SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), spec.port), Some(true)),
+        Listen::Ipv4 => (
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), spec.port),
+            None,
+        ),
+        Listen::Ipv6 => (
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), spec.port),
+            Some(true),
+        ),
         Listen::Both if ipv6_enabled() => (
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), spec.port),
             Some(false),
         ),
-        Listen::Both => (SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), spec.port), None),
+        Listen::Both => (
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), spec.port),
+            None,
+        ),
         Listen::Address(ip) => (SocketAddr::new(ip, spec.port), ip.is_ipv6().then_some(true)),
     };
     let s = Socket::new(Domain::for_address(at), Type::STREAM, Some(Protocol::TCP))
@@ -338,7 +440,7 @@ mod tests {
     #[test]
     fn without_a_responder_the_monitor_sees_it_not_running() {
         let d = tempfile::tempdir().unwrap();
-        let p = Probe::new(
+        let p = Probe::bare(
             &Config::default(),
             "10.66.1.100".parse().unwrap(),
             Some(d.path().to_owned()),
@@ -348,16 +450,20 @@ mod tests {
         let rows = p.holders(&dl);
         assert!(!rows[0].held && rows[0].holder.contains("not running"));
         assert!(!p.stop_responder(&dl).unwrap(), "nothing to end");
-        let none = Probe::new(&Config::default(), "10.66.1.100".parse().unwrap(), None);
+        let none = Probe::bare(&Config::default(), "10.66.1.100".parse().unwrap(), None);
         assert!(matches!(none.answers(&dl), Err(CloudError::Local(_))));
     }
 
     #[test]
     fn plans_say_what_runs_and_in_which_order() {
-        let p = Probe::new(&Config::default(), "10.0.0.5".parse().unwrap(), None);
+        let p = Probe::bare(&Config::default(), "10.0.0.5".parse().unwrap(), None);
         let claim = p.plan(Op::Claim);
         assert!(claim[0].call.is_none(), "no API call");
-        assert!(claim[0].what.contains("TCP probe on port 61000"), "{}", claim[0].what);
+        assert!(
+            claim[0].what.contains("TCP probe on port 61000"),
+            "{}",
+            claim[0].what
+        );
         assert!(p.plan(Op::Release)[0].what.contains("before the address"));
         assert!(p.plan(Op::Extras).is_empty());
     }
