@@ -848,14 +848,16 @@ fn the_agent_in_probe_mode_drives_the_load_balancer() {
     let pid: i32 = before.split_whitespace().next().unwrap().parse().unwrap();
     // SAFETY: kill has no memory-safety preconditions; the pid is the responder's.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let end = Instant::now() + Duration::from_secs(5);
-    while std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
-        && Instant::now() < end
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Its socket goes when the kernel has torn the process down: bind until then (bounded).
     let stranger = in_ns(lb.lab.ns(1), || {
-        TcpListener::bind(("0.0.0.0", PROBE_PORT)).expect("the stranger's port")
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpListener::bind(("0.0.0.0", PROBE_PORT)) {
+                Ok(l) => return l,
+                Err(e) if Instant::now() > end => panic!("the stranger's port: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
     });
     agent(1, "monitor").expect(1, Some("probe"));
     drop(stranger);

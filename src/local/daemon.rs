@@ -65,6 +65,10 @@ pub fn spawn(
     args: &[String],
     ready: Option<&Deadline>,
 ) -> io::Result<Running> {
+    // A stale record (a daemon killed behind our back) must go first: the new daemon may
+    // look at the file before we have written its pid there, and a file naming another
+    // process tells it to exit at once. Callers end a live predecessor before this.
+    let _ = fs::remove_file(pidfile);
     let mut child = Command::new(exe)
         .arg(subcommand)
         .args(args)
