@@ -828,10 +828,10 @@ fn cell(lab: &Lab, row: &Row, act: Act, i: usize) -> Cell {
 }
 
 /// Run the agent and time it from its exec (when `/proc/<pid>/exe` is the agent, not `ip`
-/// any more) to its exit; also the wall time from fork.
+/// any more) to its exit (its pipes closing); also the wall time from fork.
 fn run_timed(a: &Agent) -> (Run, Duration, Duration) {
     let t0 = Instant::now();
-    let child = a
+    let mut child = a
         .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -848,8 +848,31 @@ fn run_timed(a: &Agent) -> (Run, Duration, Duration) {
             Ok(_) => std::thread::sleep(Duration::from_micros(500)),
         }
     }
-    let out = child.wait_with_output().expect("cannot wait for the agent");
-    let end = Instant::now();
+    // The end is when the agent's pipes close (the kernel closes its files early in exit),
+    // not when wait returns: the agent is the last process of the private mount namespace
+    // `ip netns exec`/`unshare` gave it, and dropping that waits for an RCU grace period,
+    // seen taking 1-2 s on a loaded machine (two cells' waits ending at the same instant).
+    // Pacemaker runs the agent in no namespace of its own, so that wait is the test's.
+    fn drain(pipe: Option<impl std::io::Read>) -> (Vec<u8>, Instant) {
+        let mut v = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut v);
+        }
+        (v, Instant::now())
+    }
+    let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
+    let ((stdout, out_end), (stderr, err_end)) = std::thread::scope(|s| {
+        let err = s.spawn(|| drain(err_pipe));
+        let out = drain(out_pipe);
+        (out, err.join().expect("the stderr reader panicked"))
+    });
+    let end = out_end.max(err_end);
+    let status = child.wait().expect("cannot wait for the agent");
+    let out = std::process::Output {
+        status,
+        stdout,
+        stderr,
+    };
     let run = Run::from(a.describe(), out);
     crate::secret_scan::keep_run(&run);
     (run, end - started.unwrap_or(t0), end - t0)
