@@ -939,7 +939,11 @@ fn tls_is_verified_against_the_ca_bundle() {
 #[test]
 fn a_restart_in_place_is_not_fooled_by_reads_that_lag() {
     for (ip, p, write) in [
-        (VIP, vec![(cfg::PUBLIC_IP, EIP_VIP)], "AssignPrivateIpAddresses"),
+        (
+            VIP,
+            vec![(cfg::PUBLIC_IP, EIP_VIP)],
+            "AssignPrivateIpAddresses",
+        ),
         (EIP_VIP, vec![(cfg::MODE, "eip")], "AssociateAddress"),
     ] {
         let lab = Lab::start(|w| {
@@ -954,7 +958,11 @@ fn a_restart_in_place_is_not_fooled_by_reads_that_lag() {
         assert!(lab.eip(EIP_VIP).is_null(), "{ip}: released");
         lab.clear_log();
         claim(&mut lab.aws(0, ip, &p), 0, 20).unwrap();
-        assert!(lab.writes().contains(&write.to_owned()), "{ip}: {:?}", lab.log());
+        assert!(
+            lab.writes().contains(&write.to_owned()),
+            "{ip}: {:?}",
+            lab.log()
+        );
         let e = lab.eip(EIP_VIP);
         assert_eq!(e["eni"], ENI[0], "{ip}: the Elastic IP is ours again");
         if ip == VIP {

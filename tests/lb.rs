@@ -37,6 +37,25 @@ pub struct LbLab {
     servers: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// The client in `ns` reaches `vip` only through the load balancer (10.66.0.254), and never
+/// takes a shortcut an ICMP redirect would offer.
+pub fn through_the_lb(ns: &str, vip: &str) {
+    sh(&[
+        "ip",
+        "-n",
+        ns,
+        "route",
+        "add",
+        &format!("{vip}/32"),
+        "via",
+        "10.66.0.254",
+    ]);
+    for k in ["all", "eth0"] {
+        let key = format!("net.ipv4.conf.{k}.accept_redirects=0");
+        sh(&["ip", "netns", "exec", ns, "sysctl", "-q", "-w", &key]);
+    }
+}
+
 /// The `[lb]` world part for nodes 1 and 2 (`probe` as `tcp` or `http:/path`).
 pub fn lb_world(interval: Duration, threshold: u32, probe: &str) -> String {
     format!(
@@ -60,31 +79,7 @@ impl LbLab {
         let cloud = lab.add_cloud();
         let w = World::from_toml(world).expect("world");
         let sim = in_ns(&cloud, move || Sim::start(w).expect("emulator"));
-        // The client reaches the frontend only through the load balancer, and never takes
-        // a shortcut an ICMP redirect would offer.
-        let c = lab.ns(3).to_owned();
-        sh(&[
-            "ip",
-            "-n",
-            &c,
-            "route",
-            "add",
-            &format!("{VIP}/32"),
-            "via",
-            "10.66.0.254",
-        ]);
-        for k in ["all", "eth0"] {
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &c,
-                "sysctl",
-                "-q",
-                "-w",
-                &format!("net.ipv4.conf.{k}.accept_redirects=0"),
-            ]);
-        }
+        through_the_lb(lab.ns(3), VIP);
         let stop = Arc::new(AtomicBool::new(false));
         let servers = (1..=2)
             .map(|i| service(lab.ns(i), ["node-a", "node-b"][i - 1], stop.clone()))
@@ -197,6 +192,18 @@ impl LbLab {
             let key = format!("net.ipv6.conf.{k}.accept_redirects=0");
             sh(&["ip", "netns", "exec", &c, "sysctl", "-q", "-w", &key]);
         }
+    }
+
+    /// [`ask`](Self::ask) until someone answers, at most 5 s: the first connection may find
+    /// the neighbour entries cold.
+    pub fn ask_soon(&self) -> Option<String> {
+        for _ in 0..50 {
+            if let Some(a) = self.ask() {
+                return Some(a);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// One request to `to` (`[addr]:port`) from the client.
@@ -496,16 +503,7 @@ fn fast_ip_move_garp_moves_traffic_before_the_leader_update() {
     ]);
     let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["node-a"]);
     assert!(ok, "the frontend goes to the leader: {s:#}");
-    let mut got = None;
-    for _ in 0..50 {
-        got = lb.ask();
-        if got.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The first connection may find the neighbour entries cold: asked again, bounded.
-    assert_eq!(got.as_deref(), Some("node-a"));
+    assert_eq!(lb.ask_soon().as_deref(), Some("node-a"));
 
     // Failover to b: a gives up the VIP, b takes it and announces.
     let c = lb.client(Duration::from_millis(20), Duration::from_secs(2));
@@ -829,15 +827,7 @@ fn the_agent_in_probe_mode_drives_the_load_balancer() {
     assert!(pidfile(1).exists(), "the responder's pid file");
     let (ok, s) = lb.wait_state(bound, |s| targets(s) == ["a"]);
     assert!(ok, "the load balancer never routed to a: {s:#}");
-    let mut got = None;
-    for _ in 0..30 {
-        got = lb.ask();
-        if got.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(got.as_deref(), Some("node-a"));
+    assert_eq!(lb.ask_soon().as_deref(), Some("node-a"));
     agent(1, "monitor").expect(0, None);
     // A repeated start keeps the responder that answers.
     let before = std::fs::read_to_string(pidfile(1)).unwrap();

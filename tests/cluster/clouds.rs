@@ -58,6 +58,22 @@ pub trait ClusterCloud: Sync {
     fn names_denial(&self, reason: &str) -> bool;
 }
 
+/// The scenarios' operations: quick monitors at both depths, start and stop within 40 s.
+pub const QUICK_OPS: &[&str] = &[
+    "op",
+    "start",
+    "timeout=40s",
+    "stop",
+    "timeout=40s",
+    "monitor",
+    "interval=2s",
+    "timeout=20s",
+    "monitor",
+    "interval=3s",
+    "timeout=20s",
+    "OCF_CHECK_LEVEL=10",
+];
+
 /// A cloud for the scenarios: `clouds::gce::GCE`, `clouds::oci::OCI`.
 pub type Cloud = &'static dyn ClusterCloud;
 
@@ -104,20 +120,7 @@ impl dyn ClusterCloud {
     /// [`create`](Self::create) with more pcs arguments (`--disabled`, `meta ...`).
     pub fn create_with(&self, c: &Cluster, extra: &[&str]) {
         let mut args = self.create_args("VIP");
-        args.extend([
-            "op",
-            "start",
-            "timeout=40s",
-            "stop",
-            "timeout=40s",
-            "monitor",
-            "interval=2s",
-            "timeout=20s",
-            "monitor",
-            "interval=3s",
-            "timeout=20s",
-            "OCF_CHECK_LEVEL=10",
-        ]);
+        args.extend(QUICK_OPS);
         args.extend(extra);
         c.cli(&args);
     }

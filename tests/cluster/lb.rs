@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::clouds::Latency;
-use super::harness::{outage, Cluster, VIP};
+use super::harness::{Cluster, VIP};
 use crate::clouds::spec;
 use crate::netns::Lab;
-use crate::util::sh;
 
 const LONG: Duration = Duration::from_secs(60);
 /// The probe port of the scenarios (Microsoft's 625<instance number> for instance 03).
@@ -61,12 +60,12 @@ pub const AZURE: Setup = Setup {
 /// Microsoft's own probe settings (5 s x 2), for the outage they give.
 pub const AZURE_SAP: Setup = Setup {
     name: "Azure (probe, 5 s x 2)",
-    params: &["cloud=azure", "probe_port=62503"],
     lb: Lb::Probe {
         interval: Duration::from_millis(5000),
         threshold: 2,
         http: false,
     },
+    ..AZURE
 };
 
 pub const GCE_PROBE: Setup = Setup {
@@ -158,21 +157,7 @@ fn world(setup: &Setup, dir: &Path, n: usize) -> cloudvip_sim::World {
 /// A cluster of `n` nodes behind the load balancer, the client routed through it.
 pub fn cluster(setup: &Setup, n: usize) -> Cluster {
     let c = Cluster::start(n, |d| world(setup, d, n));
-    let client = c.lab.ns(c.client()).to_owned();
-    sh(&[
-        "ip",
-        "-n",
-        &client,
-        "route",
-        "add",
-        &format!("{VIP}/32"),
-        "via",
-        "10.66.0.254",
-    ]);
-    for k in ["all", "eth0"] {
-        let key = format!("net.ipv4.conf.{k}.accept_redirects=0");
-        sh(&["ip", "netns", "exec", &client, "sysctl", "-q", "-w", &key]);
-    }
+    crate::lb::through_the_lb(c.lab.ns(c.client()), VIP);
     c
 }
 
@@ -268,36 +253,11 @@ fn create(setup: &Setup, c: &Cluster) -> usize {
         "ip=10.66.0.100",
     ];
     args.extend(setup.params);
-    args.extend([
-        "op",
-        "start",
-        "timeout=40s",
-        "stop",
-        "timeout=40s",
-        "monitor",
-        "interval=2s",
-        "timeout=20s",
-    ]);
+    args.extend(super::clouds::QUICK_OPS);
     c.cli(&args);
     let a = c.wait_placed(LONG);
     assert_active(setup, c, a);
     a
-}
-
-/// Wait until Pacemaker runs the VIP on one node other than `not`.
-fn wait_moved(c: &Cluster, not: usize) -> usize {
-    let end = Instant::now() + LONG;
-    loop {
-        let l = c.locate();
-        if l.len() == 1 && l[0] != node(not) {
-            return l[0].trim_start_matches("node").parse().unwrap();
-        }
-        assert!(
-            Instant::now() < end,
-            "the VIP did not leave node{not}: {l:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A failover from `a` by `action`, watched by the client through the load balancer.
@@ -307,23 +267,10 @@ fn failover(
     a: usize,
     action: impl FnOnce(&mut Cluster),
 ) -> (usize, Duration) {
-    let p = c.prober();
-    assert!(
-        p.wait_answer(a, Instant::now(), Duration::from_secs(10)),
-        "the client does not reach node{a} before the failover"
-    );
-    let t0 = Instant::now();
-    action(c);
-    let b = wait_moved(c, a);
-    assert!(
-        p.wait_answer(b, t0, LONG),
-        "{}: the client never reached node{b}",
-        setup.name
-    );
-    let o = outage(&p.finish(), a, b);
-    assert_active(setup, c, b);
-    assert_never_two(setup, c);
-    (b, o)
+    super::scenarios::watched_failover(c, a, action, |c, b| {
+        assert_active(setup, c, b);
+        assert_never_two(setup, c);
+    })
 }
 
 /// What the load balancer's rule predicts for the outage.

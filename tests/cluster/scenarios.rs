@@ -62,6 +62,16 @@ fn failover(
     a: usize,
     action: impl FnOnce(&mut Cluster),
 ) -> (usize, Duration) {
+    watched_failover(c, a, action, |c, b| assert_active(cloud, c, b))
+}
+
+/// `failover`, with what must hold once the new node `b` answers the client (`arrived`).
+pub(super) fn watched_failover(
+    c: &mut Cluster,
+    a: usize,
+    action: impl FnOnce(&mut Cluster),
+    arrived: impl FnOnce(&Cluster, usize),
+) -> (usize, Duration) {
     let p = c.prober();
     assert!(
         p.wait_answer(a, Instant::now(), Duration::from_secs(10)),
@@ -75,7 +85,7 @@ fn failover(
         "the client never reached node{b}"
     );
     let o = outage(&p.finish(), a, b);
-    assert_active(cloud, c, b);
+    arrived(c, b);
     (b, o)
 }
 
