@@ -880,3 +880,101 @@ fn the_agent_in_probe_mode_drives_the_load_balancer() {
     agent(2, "stop").expect(0, None);
     agent(2, "stop").expect(0, None);
 }
+
+/// `cloudvip status`, `diagnose` and `start --dry-run` in probe mode, by hand on the nodes:
+/// status shows this node's responder; diagnose needs no credentials, checks the probe port
+/// (this VIP's responder's, free, or a stranger's: FAIL) and reminds of the load
+/// balancer's settings; on Azure without an IMDS the metadata check fails and says so; the
+/// dry run plans the responder and changes nothing.
+#[test]
+fn probe_mode_status_diagnose_and_dry_run() {
+    use crate::util::Agent;
+    let lb = LbLab::new(&lb_world(Duration::from_millis(300), 2, "tcp"));
+    let params = [
+        ("ip", VIP),
+        ("nic", "eth0"),
+        ("cloud", "gce"),
+        ("mode", "probe"),
+        ("probe_port", "62503"),
+    ];
+    let by_hand = |i: usize, cmd: &str, cloud: &str| {
+        let mut a = Agent::new(cmd)
+            .netns(lb.lab.ns(i))
+            .env_remove("OCF_RESOURCE_INSTANCE")
+            .env_remove("HA_RSCTMP");
+        if cmd == "start" {
+            a = a.arg("--dry-run");
+        }
+        for (k, v) in params {
+            let v = if k == "cloud" { cloud } else { v };
+            if cloud == "azure" && k == "mode" {
+                continue;
+            }
+            a = a.arg("-p").arg(format!("{k}={v}"));
+        }
+        a.run()
+    };
+    let line = |out: &str, name: &str| -> String {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no {name} step in:\n{out}"))
+            .to_owned()
+    };
+    Agent::new("start")
+        .netns(lb.lab.ns(1))
+        .env_remove("HA_RSCTMP")
+        .params(&params)
+        .run()
+        .expect(0, None);
+    let st = by_hand(1, "status", "gce");
+    assert!(
+        st.stdout.contains("probe responder port 62503") && st.stdout.contains("this node (pid"),
+        "{}{}",
+        st.stdout,
+        st.stderr
+    );
+    let d = by_hand(1, "diagnose", "gce");
+    println!("{}\n{}", st.stdout, d.stdout);
+    for name in ["metadata", "credentials", "permissions", "nic", "subnet"] {
+        let l = line(&d.stdout, name);
+        assert_eq!(l.split_whitespace().nth(2), Some("ok"), "{l}\n{}", d.stdout);
+    }
+    assert!(
+        line(&d.stdout, "nic").contains("this VIP's responder's"),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        line(&d.stdout, "subnet").contains("health check on port 62503"),
+        "{}",
+        d.stdout
+    );
+
+    // Node 2: the dry run plans the responder and starts nothing.
+    let dry = by_hand(2, "start", "gce");
+    dry.expect(0, None);
+    assert!(
+        dry.stdout.contains("start the probe responder"),
+        "{}",
+        dry.stdout
+    );
+    let pidfile = crate::util::node_dir(lb.lab.ns(2)).join(format!("cloudvip-respond-{VIP}.pid"));
+    assert!(!pidfile.exists(), "the dry run started a responder");
+    // A stranger on the probe port: diagnose names it.
+    let stranger = in_ns(lb.lab.ns(2), || {
+        TcpListener::bind(("0.0.0.0", PROBE_PORT)).expect("the stranger's port")
+    });
+    let d = by_hand(2, "diagnose", "gce");
+    let l = line(&d.stdout, "nic");
+    assert_eq!(l.split_whitespace().nth(2), Some("FAIL"), "{}", d.stdout);
+    assert!(l.contains("in use"), "{l}");
+    drop(stranger);
+    // Azure without an IMDS: the metadata check says so, the rest is skipped.
+    let d = by_hand(2, "diagnose", "azure");
+    let l = line(&d.stdout, "metadata");
+    assert!(
+        l.contains("FAIL") && l.contains("Instance Metadata Service"),
+        "{}",
+        d.stdout
+    );
+}
