@@ -298,6 +298,14 @@ impl Aws {
         Ok(())
     }
 
+    /// The state, after checking what must not change; and who holds the VIP.
+    fn read(&self, c: &crate::cluster::harness::Cluster) -> Result<(Value, Vec<String>), String> {
+        let st = Aws::state(c);
+        self.unchanged(c, &st)?;
+        let on = holders(&st, crate::cluster::harness::VIP);
+        Ok((st, on))
+    }
+
     /// The Elastic IP on `private_ip` of node `i`'s ENI.
     fn eip_on(st: &Value, i: usize, private_ip: &str) -> Result<(), String> {
         let a = eip(st, PUBLIC);
@@ -480,9 +488,7 @@ impl crate::cluster::clouds::ClusterCloud for Aws {
         active: usize,
     ) -> Result<(), String> {
         let vip = crate::cluster::harness::VIP;
-        let st = Aws::state(c);
-        self.unchanged(c, &st)?;
-        let on = holders(&st, vip);
+        let (st, on) = self.read(c)?;
         match self.0 {
             Mode::SecondaryIp => {
                 if on != [cluster_eni(active)] {
@@ -514,9 +520,7 @@ impl crate::cluster::clouds::ClusterCloud for Aws {
         holder: usize,
     ) -> Result<(), String> {
         let vip = crate::cluster::harness::VIP;
-        let st = Aws::state(c);
-        self.unchanged(c, &st)?;
-        let on = holders(&st, vip);
+        let (st, on) = self.read(c)?;
         if !on.is_empty() {
             return Err(format!("{vip} is still on {on:?}"));
         }
