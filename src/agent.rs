@@ -355,12 +355,16 @@ fn monitor(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<S
         &deadline.within(budget),
     );
     match asked {
-        Ok(true) => Ok(Status::Success),
-        Ok(false) if !kernel_has_it => Ok(Status::NotRunning),
-        Ok(false) => Err(Exit::generic(format!(
-            "{} is configured on this node but {} does not route it here",
+        Ok(Seen::Here) => Ok(Status::Success),
+        Ok(_) if !kernel_has_it => Ok(Status::NotRunning),
+        Ok(seen) => Err(Exit::generic(format!(
+            "{} is configured on this node but {} does not route it here{}",
             params.ip,
-            cloud.name()
+            cloud.name(),
+            match seen {
+                Seen::Elsewhere(Some(why)) => format!(" ({why})"),
+                _ => String::new(),
+            }
         ))
         .into()),
         Err(e) if kernel_has_it || !is_probe(env) => {
@@ -381,7 +385,8 @@ fn monitor(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<S
     }
 }
 
-/// Does the cloud route the VIP here, as far as `depth` may cost? Where the backend cannot
+/// Does the cloud route the VIP here, as far as `depth` may cost? `Here`, or `Elsewhere`
+/// with the backend's reason when it gave one; never `NotAsked`. Where the backend cannot
 /// tell at this depth (`NotAsked`: OCI's metadata lists no secondary IPs), the kernel's
 /// word (checked by the caller) stands when it has one (`kernel`); with local_mode=none
 /// nothing else can answer, so the cloud is asked as at depth 10.
@@ -391,16 +396,15 @@ pub(crate) fn routed_here(
     depth: u32,
     kernel: bool,
     deadline: &Deadline,
-) -> Result<bool, CloudError> {
-    match cloud.locate(nic, depth, deadline)? {
-        Seen::Here => Ok(true),
-        Seen::Elsewhere(_) => Ok(false),
-        Seen::NotAsked if kernel => Ok(true),
+) -> Result<Seen, CloudError> {
+    Ok(match cloud.locate(nic, depth, deadline)? {
+        Seen::NotAsked if kernel => Seen::Here,
         Seen::NotAsked => match cloud.locate(nic, depth.max(10), deadline)? {
-            Seen::Here => Ok(true),
-            _ => Ok(false),
+            Seen::NotAsked => Seen::Elsewhere(None),
+            seen => seen,
         },
-    }
+        seen => seen,
+    })
 }
 
 /// A probe (interval 0) asks whether the VIP runs here at all; a recurring monitor
@@ -487,7 +491,8 @@ fn reload_agent(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
     let nic = local.resolve_nic(params.nic.as_deref())?;
     let budget = deadline.within(MONITOR_CLOUD_BUDGET);
     let kernel = local.mode() != LocalMode::None;
-    match routed_here(cloud.as_mut(), &Nic::from(&nic), 0, kernel, &budget).map(cloud::confirmed) {
+    match routed_here(cloud.as_mut(), &Nic::from(&nic), 0, kernel, &budget)
+        .map(|seen| cloud::confirmed(seen == Seen::Here)) {
         Ok(Some(proof)) => {
             local.end_announcer();
             local.announce(&proof, &nic, deadline);
@@ -580,14 +585,17 @@ mod tests {
             asked: Vec::new(),
         };
         // The kernel vouches: the cloud is asked at depth 0 only, and that stands.
-        assert!(routed_here(&mut c, &nic, 0, true, &d).unwrap());
+        assert_eq!(routed_here(&mut c, &nic, 0, true, &d).unwrap(), Seen::Here);
         assert_eq!(c.asked, [0]);
         // local_mode=none: nothing else can answer, so the cloud is asked as at depth 10.
         c.asked.clear();
-        assert!(!routed_here(&mut c, &nic, 0, false, &d).unwrap());
+        assert_eq!(
+            routed_here(&mut c, &nic, 0, false, &d).unwrap(),
+            Seen::Elsewhere(None)
+        );
         assert_eq!(c.asked, [0, 10]);
         c.here = true;
-        assert!(routed_here(&mut c, &nic, 10, true, &d).unwrap());
+        assert_eq!(routed_here(&mut c, &nic, 10, true, &d).unwrap(), Seen::Here);
     }
 
     #[test]
