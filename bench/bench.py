@@ -41,7 +41,7 @@ def args_parser():
     a.add_argument("--runs", type=int, default=3, help="measured runs per cell (default 3; "
                    "one more unmeasured warm-up run names the largest process)")
     a.add_argument("--profiles", default="zero,real", help="latency profiles: zero,real")
-    a.add_argument("--jobs", default=",".join(JOBS), help="jobs to run (default: all)")
+    a.add_argument("--jobs", default=",".join(JOBS), help="jobs to run, or a cloud for all of its (default: all)")
     a.add_argument("--tools", default="", help="only tools whose name contains one of "
                    "these comma-separated words")
     a.add_argument("--scale", default="1,8,32", help="VIPs started at once on one NIC "
@@ -403,6 +403,10 @@ def outer(args, argv):
 def main():
     argv = sys.argv[1:]
     args = args_parser().parse_args(argv)
+    # A cloud's name stands for all its jobs (`--jobs aws`).
+    args.jobs = ",".join(k for j in args.jobs.split(",")
+                         for k in ([x for x in JOBS if JOBS[x].cloud == j and j not in JOBS]
+                                   or [j]))
     sys.exit(inner(args) if args.inner else outer(args, argv))
 
 
