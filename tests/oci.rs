@@ -227,6 +227,63 @@ fn token_revoked_mid_operation_and_failed_public_ip_assignment() {
     assert_eq!(puts, 2, "the failed assignment was retried once");
 }
 
+/// Each action makes the signed calls it needs and no more (the emulator's request log):
+/// the list stops at the page that holds the VIP (real OCI then offers an empty one,
+/// oci-api.md §2.4), the move is a PUT with no read before it, and after it a read only
+/// when the PUT's answer did not show the object on our VNIC (the recorded 2018 answer
+/// omitted vnicId; the SDKs document the whole PrivateIp): both answers, selectable.
+#[test]
+fn each_action_makes_only_the_signed_calls_it_needs() {
+    for omits in [false, true] {
+        let o = OciLab::with(|d| {
+            let mut w = world(d);
+            oci::oci(&mut w).move_answer_omits_vnic_id = omits;
+            w
+        });
+        let p = [("public_ip", PUBLIC)];
+        let calls = |a: Agent| {
+            o.c.clear_log();
+            a.run().ok();
+            let log = o.c.log();
+            let ops: Vec<String> = log
+                .iter()
+                .filter(|e| e["service"] == "networking")
+                .map(|e| e["api"].as_str().unwrap_or("?").to_owned())
+                .collect();
+            assert!(
+                log.iter()
+                    .all(|e| !e["query"].as_str().unwrap_or("").contains("page=")),
+                "no second page: {log:#?}"
+            );
+            ops
+        };
+        // The public IP is assigned to the VIP's private IP object and follows its move.
+        let mut moved = vec!["GetVnic", "ListPrivateIps", "UpdatePrivateIp"];
+        if omits {
+            moved.push("GetPrivateIp");
+        }
+        moved.push("GetPublicIpByIpAddress");
+        assert_eq!(
+            calls(o.agent(2, "start", &p)),
+            moved,
+            "move, omits vnicId: {omits}"
+        );
+        assert_eq!(o.holder(VIP), vnic(2));
+        assert_eq!(o.public(), (VIP_ID.to_owned(), "ASSIGNED".to_owned()));
+        assert_eq!(
+            calls(o.agent(2, "start", &p)),
+            ["GetVnic", "ListPrivateIps", "GetPublicIpByIpAddress"],
+            "already here"
+        );
+        assert_eq!(
+            calls(o.agent(2, "monitor", &p).env("OCF_CHECK_LEVEL", "10")),
+            ["GetVnic", "ListPrivateIps"],
+            "monitor depth 10"
+        );
+        assert_eq!(calls(o.agent(2, "stop", &p)), Vec::<String>::new(), "stop");
+    }
+}
+
 /// Not an assertion: the numbers for the closing note.
 #[test]
 fn report_signed_calls_and_time_per_action() {

@@ -127,6 +127,11 @@ impl std::ops::Deref for OciLab {
 
 impl OciLab {
     pub fn new() -> OciLab {
+        OciLab::with(world)
+    }
+
+    /// The lab on a world of the test's own (`world` with a change, most often).
+    pub fn with(world: impl FnOnce(&Path) -> World) -> OciLab {
         let c = CloudLab::start(world);
         let api = c.endpoints["oci"]["api"]
             .as_str()

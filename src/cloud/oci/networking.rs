@@ -230,7 +230,13 @@ impl Oci {
                 )));
             }
             out.extend(items);
-            // Real OCI sends a next-page token even when everything fit, then an empty page.
+            // `ipAddress`+`subnetId` names one object ("get a privateIP object based on its
+            // private IP address", ListPrivateIps; the oci CLI reads one page and expects at
+            // most one entry, oci-api.md §2.7). Real OCI sends a next-page token even when
+            // everything fit, then an empty page (§2.4): once found, that page is not asked.
+            if !out.is_empty() {
+                return Ok(None);
+            }
             Ok(r.header("opc-next-page").map(str::to_owned))
         })?;
         Ok(out)
@@ -275,6 +281,9 @@ impl Oci {
                     deadline,
                 )?;
                 let made: PrivateIp = model::parse("CreatePrivateIp", &r)?;
+                if self.placed(&made, &made.id, vnic) {
+                    return Ok(made.id);
+                }
                 made.id
             }
             Claim::Here(id) => {
@@ -282,27 +291,33 @@ impl Oci {
                 return Ok(id);
             }
             Claim::Move { id, from } => {
-                let (_, etag): (PrivateIp, _) =
-                    self.get("GetPrivateIp", &format!("{coll}/{id}"), deadline)?;
+                // No if-match: an ETag would take a GetPrivateIp of its own (lists carry
+                // none), and it would guard only the moment between that read and the PUT,
+                // not the list the decision came from. The PUT moves the object here
+                // whoever holds it, as the oci CLI's assign-private-ip does (§2.7), and
+                // its outcome is checked below.
                 log::info!(
                     "moving {} from VNIC {} to {vnic}",
                     self.ip,
                     from.as_deref().unwrap_or("none")
                 );
-                let extra: Vec<(&str, String)> =
-                    etag.into_iter().map(|e| ("if-match", e)).collect();
-                self.call(
+                let r = self.call(
                     Method::Put,
                     &format!("{coll}/{id}"),
                     Some(&json!({ "vnicId": vnic })),
-                    &extra,
+                    &[],
                     deadline,
                 )?;
+                // An answer that does not parse is no answer: the read below decides.
+                let answer: Option<PrivateIp> = model::parse("UpdatePrivateIp", &r).ok();
+                if answer.is_some_and(|p| self.placed(&p, &id, vnic)) {
+                    return Ok(id);
+                }
                 id
             }
         };
-        // Neither a create nor a move is trusted by its answer (a PUT's may omit vnicId,
-        // oci-api.md §2.6): the object must now be our address on our VNIC.
+        // The write's answer did not show the object on our VNIC (the recorded 2018 PUT
+        // answer omitted vnicId, oci-api.md §2.6): a read decides.
         let (now, _): (PrivateIp, _) =
             self.get("GetPrivateIp", &format!("{coll}/{id}"), deadline)?;
         if now.ip_address != self.ip || now.vnic_id.as_deref() != Some(vnic) {
@@ -314,6 +329,13 @@ impl Oci {
             )));
         }
         Ok(id)
+    }
+
+    /// Whether a create's or a move's answer `p` shows object `id` as our address on our
+    /// VNIC: the service's own word on the write (both answer the PrivateIp, the SDKs'
+    /// documented response type), so no read repeats it.
+    fn placed(&self, p: &PrivateIp, id: &str, vnic: &str) -> bool {
+        p.id == id && p.ip_address == self.ip && p.vnic_id.as_deref() == Some(vnic)
     }
 
     pub(super) fn public_ip(

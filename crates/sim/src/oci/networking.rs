@@ -157,6 +157,8 @@ pub struct Network {
     /// The next N public IP assignments fail into AVAILABLE (admin fault).
     pub fail_next_assignments: u32,
     pub default_page_size: usize,
+    /// `OciWorldConfig::move_answer_omits_vnic_id`.
+    pub move_answer_omits_vnic_id: bool,
     retry_tokens: HashMap<String, (String, Reply)>,
     retry_order: VecDeque<String>,
 }
@@ -332,6 +334,7 @@ impl Network {
             assign_duration: Duration::from_millis(cfg.public_ip_assign_ms),
             fail_next_assignments: 0,
             default_page_size: cfg.default_page_size.clamp(1, MAX_LIMIT),
+            move_answer_omits_vnic_id: cfg.move_answer_omits_vnic_id,
             retry_tokens: HashMap::new(),
             retry_order: VecDeque::new(),
         };
@@ -1054,9 +1057,9 @@ impl Network {
         }
         let p = self.private_ips[i].clone();
         let mut body = self.private_ip_json(&p);
-        if moved {
+        if moved && self.move_answer_omits_vnic_id {
             // The recorded 2018 PUT answer to a move left out vnicId, while the next GET
-            // had it (§2.6): clients must re-read, so the emulator leaves it out too.
+            // had it (§2.6): clients must then re-read, so the emulator leaves it out too.
             if let Value::Object(m) = &mut body {
                 m.remove("vnicId");
             }

@@ -61,6 +61,11 @@ pub struct OciWorldConfig {
     /// Page size of list calls when the client sends no `limit`.
     #[serde(default = "default_page")]
     pub default_page_size: usize,
+    /// UpdatePrivateIp's answer to a move leaves out `vnicId`, as the recorded 2018 answer
+    /// did (oci-api.md §2.6); `false` answers the whole PrivateIp, as the SDKs' response
+    /// type documents. Which one today's service sends is unknown.
+    #[serde(default = "yes")]
+    pub move_answer_omits_vnic_id: bool,
     #[serde(default)]
     pub vcns: Vec<VcnConfig>,
     #[serde(default)]
