@@ -136,17 +136,9 @@ pub fn lab_world(dir: &Path) -> World {
     w
 }
 
-/// The standard lab: [`lab_world`] in the lab's cloud namespace.
-pub struct AwsLab {
-    pub c: CloudLab,
-    pub api: String,
-}
-
-impl std::ops::Deref for AwsLab {
-    type Target = CloudLab;
-    fn deref(&self) -> &CloudLab {
-        &self.c
-    }
+super::lab_struct! {
+    /// The standard lab: [`lab_world`] in the lab's cloud namespace.
+    AwsLab
 }
 
 impl AwsState for AwsLab {

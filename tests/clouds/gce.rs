@@ -80,18 +80,10 @@ pub fn standard(dir: &Path) -> World {
     w
 }
 
-/// The GCE lab the backend's tests share: the standard world with labels and a read-only
-/// account (see `world`), the Compute API's URL.
-pub struct GceLab {
-    pub c: CloudLab,
-    pub api: String,
-}
-
-impl std::ops::Deref for GceLab {
-    type Target = CloudLab;
-    fn deref(&self) -> &CloudLab {
-        &self.c
-    }
+super::lab_struct! {
+    /// The GCE lab the backend's tests share: the standard world with labels and a read-only
+    /// account (see `world`), the Compute API's URL.
+    GceLab
 }
 
 /// The standard world; every node carries the label cluster=ha1, and node-c runs as a

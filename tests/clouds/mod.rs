@@ -60,6 +60,26 @@ pub fn admin(url: &str, method: &str, path: &str, body: Option<Value>) -> Value 
 
 /// The part of a `TestCloud` impl every lab writes alike: its cloud and VIP, and its own
 /// `new` and `agent` as the trait's `start` and `agent`.
+/// A cloud's lab type: the [`crate::cloudlab::CloudLab`] it derefs to and the cloud's API
+/// endpoint as the agent is given it.
+macro_rules! lab_struct {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            pub c: crate::cloudlab::CloudLab,
+            pub api: String,
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = crate::cloudlab::CloudLab;
+            fn deref(&self) -> &crate::cloudlab::CloudLab {
+                &self.c
+            }
+        }
+    };
+}
+pub(crate) use lab_struct;
+
 macro_rules! lab_basics {
     ($cloud:literal, $vip:expr) => {
         const CLOUD: &'static str = $cloud;

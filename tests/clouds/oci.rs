@@ -113,16 +113,8 @@ pub fn world(dir: &Path) -> cloudvip_sim::World {
     w
 }
 
-pub struct OciLab {
-    pub c: CloudLab,
-    pub api: String,
-}
-
-impl std::ops::Deref for OciLab {
-    type Target = CloudLab;
-    fn deref(&self) -> &CloudLab {
-        &self.c
-    }
+super::lab_struct! {
+    OciLab
 }
 
 impl OciLab {
