@@ -3,8 +3,8 @@
 # replaces, unmodified, against cloudvip-sim in throw-away network namespaces, at zero and
 # at realistic latency. Prints the tables and writes bench/results/<date>-<host>.{md,json,csv}.
 # Measures, asserts nothing about speed; fails loudly when a tool gets an action wrong.
-# Needs root and what scripts/setup-deps.sh installs (resource-agents, the anchors' venvs
-# under /opt/cloudvip-test, strace).
+# Needs root; installs what it needs first (scripts/setup-deps.sh: resource-agents, the
+# anchors' venvs under /opt/cloudvip-test, strace, musl-tools), so it runs from a fresh clone.
 #   bench/run.sh                      # everything, 3 runs per cell (25-30 min on 2 cores)
 #   bench/run.sh --runs 9 --jobs gce,oci --profiles real
 #   bench/run.sh --jobs oci --profiles real --scale "" --perf   # + perf of the slow rows
@@ -13,10 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 case " $* " in *" -h "* | *" --help "*) exec python3 bench/bench.py --help ;; esac
+scripts/setup-deps.sh
 # cloudvip as the packages ship it (packaging/build.sh): the static musl build where the
 # target is installed, else the glibc one (whose ld.so and libc mappings add ~1.8 MiB RSS).
 MUSL=x86_64-unknown-linux-musl
 target=()
+rustup target list --installed 2>/dev/null | grep -qx "$MUSL" ||
+    rustup target add "$MUSL" >/dev/null 2>&1 || true
 if rustup target list --installed 2>/dev/null | grep -qx "$MUSL" && command -v musl-gcc >/dev/null
 then
     target=(--target "$MUSL")

@@ -75,6 +75,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `cloudvip meta-data` alone (how Pacemaker, pcs and crm_resource ask) is answered before
+    // the environment and clap are read: its peak RSS is that of printing the XML.
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(a), None) = (args.next(), args.next()) {
+        if a == "meta-data" {
+            return match agent::run(ocf::Action::MetaData, &OcfEnv::default()) {
+                Ok(status) => ExitCode::from(status.code()),
+                Err(err) => {
+                    eprintln!("cloudvip: {}", ocf::reason_of(&err));
+                    ExitCode::from(ocf::status_of(&err).code())
+                }
+            };
+        }
+    }
     let mut env = OcfEnv::from_process();
     // The background processes re-execute this binary (local/daemon.rs): not commands for
     // humans, so not in the help; no parameters, no logging.
