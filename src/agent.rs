@@ -307,6 +307,10 @@ fn stop(env: &OcfEnv, deadline: &Deadline) -> anyhow::Result<Status> {
 /// next monitor. Depth 10 gets a little more for its API calls (and a token refresh).
 const MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(2);
 const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(4);
+/// What a probe may spend filling the backend's caches (`Cloud::prime`), and at most half
+/// its timeout: a first federation generates an RSA key, and an outage must not hold the
+/// probe for long.
+const PROBE_PRIME_BUDGET: Duration = Duration::from_secs(5);
 
 /// Monitor recovers only on evidence. 7: the kernel (or, with local_mode=none, the cloud)
 /// positively says the VIP is not here; 1: the kernel has it in the wrong place or on a
@@ -316,6 +320,12 @@ const DEEP_MONITOR_CLOUD_BUDGET: Duration = Duration::from_secs(4);
 /// routes here.
 fn monitor(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<Status> {
     let (params, cloud, local) = vip.parts();
+    if is_probe(env) {
+        if let Ok(nic) = local.resolve_nic(params.nic.as_deref()) {
+            let budget = PROBE_PRIME_BUDGET.min(deadline.remaining() / 2);
+            cloud.prime(&Nic::from(&nic), &deadline.within(budget));
+        }
+    }
     // Absent locally: not running, and no need to ask the cloud (a probe stays local).
     let ifs = match local.presence()? {
         Presence::Absent if local.mode() != LocalMode::None => return Ok(Status::NotRunning),

@@ -227,11 +227,21 @@ fn token_revoked_mid_operation_and_failed_public_ip_assignment() {
     assert_eq!(puts, 2, "the failed assignment was retried once");
 }
 
+/// The Networking API calls since `clear_log`, by operation name.
+fn networking_calls(o: &OciLab) -> Vec<String> {
+    o.c.log()
+        .iter()
+        .filter(|e| e["service"] == "networking")
+        .map(|e| e["api"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
 /// Each action makes the signed calls it needs and no more (the emulator's request log):
-/// the list stops at the page that holds the VIP (real OCI then offers an empty one,
-/// oci-api.md §2.4), the move is a PUT with no read before it, and after it a read only
-/// when the PUT's answer did not show the object on our VNIC (the recorded 2018 answer
-/// omitted vnicId; the SDKs document the whole PrivateIp): both answers, selectable.
+/// a probe caches the VNIC's subnet (GetVnic), so a start on the probed node lists the
+/// VIP's private IP at once; the list stops at the page that holds the VIP (real OCI then
+/// offers an empty one, oci-api.md §2.4); the move is a PUT with no read before it, and
+/// none after it either when its answer shows the object on our VNIC or, as the recorded
+/// 2018 answer does, leaves vnicId out (both answers, selectable).
 #[test]
 fn each_action_makes_only_the_signed_calls_it_needs() {
     for omits in [false, true] {
@@ -245,43 +255,207 @@ fn each_action_makes_only_the_signed_calls_it_needs() {
             o.c.clear_log();
             a.run().ok();
             let log = o.c.log();
-            let ops: Vec<String> = log
-                .iter()
-                .filter(|e| e["service"] == "networking")
-                .map(|e| e["api"].as_str().unwrap_or("?").to_owned())
-                .collect();
             assert!(
                 log.iter()
                     .all(|e| !e["query"].as_str().unwrap_or("").contains("page=")),
                 "no second page: {log:#?}"
             );
-            ops
+            networking_calls(&o)
         };
+        let probe = |i| {
+            o.agent(i, "monitor", &p)
+                .env("OCF_RESKEY_CRM_meta_interval", "0")
+        };
+        let every = |i, ms: &str| {
+            o.agent(i, "monitor", &p)
+                .env("OCF_RESKEY_CRM_meta_interval", ms)
+        };
+        // not running here (exit 7), and the subnet cached
+        o.c.clear_log();
+        probe(2).run().expect(7, None);
+        assert_eq!(
+            networking_calls(&o),
+            ["GetVnic"],
+            "probe, omits vnicId: {omits}"
+        );
         // The public IP is assigned to the VIP's private IP object and follows its move.
-        let mut moved = vec!["GetVnic", "ListPrivateIps", "UpdatePrivateIp"];
-        if omits {
-            moved.push("GetPrivateIp");
-        }
-        moved.push("GetPublicIpByIpAddress");
         assert_eq!(
             calls(o.agent(2, "start", &p)),
-            moved,
-            "move, omits vnicId: {omits}"
+            [
+                "ListPrivateIps",
+                "UpdatePrivateIp",
+                "GetPublicIpByIpAddress"
+            ],
+            "move on a probed node, omits vnicId: {omits}"
         );
         assert_eq!(o.holder(VIP), vnic(2));
         assert_eq!(o.public(), (VIP_ID.to_owned(), "ASSIGNED".to_owned()));
         assert_eq!(
             calls(o.agent(2, "start", &p)),
-            ["GetVnic", "ListPrivateIps", "GetPublicIpByIpAddress"],
+            ["ListPrivateIps", "GetPublicIpByIpAddress"],
             "already here"
         );
         assert_eq!(
-            calls(o.agent(2, "monitor", &p).env("OCF_CHECK_LEVEL", "10")),
-            ["GetVnic", "ListPrivateIps"],
+            calls(probe(2)),
+            Vec::<String>::new(),
+            "probe, subnet cached"
+        );
+        assert_eq!(calls(every(2, "10000")), Vec::<String>::new(), "monitor");
+        assert_eq!(
+            calls(every(2, "60000").env("OCF_CHECK_LEVEL", "10")),
+            ["ListPrivateIps"],
             "monitor depth 10"
         );
         assert_eq!(calls(o.agent(2, "stop", &p)), Vec::<String>::new(), "stop");
+        // a node nobody probed asks for its subnet first
+        assert_eq!(
+            calls(o.agent(1, "start", &p)),
+            [
+                "GetVnic",
+                "ListPrivateIps",
+                "UpdatePrivateIp",
+                "GetPublicIpByIpAddress"
+            ],
+            "move on a node not probed, omits vnicId: {omits}"
+        );
+        assert_eq!(o.holder(VIP), vnic(1));
+        assert_eq!(o.public(), (VIP_ID.to_owned(), "ASSIGNED".to_owned()));
     }
+}
+
+/// The subnet cache file of node `i`'s VNIC in `dir`, found by its content.
+fn subnet_cache_file(dir: &std::path::Path, i: usize) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|f| f.path())
+        .find(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("cloudvip-oci-vnic-")
+                && name.ends_with(".json")
+                && std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .contains(&vnic(i))
+        })
+        .unwrap_or_else(|| panic!("no subnet cache for node {i} in {}", dir.display()))
+}
+
+/// A cached subnet is a hint that its answers must prove: a wrong subnet (none such, or
+/// another subnet where the same address sits on someone else's VNIC), garbage, or a
+/// file others can read cost calls, never a wrong answer, and the entry is made right.
+/// The cache lives where Pacemaker's agents keep state without HA_RSCTMP too.
+#[test]
+fn a_stale_or_corrupt_subnet_cache_never_gives_a_wrong_answer() {
+    use std::os::unix::fs::PermissionsExt as _;
+    const OTHER_SUBNET: &str = "ocid1.subnet.oc1.iad.aaaaaaaaothersubnet";
+    // Another VCN with the same addresses, where instance 4 holds 10.0.1.100 as well.
+    let o = OciLab::with(|d| {
+        let mut w = world(d);
+        let c = oci::oci(&mut w);
+        c.vcns.push(cloudvip_sim::oci::world::VcnConfig {
+            id: "ocid1.vcn.oc1.iad.aaaaaaaaothervcn".into(),
+            cidr: "10.0.0.0/16".into(),
+            display_name: None,
+        });
+        let mut s = c.subnets[0].clone();
+        s.id = OTHER_SUBNET.into();
+        s.vcn = "ocid1.vcn.oc1.iad.aaaaaaaaothervcn".into();
+        c.subnets.push(s);
+        let mut n4 = oci::instance(4, "10.0.1.14");
+        n4.metadata_source = None;
+        n4.vnics[0].subnet = OTHER_SUBNET.into();
+        n4.vnics[0].mac = "02:00:00:00:00:44".into();
+        c.instances.push(n4);
+        c.private_ips.push(oci::private_ip(
+            "ocid1.privateip.oc1.iad.aaaaaaaatwin",
+            4,
+            VIP,
+        ));
+        w
+    });
+    let dir = o.c.dir.path();
+    let wrong = |subnet: &str| format!(r#"{{"vnicId":"{}","subnetId":"{subnet}"}}"#, vnic(2));
+    let run = |a: Agent| {
+        o.c.clear_log();
+        a.run().ok();
+        networking_calls(&o)
+    };
+    o.agent(2, "monitor", &[]).run().expect(7, None);
+    let f = subnet_cache_file(dir, 2);
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&f).unwrap().contains(oci::SUBNET));
+
+    // the twin in the other subnet: the move is refused there, GetVnic's subnet decides
+    std::fs::write(&f, wrong(OTHER_SUBNET)).unwrap();
+    assert_eq!(
+        run(o.agent(2, "start", &[])),
+        [
+            "ListPrivateIps",
+            "UpdatePrivateIp",
+            "GetVnic",
+            "ListPrivateIps",
+            "UpdatePrivateIp"
+        ]
+    );
+    assert_eq!(o.holder(VIP), vnic(2));
+    assert_eq!(o.private_ip_id(VIP), VIP_ID);
+    let twin = o.state()["privateIps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "ocid1.privateip.oc1.iad.aaaaaaaatwin")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        twin["vnicId"],
+        vnic(4).as_str(),
+        "the twin stays where it is"
+    );
+    assert!(std::fs::read_to_string(&f).unwrap().contains(oci::SUBNET));
+
+    // a depth-10 monitor with the twin's subnet: the VIP is not seen elsewhere
+    let deep = |a: Agent| a.env("OCF_CHECK_LEVEL", "10");
+    std::fs::write(&f, wrong(OTHER_SUBNET)).unwrap();
+    assert_eq!(
+        run(deep(o.agent(2, "monitor", &[]))),
+        ["ListPrivateIps", "GetVnic", "ListPrivateIps"]
+    );
+    // no such subnet, garbage, readable by others: GetVnic, as without a cache
+    std::fs::write(&f, wrong("ocid1.subnet.oc1.iad.aaaaaaaagone")).unwrap();
+    assert_eq!(
+        run(deep(o.agent(2, "monitor", &[]))),
+        ["ListPrivateIps", "GetVnic", "ListPrivateIps"]
+    );
+    std::fs::write(&f, "{not json").unwrap();
+    assert_eq!(
+        run(deep(o.agent(2, "monitor", &[]))),
+        ["GetVnic", "ListPrivateIps"]
+    );
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        run(deep(o.agent(2, "monitor", &[]))),
+        ["GetVnic", "ListPrivateIps"]
+    );
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "rewritten private"
+    );
+    assert_eq!(run(deep(o.agent(2, "monitor", &[]))), ["ListPrivateIps"]);
+
+    // Without HA_RSCTMP (as Pacemaker runs agents): the node's /run/resource-agents.
+    let node_dir = crate::util::node_dir(o.c.lab.ns(1));
+    let bare = |a: Agent| a.env_remove("HA_RSCTMP");
+    bare(o.agent(1, "monitor", &[])).run().expect(7, None);
+    subnet_cache_file(&node_dir, 1);
+    assert_eq!(
+        run(bare(o.agent(1, "start", &[]))),
+        ["ListPrivateIps", "UpdatePrivateIp"]
+    );
+    assert_eq!(o.holder(VIP), vnic(1));
 }
 
 /// Not an assertion: the numbers for the closing note.

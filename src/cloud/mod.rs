@@ -335,6 +335,9 @@ pub trait Cloud {
     ) -> Result<Vec<Planned>, CloudError> {
         Ok(Vec::new())
     }
+    /// On a probe: fill what a start here would otherwise ask the cloud first (OCI: the
+    /// VNIC's subnet). Best-effort and bounded by `deadline`; a failure changes nothing.
+    fn prime(&mut self, _nic: &Nic, _deadline: &Deadline) {}
     /// The local process this backend needs while the VIP is here, if any.
     fn daemon(&self) -> Option<Daemon> {
         None

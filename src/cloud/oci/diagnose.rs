@@ -40,7 +40,7 @@ impl Inspect for Oci {
             .diag_vnic(nic)
             .ok_or_else(|| CloudError::NotFound("no VNIC of this instance matches".into()))?;
         let mut rows = Vec::new();
-        let found = self.private_ips(&vnic, deadline)?;
+        let found = self.private_ips(&vnic, false, deadline)?;
         let what = format!("private {}", self.ip);
         for p in &found {
             rows.push(match &p.vnic_id {

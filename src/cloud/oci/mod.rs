@@ -14,6 +14,7 @@ mod ipv6;
 mod model;
 mod networking;
 mod sign;
+mod subnet_cache;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -87,6 +88,11 @@ pub struct Oci {
     session_key: std::cell::OnceCell<rsa::RsaPrivateKey>,
     /// The VIP's subnet, as diagnose's permissions check read it for its subnet check.
     found_subnet: Option<Value>,
+    /// The last `private_ips` answer came with a cached subnet that only the write after
+    /// it checks (`networking.rs`).
+    subnet_unconfirmed: bool,
+    /// Ask GetVnic, whatever the subnet cache holds: a claim with the cached subnet failed.
+    skip_subnet_cache: bool,
 }
 
 fn transient(msg: String) -> CloudError {
@@ -110,6 +116,8 @@ impl Oci {
             creds: None,
             session_key: std::cell::OnceCell::new(),
             found_subnet: None,
+            subnet_unconfirmed: false,
+            skip_subnet_cache: false,
         })
     }
 
@@ -129,7 +137,7 @@ impl Cloud for Oci {
         self.load(deadline)?;
         let vnic = self.our_vnic(nic)?;
         let here = self
-            .private_ips(&vnic, deadline)?
+            .private_ips(&vnic, false, deadline)?
             .iter()
             .any(|p| p.vnic_id.as_deref() == Some(vnic.as_str()));
         Ok(if here {
@@ -162,8 +170,33 @@ impl Cloud for Oci {
     fn claim(&mut self, nic: &Nic, deadline: &Deadline) -> Result<Claimed, CloudError> {
         self.load(deadline)?;
         let vnic = self.our_vnic(nic)?;
-        let id = settle("claim", deadline, || self.claim_once(&vnic, deadline))?;
+        let id = match settle("claim", deadline, || self.claim_once(&vnic, deadline)) {
+            // The service refused a move decided in the cached subnet (a move across
+            // subnets, an object gone): GetVnic's subnet decides once more.
+            Err(e) if self.subnet_unconfirmed && networking::wrong_subnet_may_cause(&e) => {
+                log::info!("claim in the cached subnet of VNIC {vnic}: {e}; asking GetVnic");
+                self.skip_subnet_cache = true;
+                settle("claim", deadline, || self.claim_once(&vnic, deadline))?
+            }
+            r => r?,
+        };
         Ok(Claimed::new(Some(id)))
+    }
+
+    /// A probe (Pacemaker probes every node before it starts a resource there, and again
+    /// after a reboot empties /run): cache our VNIC's subnet, so that a start here needs
+    /// no GetVnic. This also leaves an instance principal's token cached.
+    fn prime(&mut self, nic: &Nic, deadline: &Deadline) {
+        let r = self.load(deadline).and_then(|()| {
+            let vnic = self.our_vnic(nic)?;
+            if subnet_cache::read(self.state.as_deref(), &vnic).is_none() {
+                self.vnic_subnet(&vnic, deadline)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            log::info!("probe: could not cache this VNIC's subnet ({e}); start will ask");
+        }
     }
 
     /// The reserved public IP, onto the private IP object the claim left (its OCID).
@@ -203,7 +236,7 @@ impl Cloud for Oci {
             ))]);
         }
         let vnic = self.our_vnic(nic)?;
-        let claim = self.claim_change(&vnic, deadline)?;
+        let claim = self.claim_change(&vnic, false, deadline)?;
         if op == Op::Claim {
             return Ok(match claim {
                 Claim::Here(_) => Vec::new(),

@@ -6,12 +6,20 @@ use serde_json::{json, Value};
 
 use super::auth::Credentials;
 use super::model::{self, Lifetime, PrivateIp, PublicIp, PublicIpState, VnicState};
-use super::{ipv6, sign, transient, Oci, OCI_CLOCK_LIMIT_SECS, PUBLIC_IP_POLL};
+use super::{ipv6, sign, subnet_cache, transient, Oci, OCI_CLOCK_LIMIT_SECS, PUBLIC_IP_POLL};
 use crate::cloud::call;
 use crate::cloud::CloudError;
 use crate::deadline::Deadline;
 use crate::http::{encode, Method, Request, Response};
 
+
+/// Whether a refusal may come from asking in a wrong (cached) subnet: a subnet or object we
+/// cannot see (404 NotAuthorizedOrNotFound), a move across subnets (400). Not rejected
+/// credentials, a skewed clock or an outage: asking GetVnic would only repeat those.
+pub(super) fn wrong_subnet_may_cause(e: &CloudError) -> bool {
+    matches!(e.kind(), CloudError::Invalid(_) | CloudError::NotFound(_))
+        || e.code() == Some("NotAuthorizedOrNotFound")
+}
 
 /// What a start does to the VIP's private IP object.
 pub(super) enum Claim {
@@ -188,16 +196,9 @@ impl Oci {
         Ok((model::parse(what, &r)?, etag))
     }
 
-    /// The private IP objects (IPv6: `Ipv6` objects, the same shape) with our address in
-    /// our VNIC's subnet (paginated). Each must be our address: an answer for other
-    /// addresses means the filter was not applied, and moving one of those would take
-    /// someone else's IP.
-    pub(super) fn private_ips(
-        &mut self,
-        vnic: &str,
-        deadline: &Deadline,
-    ) -> Result<Vec<PrivateIp>, CloudError> {
-        let coll = ipv6::collection(self.ip);
+    /// GetVnic: our VNIC's subnet (cached for the starts that follow), once it can hold
+    /// the VIP.
+    pub(super) fn vnic_subnet(&mut self, vnic: &str, deadline: &Deadline) -> Result<String, CloudError> {
         let (v, _): (model::Vnic, _) = self.get("GetVnic", &format!("vnics/{vnic}"), deadline)?;
         match v.lifecycle_state {
             VnicState::Available => {}
@@ -210,13 +211,69 @@ impl Oci {
                 )))
             }
         }
+        subnet_cache::write(self.state.as_deref(), vnic, &v.subnet_id);
+        Ok(v.subnet_id)
+    }
+
+    /// The private IP objects (IPv6: `Ipv6` objects, the same shape) with our address in
+    /// our VNIC's subnet. The subnet comes from the cache when it has it, and its answer
+    /// stands when it proves itself: the VIP on our VNIC (which is in one subnet only), or,
+    /// with `write_checks` (a move follows, and the service refuses a move across
+    /// subnets), on another VNIC; then `subnet_unconfirmed` says so. Anything else (none
+    /// found, a refusal) is asked again with GetVnic's subnet: a stale or wrong entry costs
+    /// calls, never a wrong answer.
+    pub(super) fn private_ips(
+        &mut self,
+        vnic: &str,
+        write_checks: bool,
+        deadline: &Deadline,
+    ) -> Result<Vec<PrivateIp>, CloudError> {
+        self.subnet_unconfirmed = false;
+        let cached = if self.skip_subnet_cache {
+            None
+        } else {
+            subnet_cache::read(self.state.as_deref(), vnic)
+        };
+        let Some(subnet) = cached else {
+            let subnet = self.vnic_subnet(vnic, deadline)?;
+            return self.list_private_ips(&subnet, deadline);
+        };
+        let found = match self.list_private_ips(&subnet, deadline) {
+            Ok(f) if f.iter().any(|p| p.vnic_id.as_deref() == Some(vnic)) => return Ok(f),
+            Ok(f) if write_checks && !f.is_empty() => {
+                self.subnet_unconfirmed = true;
+                return Ok(f);
+            }
+            Ok(f) => Some(f),
+            Err(e) if !wrong_subnet_may_cause(&e) => return Err(e),
+            Err(e) => {
+                log::info!("ListPrivateIps in the cached subnet {subnet} of VNIC {vnic}: {e}");
+                None
+            }
+        };
+        let fresh = self.vnic_subnet(vnic, deadline)?;
+        match found {
+            Some(f) if fresh == subnet => Ok(f),
+            _ => self.list_private_ips(&fresh, deadline),
+        }
+    }
+
+    /// ListPrivateIps by our address in `subnet` (paginated). Each must be our address: an
+    /// answer for other addresses means the filter was not applied, and moving one of
+    /// those would take someone else's IP.
+    fn list_private_ips(
+        &mut self,
+        subnet: &str,
+        deadline: &Deadline,
+    ) -> Result<Vec<PrivateIp>, CloudError> {
+        let coll = ipv6::collection(self.ip);
         let mut out: Vec<PrivateIp> = Vec::new();
         // No bound of our own on the pages: the deadline bounds the calls.
         call::pages("ListPrivateIps", usize::MAX, |page| {
             let mut path = format!(
                 "{coll}?ipAddress={}&subnetId={}",
                 encode(&self.ip.to_string()),
-                encode(&v.subnet_id)
+                encode(subnet)
             );
             if let Some(p) = page {
                 path.push_str(&format!("&page={}", encode(p)));
@@ -244,8 +301,14 @@ impl Oci {
 
     /// What a start does to the VIP's private IP object, from the reads alone: the
     /// decision `claim` carries out and a dry run prints.
-    pub(super) fn claim_change(&mut self, vnic: &str, deadline: &Deadline) -> Result<Claim, CloudError> {
-        let found = self.private_ips(vnic, deadline)?;
+    /// `write_checks`: the write that follows checks a cached subnet (`private_ips`).
+    pub(super) fn claim_change(
+        &mut self,
+        vnic: &str,
+        write_checks: bool,
+        deadline: &Deadline,
+    ) -> Result<Claim, CloudError> {
+        let found = self.private_ips(vnic, write_checks, deadline)?;
         match found.as_slice() {
             [] => Ok(Claim::Create),
             // Before "already ours": our own primary IP is no VIP either.
@@ -269,7 +332,7 @@ impl Oci {
 
     pub(super) fn claim_once(&mut self, vnic: &str, deadline: &Deadline) -> Result<String, CloudError> {
         let coll = ipv6::collection(self.ip);
-        let id = match self.claim_change(vnic, deadline)? {
+        let id = match self.claim_change(vnic, true, deadline)? {
             Claim::Create => {
                 log::info!("creating {} on VNIC {vnic}", self.ip);
                 let body = json!({ "vnicId": vnic, "ipAddress": self.ip.to_string(), "displayName": "cloudvip" });
@@ -316,8 +379,8 @@ impl Oci {
                 id
             }
         };
-        // The write's answer did not show the object on our VNIC (the recorded 2018 PUT
-        // answer omitted vnicId, oci-api.md §2.6): a read decides.
+        // The write's answer names another object, address or VNIC, or does not parse: a
+        // read decides.
         let (now, _): (PrivateIp, _) =
             self.get("GetPrivateIp", &format!("{coll}/{id}"), deadline)?;
         if now.ip_address != self.ip || now.vnic_id.as_deref() != Some(vnic) {
@@ -331,11 +394,15 @@ impl Oci {
         Ok(id)
     }
 
-    /// Whether a create's or a move's answer `p` shows object `id` as our address on our
-    /// VNIC: the service's own word on the write (both answer the PrivateIp, the SDKs'
-    /// documented response type), so no read repeats it.
+    /// Whether a create's or a move's 200 answer `p` says object `id`, our address, is on
+    /// our VNIC: the service's own word on the write (both answer the PrivateIp, the SDKs'
+    /// documented response type), so no read repeats it. An answer without vnicId (the
+    /// recorded 2018 move answer, oci-api.md §2.6) says so too: the write that set it to
+    /// ours succeeded, and it is synchronous (the GET right after it showed our VNIC, §0.3).
+    /// A read after it could only catch a writer after ours, which no later read rules
+    /// out either: the depth-10 monitor watches for that.
     fn placed(&self, p: &PrivateIp, id: &str, vnic: &str) -> bool {
-        p.id == id && p.ip_address == self.ip && p.vnic_id.as_deref() == Some(vnic)
+        p.id == id && p.ip_address == self.ip && p.vnic_id.as_deref().is_none_or(|v| v == vnic)
     }
 
     pub(super) fn public_ip(
