@@ -193,8 +193,11 @@ def floor(job, action, p):
             return n * p.oci_call_ms, (
                 "2 calls: ListPrivateIps, UpdatePrivateIp (the probe learnt the subnet)"
                 + (" + 1 to confirm the public IP followed" if j.public else ""))
+        if action == "start (here)" and j.public:
+            return 2 * p.oci_call_ms, ("2 calls: ListPrivateIps, + 1 to confirm the public "
+                                       "IP is ours")
         if action in ("start (here)", "monitor depth 10"):
-            return p.oci_call_ms, "1 call: ListPrivateIps of our VNIC"
+            return p.oci_call_ms, "1 call: ListPrivateIps in our VNIC's subnet"
     if j.cloud == "aws":
         call = {"aws-vip": "AssignPrivateIpAddresses", "aws-eip": "AssociateAddress",
                 "aws-route": "ReplaceRoute"}[job]
