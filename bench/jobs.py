@@ -176,11 +176,17 @@ def floor(job, action, p):
             # its operation, patch ours (our fingerprint read meanwhile), our operation.
             calls = 3 * p.gce_call_ms
             if j.public:
-                # Per instance GCE runs one operation at a time: the access-config pair
-                # queues behind (or before) the alias pair on the same two instances.
+                # Per instance GCE runs one operation at a time (PENDING may overlap the
+                # one running), across instances side by side. The holder's access-config
+                # delete queues behind its alias removal and so runs while our alias add
+                # does; our access-config add (after that delete) queues behind our alias
+                # add: one RUNNING phase after it. Nothing shorter: our two ops run one
+                # after the other, and the first can only start once one of the holder's
+                # is DONE.
                 return (2 * p.gce_op_ms + p.gce_running_ms + calls,
-                        "3 calls + 2 ops for the alias; the 2 access-config ops queue on "
-                        "the same instances (one more RUNNING phase)")
+                        "3 calls + 2 ops for the alias; the holder's access-config delete "
+                        "runs beside our alias add, our access-config add queues behind it "
+                        "(+1 RUNNING phase)")
             return 2 * p.gce_op_ms + calls, ("3 calls (aggregatedList, 2 patches) + 2 ops: "
                                              "remove at the holder, add here")
         if action == "monitor depth 10":

@@ -423,3 +423,84 @@ fn stop_gives_up_the_release_quickly() {
     assert!(!g.aliases("node-b").contains(&VIP.to_owned()));
     println!("stop: {}", took.join("; "));
 }
+
+/// The VIP and public_ip move from node-a to node-b: node-a's access-config delete does
+/// not wait for the alias add on node-b to finish (another instance: GCE runs the two side by
+/// side), and public_ip's outage (its delete at node-a applied → its add at node-b
+/// applied) holds only operations of the public IP's own move, under both ways GCE may
+/// treat a mutation of a busy instance. Read from the emulator's operation log (the order
+/// of insertion and the log's own timestamps, never a clock of the test's).
+#[test]
+fn the_public_ip_detach_runs_beside_the_alias_add() {
+    for busy in ["queue", "reject"] {
+        let c = crate::cloudlab::CloudLab::start(|d| {
+            let mut w = gce::standard(d);
+            for i in 1..=3 {
+                gce::node(&mut w, i)
+                    .labels
+                    .insert("cluster".into(), "ha1".into());
+            }
+            gce::gce(&mut w).operations =
+                crate::clouds::spec(json!({"pending_ms": 30, "running_ms": 150, "busy": busy}));
+            w
+        });
+        let api = c.endpoints["gce"]["compute"].as_str().unwrap().to_owned();
+        let g = GceLab { c, api };
+        let p = [("public_ip", "vip-ext"), ("peer_label", "cluster=ha1")];
+        g.agent(2, "start", &p).run().ok();
+        assert_eq!(g.nat_ips("node-b"), vec![gce::PUBLIC], "{busy}");
+        assert_eq!(g.nat_ips("node-a"), Vec::<String>::new(), "{busy}");
+        assert!(g.aliases("node-b").contains(&format!("{VIP}/32")), "{busy}");
+
+        let ops: Vec<Value> = g.admin("GET", "/admin/state", None)["gce"]["operations"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let on = |o: &Value, node: &str| {
+            o["targetLink"]
+                .as_str()
+                .is_some_and(|l| l.ends_with(&format!("/instances/{node}")))
+        };
+        let find = |kind: &str, node: &str| {
+            ops.iter()
+                .position(|o| o["operationType"] == kind && on(o, node))
+                .unwrap_or_else(|| panic!("{busy}: no {kind} on {node}: {ops:#?}"))
+        };
+        let detach = find("deleteAccessConfig", "node-a");
+        let alias_add = find("updateNetworkInterface", "node-b");
+        let attach = find("addAccessConfig", "node-b");
+        for o in &ops {
+            assert_eq!(o["status"], "DONE", "{busy}: {o}");
+            assert!(o.get("error").is_none(), "{busy}: {o}");
+        }
+        // Side by side: the detach was submitted while the alias add on the other
+        // instance was still running (today's order waited for it, and more).
+        let t = |i: usize, k: &str| ops[i][k].as_str().unwrap().to_owned();
+        assert!(
+            t(detach, "insertTime") < t(alias_add, "endTime"),
+            "{busy}: node-a's detach waited for node-b's alias add: {ops:#?}"
+        );
+        // The outage, delete at node-a applied → add at node-b applied, is no longer than
+        // the public IP's own operations (delete, making room, add) take from insertion
+        // to DONE: it waits behind no alias operation of its own instance for long.
+        let ms = |i: usize, k: &str| -> i64 {
+            let v = t(i, k);
+            let (h, m, s) = (&v[11..13], &v[14..16], &v[17..23]);
+            let s: f64 = s.parse().unwrap();
+            h.parse::<i64>().unwrap() * 3_600_000
+                + m.parse::<i64>().unwrap() * 60_000
+                + (s * 1000.0).round() as i64
+        };
+        let own: i64 = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o["operationType"] != "updateNetworkInterface")
+            .map(|(i, _)| ms(i, "endTime") - ms(i, "insertTime"))
+            .sum();
+        let outage = ms(attach, "endTime") - ms(detach, "endTime");
+        assert!(
+            outage <= own,
+            "{busy}: public_ip out for {outage} ms, its own operations take {own} ms: {ops:#?}"
+        );
+    }
+}

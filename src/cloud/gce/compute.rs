@@ -555,6 +555,7 @@ impl<'a> Api<'a> {
         )
     }
 
+    /// deleteAccessConfig, its operation returned, not waited for.
     pub fn delete_access_config(
         &self,
         zone: &str,
@@ -562,7 +563,7 @@ impl<'a> Api<'a> {
         nic_name: &str,
         config_name: &str,
         deadline: &Deadline,
-    ) -> Result<(), CloudError> {
+    ) -> Result<Value, CloudError> {
         let path = format!(
             "projects/{}/zones/{zone}/instances/{instance}/deleteAccessConfig?accessConfig={}&networkInterface={}&requestId={}",
             self.project(),
@@ -570,8 +571,7 @@ impl<'a> Api<'a> {
             encode(nic_name),
             request_id()
         );
-        let op = self.call(Method::Post, &path, None, deadline)?;
-        self.wait(zone, &op, deadline)
+        self.call(Method::Post, &path, None, deadline)
     }
 
     pub fn add_access_config(

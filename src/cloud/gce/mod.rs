@@ -5,8 +5,10 @@
 //! node queued); the configuration checked against the subnet before anything changes;
 //! the alias removed from every other holder, then added here, each write through this
 //! node's one writer per NIC (`writer.rs`), which batches parallel actions and verifies
-//! the result after its operation is DONE; then the external address. Everything stays
-//! inside the action's deadline.
+//! the result after its operation is DONE; then the external address, whose detach from
+//! its holder starts as soon as our alias add is accepted (another instance: GCE runs
+//! the two side by side) and whose attach here follows once the VIP works. Everything
+//! stays inside the action's deadline.
 
 mod aliases;
 pub mod auth;
@@ -32,7 +34,7 @@ use crate::ocf::Exit;
 use aliases::{holds, Want};
 use compute::{aliases_of, field, nics, primary_ip, Api};
 use metadata::Identity;
-use plan::Change;
+use plan::{Change, Checked};
 use writer::Target;
 
 /// For the fuzz targets: is this alias entry the single address `ip`?
@@ -103,6 +105,25 @@ pub struct Gce {
     project: String,
     /// What diagnose's earlier checks found, for its later ones.
     found: diagnose::Found,
+    /// What claim started of the public IP's move (see `detach_early`), for `complete`.
+    early: Option<Early>,
+}
+
+/// The public IP's move as claim began it: the detaches submitted, and the changes on our
+/// NIC planned from claim's reads (only when they attach the address).
+#[derive(Default)]
+struct Early {
+    detaching: Vec<Detaching>,
+    attach: Vec<Change>,
+}
+
+/// A deleteAccessConfig of public_ip on the instance that had it, submitted by claim and
+/// not yet waited for.
+struct Detaching {
+    zone: String,
+    instance: String,
+    nic: String,
+    op: Value,
 }
 
 fn transient(msg: String) -> CloudError {
@@ -147,6 +168,7 @@ impl Gce {
             rsctmp: s.state.and_then(std::path::Path::to_str).map(str::to_owned),
             project: String::new(),
             found: diagnose::Found::default(),
+            early: None,
         })
     }
 
@@ -210,9 +232,11 @@ impl Gce {
         id: &Identity,
         t: &Target,
         want: Want,
+        accepted: &mut dyn FnMut(),
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        writer::apply(api, self.state_prefix(id, t).as_deref(), t, want, deadline)
+        let state = self.state_prefix(id, t);
+        writer::apply(api, state.as_deref(), t, want, accepted, deadline)
     }
 
     /// Our instance as every change accepted so far has left it (`Api::settled`). `first`
@@ -245,7 +269,7 @@ impl Gce {
     /// Everything that would make the start fail, checked before the VIP leaves its
     /// holder: `ip` must not be a primary address of this instance or a peer, and must lie
     /// in the subnet's primary range or in the secondary range `alias_range_name` names;
-    /// a `public_ip` must exist.
+    /// a `public_ip` must exist (its address resource is returned, for the detach).
     fn validate(
         &self,
         api: &Api,
@@ -254,10 +278,11 @@ impl Gce {
         gnic: &Value,
         peers: &[Value],
         deadline: &Deadline,
-    ) -> Result<(), CloudError> {
-        if let Some(p) = &self.shared.public_ip {
-            api.address(id.region(), p, deadline)?;
-        }
+    ) -> Result<Option<Value>, CloudError> {
+        let address = match &self.shared.public_ip {
+            Some(p) => Some(api.address(id.region(), p, deadline)?),
+            None => None,
+        };
         for inst in std::iter::once(me).chain(peers) {
             let name = field(inst, "name", "instance")?;
             for n in nics(inst, name)? {
@@ -278,11 +303,11 @@ impl Gce {
                     "cannot read the subnetwork ({m}); grant compute.subnetworks.get so that a \
                      wrong alias_range_name or ip fails before the VIP leaves its holder"
                 );
-                return Ok(());
+                return Ok(address);
             }
             Err(e) => return Err(e),
         };
-        self.check_range(&sub).map(|_| ())
+        self.check_range(&sub).map(|_| address)
     }
 
     /// Is `ip` in the range it must be in? Ok names that range, e.g. "the primary range of
@@ -333,16 +358,21 @@ impl Gce {
         }
     }
 
-    /// One round of a start: read, check, remove from the other holders, add here.
+    /// One round of a start: read, check, remove from the other holders, add here. With
+    /// public_ip, its detach from the instance that has it starts once our add was
+    /// accepted (once per action, into `early`): a start refused here detaches nothing.
     fn claim_once(
         &self,
         api: &Api,
         id: &Identity,
         idx: usize,
-        validated: &mut bool,
+        checked: &mut Checked,
+        early: &mut Option<Early>,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
-        for c in self.alias_changes(api, id, idx, validated, deadline)? {
+        let (changes, peers, me) = self.alias_plan(api, id, idx, checked, deadline)?;
+        for c in changes {
+            let adding = matches!(c, Change::AddAlias { .. });
             let (t, want) = match &c {
                 Change::RemoveAlias {
                     zone,
@@ -368,7 +398,14 @@ impl Gce {
                 ),
                 _ => continue,
             };
-            self.write(api, id, &t, want, deadline)?;
+            let mut detach = || {
+                if adding && early.is_none() {
+                    *early = Some(self.detach_early(api, id, idx, (&peers, &me), checked, deadline));
+                }
+            };
+            self.write(api, id, &t, want, &mut detach, deadline)?;
+            // Another action of this node wrote our add for us: detach now.
+            detach();
         }
         Ok(())
     }
@@ -382,12 +419,41 @@ impl Gce {
         id: &Identity,
         idx: usize,
         want: &str,
+        early: Option<Early>,
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
         let mut left: Vec<Change> = Vec::new();
-        settle("public IP move", deadline, || {
-            self.move_public_ip_once(api, id, idx, want, &mut left, deadline)
-        })?;
+        let Early { detaching, attach } = early.unwrap_or_default();
+        let mut detached = true;
+        for d in detaching {
+            // A detach that failed or hangs is the reads' below to find and do again.
+            match api.wait(&d.zone, &d.op, deadline) {
+                Ok(()) if self.opts.restore_ephemeral_ip => left.push(Change::Restore {
+                    zone: d.zone,
+                    instance: d.instance,
+                    nic: d.nic,
+                }),
+                Ok(()) => {}
+                Err(e) => {
+                    detached = false;
+                    log::info!("detaching {want} from {}: {e}", d.instance);
+                }
+            }
+        }
+        // Claim's plan for our NIC, when every detach is DONE: its reads predate only our
+        // alias add (nothing else was in flight on our instance after it). Whatever fails
+        // is read again below.
+        let fast = detached && !attach.is_empty();
+        let done = fast
+            && self
+                .carry_out(api, id, want, &attach, &mut left, deadline)
+                .map_err(|e| log::info!("attaching {want}: {e}; reading again"))
+                .is_ok();
+        if !done {
+            settle("public IP move", deadline, || {
+                self.move_public_ip_once(api, id, idx, want, &mut left, deadline)
+            })?;
+        }
         for c in left {
             if let Change::Restore {
                 zone,
@@ -418,7 +484,20 @@ impl Gce {
         deadline: &Deadline,
     ) -> Result<(), CloudError> {
         let changes = self.public_changes(api, id, idx, want, deadline)?;
-        for c in &changes {
+        self.carry_out(api, id, want, &changes, left, deadline)
+    }
+
+    /// The public IP changes, in order (see `move_public_ip_once`).
+    fn carry_out(
+        &self,
+        api: &Api,
+        id: &Identity,
+        want: &str,
+        changes: &[Change],
+        left: &mut Vec<Change>,
+        deadline: &Deadline,
+    ) -> Result<(), CloudError> {
+        for c in changes {
             match c {
                 Change::Detach {
                     zone,
@@ -427,7 +506,8 @@ impl Gce {
                     config,
                 } => {
                     log::info!("detaching {want} from {instance} ({zone}) {nic}");
-                    api.delete_access_config(zone, instance, nic, config, deadline)?;
+                    let op = api.delete_access_config(zone, instance, nic, config, deadline)?;
+                    api.wait(zone, &op, deadline)?;
                     if self.opts.restore_ephemeral_ip {
                         left.push(Change::Restore {
                             zone: zone.clone(),
@@ -440,7 +520,8 @@ impl Gce {
                     log::info!(
                         "removing access config {config:?} ({ip}) from {nic} to make room for {want}"
                     );
-                    api.delete_access_config(&id.zone, &id.name, nic, config, deadline)?;
+                    let op = api.delete_access_config(&id.zone, &id.name, nic, config, deadline)?;
+                    api.wait(&id.zone, &op, deadline)?;
                 }
                 Change::Attach { nic, config } => {
                     log::info!("attaching {want} to {} {nic}", id.name);
@@ -450,6 +531,74 @@ impl Gce {
             }
         }
         Ok(())
+    }
+}
+
+impl Gce {
+    /// Start detaching public_ip from the instances that have it, as the candidates read
+    /// by this start show them, without waiting: claim calls this once the alias left its
+    /// other holders and its add here was accepted. GCE runs one operation at a time per
+    /// instance (the emulator's `operations.busy`), so the detach waits behind nothing
+    /// there (that instance's alias removal is verified DONE) and runs while our alias is
+    /// added on our instance; the attach here follows in `complete`. Best effort: what
+    /// fails here, `complete` reads again and does in order.
+    /// `read` is what claim read: the candidates and our instance.
+    fn detach_early(
+        &self,
+        api: &Api,
+        id: &Identity,
+        idx: usize,
+        read: (&[Value], &Value),
+        checked: &Checked,
+        deadline: &Deadline,
+    ) -> Early {
+        let (peers, me) = read;
+        let (Some(want), Some(addr)) = (&self.shared.public_ip, &checked.address) else {
+            return Early::default();
+        };
+        let Some(nat_ip) = addr["address"].as_str() else {
+            return Early::default();
+        };
+        let mut out = Vec::new();
+        for inst in peers {
+            let Ok((name, zone)) = name_and_zone(inst) else {
+                continue;
+            };
+            if name == id.name && zone == id.zone {
+                continue;
+            }
+            for nic in nics(inst, name).unwrap_or_default() {
+                for ac in access_configs(nic, name).unwrap_or_default() {
+                    let (Some(n), Some(config)) = (nic["name"].as_str(), ac["name"].as_str())
+                    else {
+                        continue;
+                    };
+                    if ac["natIP"].as_str() != Some(nat_ip) {
+                        continue;
+                    }
+                    log::info!("detaching {want} from {name} ({zone}) {n}");
+                    match api.delete_access_config(zone, name, n, config, deadline) {
+                        Ok(op) => out.push(Detaching {
+                            zone: zone.to_owned(),
+                            instance: name.to_owned(),
+                            nic: n.to_owned(),
+                            op,
+                        }),
+                        Err(e) => log::info!("detaching {want} from {name}: {e}; later"),
+                    }
+                }
+            }
+        }
+        // Only a plan that attaches: one made from a read showing the address here already
+        // may predate a detach queued on our instance, which the slow path waits out.
+        let attach = match self.room_and_attach(id, idx, addr, nat_ip, me) {
+            Ok(a) if !out.is_empty() && a.iter().any(|c| matches!(c, Change::Attach { .. })) => a,
+            _ => Vec::new(),
+        };
+        Early {
+            detaching: out,
+            attach,
+        }
     }
 }
 
@@ -510,10 +659,13 @@ impl Cloud for Gce {
         let id = self.with_identity(deadline)?;
         let idx = self.our_nic(&id, nic)?;
         let api = Api::new(self);
-        let mut validated = false;
-        settle("alias move", deadline, || {
-            self.claim_once(&api, &id, idx, &mut validated, deadline)
-        })?;
+        let mut checked = Checked::default();
+        let mut early = None;
+        let r = settle("alias move", deadline, || {
+            self.claim_once(&api, &id, idx, &mut checked, &mut early, deadline)
+        });
+        self.early = early;
+        r?;
         Ok(Claimed::new(None))
     }
 
@@ -530,7 +682,8 @@ impl Cloud for Gce {
         let idx = self.our_nic(&id, nic)?;
         // Not the metadata server's word that the address is ours: a detach queued by a
         // killed start elsewhere would not show there yet (the API's settled read does).
-        self.move_public_ip(&Api::new(self), &id, idx, &want, deadline)
+        let early = self.early.take();
+        self.move_public_ip(&Api::new(self), &id, idx, &want, early, deadline)
     }
 
     /// Best effort, within the budget stop gives it: the API is asked (never the metadata
@@ -548,7 +701,7 @@ impl Cloud for Gce {
                     nic,
                     own: true,
                 };
-                self.write(&api, &id, &t, Want::absent(self.ip), budget)?;
+                self.write(&api, &id, &t, Want::absent(self.ip), &mut || {}, budget)?;
             }
         }
         Ok(())
@@ -562,7 +715,8 @@ impl Cloud for Gce {
         let changes = match op {
             Op::Claim => {
                 let idx = self.our_nic(&id, nic)?;
-                self.alias_changes(&api, &id, idx, &mut false, deadline)?
+                self.alias_plan(&api, &id, idx, &mut Checked::default(), deadline)?
+                    .0
             }
             Op::Extras => match self.shared.public_ip.clone() {
                 None => Vec::new(),

@@ -51,29 +51,38 @@ pub(super) enum Change {
     },
 }
 
+/// What the checks before the first change (`validate`, once per action) found.
+#[derive(Default)]
+pub(super) struct Checked {
+    pub done: bool,
+    /// public_ip's address resource, when one is configured.
+    pub address: Option<Value>,
+}
+
 impl Gce {
-    /// The alias changes of a start: none when our NIC already has the alias; else, after
-    /// the checks that must pass before anything changes (`validate`, once per action),
-    /// the removal from every other holder and the addition here.
-    pub(super) fn alias_changes(
+    /// The alias changes of a start, the candidates and our instance read for them: none when our NIC
+    /// already has the alias; else, after the checks that must pass before anything
+    /// changes (`validate`, once per action), the removal from every other holder and the
+    /// addition here.
+    pub(super) fn alias_plan(
         &self,
         api: &Api,
         id: &Identity,
         idx: usize,
-        validated: &mut bool,
+        checked: &mut Checked,
         deadline: &Deadline,
-    ) -> Result<Vec<Change>, CloudError> {
+    ) -> Result<(Vec<Change>, Vec<Value>, Value), CloudError> {
         let me = self.settled_self(api, id, None, deadline)?;
         let gnic = self.api_nic(&me, id, idx)?;
         let nic_name = field(gnic, "name", &id.name)?;
         if holds(&aliases_of(gnic, &id.name)?, self.ip) {
             log::info!("{} is already an alias of {} {nic_name}", self.ip, id.name);
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new(), me));
         }
         let peers = api.candidates(id.region(), deadline)?;
-        if !*validated {
-            self.validate(api, id, &me, gnic, &peers, deadline)?;
-            *validated = true;
+        if !checked.done {
+            checked.address = self.validate(api, id, &me, gnic, &peers, deadline)?;
+            checked.done = true;
         }
         let mut out = Vec::new();
         for inst in &peers {
@@ -94,7 +103,7 @@ impl Gce {
         out.push(Change::AddAlias {
             nic: nic_name.to_owned(),
         });
-        Ok(out)
+        Ok((out, peers, me))
     }
 
     /// The public IP changes of a start, from the address's users and our NIC as the API
@@ -155,13 +164,27 @@ impl Gce {
             })
             .collect();
         let me = self.settled_self(api, id, None, deadline)?;
-        let nic = self.api_nic(&me, id, idx)?;
+        out.extend(self.room_and_attach(id, idx, &addr, &nat_ip, &me)?);
+        out.extend(left);
+        Ok(out)
+    }
+
+    /// The public IP changes on our NIC, from the address and our instance as read: none
+    /// when it has the address already; else make room (one access config per NIC) and
+    /// attach it.
+    pub(super) fn room_and_attach(
+        &self,
+        id: &Identity,
+        idx: usize,
+        addr: &Value,
+        nat_ip: &str,
+        me: &Value,
+    ) -> Result<Vec<Change>, CloudError> {
+        let mut out = Vec::new();
+        let nic = self.api_nic(me, id, idx)?;
         let nic_name = field(nic, "name", &id.name)?.to_owned();
         let configs = access_configs(nic, &id.name)?;
-        if !configs
-            .iter()
-            .any(|ac| ac["natIP"].as_str() == Some(&nat_ip))
-        {
+        if !configs.iter().any(|ac| ac["natIP"].as_str() == Some(nat_ip)) {
             for ac in configs {
                 out.push(Change::MakeRoom {
                     nic: nic_name.clone(),
@@ -183,7 +206,6 @@ impl Gce {
                 config,
             });
         }
-        out.extend(left);
         Ok(out)
     }
 

@@ -119,15 +119,19 @@ const STALE_TMP: Duration = Duration::from_secs(60);
 /// Make the NIC's list satisfy `want`, together with whatever else this node's actions want
 /// of it at the moment. `state` is the per-NIC path prefix in the state directory, `None`
 /// when there is no state directory (then this action writes alone, unbatched).
+/// `accepted` is called when this action's own write was accepted (its operation not yet
+/// DONE), so the caller can start work on another instance beside it; it is not called
+/// when another action of this node wrote for us, and may be called again for a rewrite.
 pub fn apply(
     api: &Api,
     state: Option<&Path>,
     t: &Target,
     want: Want,
+    accepted: &mut dyn FnMut(),
     deadline: &Deadline,
 ) -> Result<(), CloudError> {
     let Some(prefix) = state else {
-        return write_alone(api, t, want, deadline);
+        return write_alone(api, t, want, accepted, deadline);
     };
     let dir = prefix.with_extension("d");
     let lock_path = prefix.with_extension("lock");
@@ -141,7 +145,7 @@ pub fn apply(
             dir.display(),
             t.show()
         );
-        return write_alone(api, t, want, deadline);
+        return write_alone(api, t, want, accepted, deadline);
     }
     let mut mine = Mine::register(&dir, &Intent { want, alone: false })
         .map_err(|e| transient(format!("intent file in {}: {e}", dir.display())))?;
@@ -165,7 +169,7 @@ pub fn apply(
         }
         let slice = deadline.within(POLL);
         match crate::state::lock(&lock_path, &slice) {
-            Ok(_held) => return hold(api, &dir, &mine, t, deadline),
+            Ok(_held) => return hold(api, &dir, &mine, t, accepted, deadline),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => {
                 log::warn!(
@@ -175,19 +179,26 @@ pub fn apply(
                 );
                 let want = mine.intent.want.clone();
                 drop(mine);
-                return write_alone(api, t, want, deadline);
+                return write_alone(api, t, want, accepted, deadline);
             }
         }
     }
 }
 
-fn write_alone(api: &Api, t: &Target, want: Want, deadline: &Deadline) -> Result<(), CloudError> {
+fn write_alone(
+    api: &Api,
+    t: &Target,
+    want: Want,
+    accepted: &mut dyn FnMut(),
+    deadline: &Deadline,
+) -> Result<(), CloudError> {
     own_result(settle_list(
         api,
         t,
         None,
         &mut vec![Entry::own(want)],
         None,
+        accepted,
         deadline,
     ))
 }
@@ -366,6 +377,7 @@ fn hold(
     dir: &Path,
     mine: &Mine,
     t: &Target,
+    accepted: &mut dyn FnMut(),
     deadline: &Deadline,
 ) -> Result<(), CloudError> {
     // The previous holder may have done our part just before we got the lock.
@@ -428,7 +440,15 @@ fn hold(
         joined: 0,
     };
     let initial = batch.len();
-    let result = settle_list(api, t, Some(dir), &mut batch, Some(&mut joiners), deadline);
+    let result = settle_list(
+        api,
+        t,
+        Some(dir),
+        &mut batch,
+        Some(&mut joiners),
+        accepted,
+        deadline,
+    );
     let several = initial + joiners.joined > 1;
     // Entries still in the batch share its result; dropped ones were answered already.
     for id in batch.iter().filter_map(|e| e.id.as_ref()) {
@@ -457,6 +477,7 @@ fn hold(
                 None,
                 &mut vec![Entry::own(own)],
                 None,
+                accepted,
                 deadline,
             ))
         }
@@ -516,6 +537,7 @@ fn settle_list(
     dir: Option<&Path>,
     batch: &mut Vec<Entry>,
     mut joiners: Option<&mut Joiners>,
+    accepted: &mut dyn FnMut(),
     deadline: &Deadline,
 ) -> Result<Option<String>, CloudError> {
     let mut wrote = 0u32;
@@ -531,7 +553,15 @@ fn settle_list(
                 t.show()
             )));
         }
-        let step = read_and_write(api, t, batch, joiners.as_deref_mut(), wrote > 0, deadline);
+        let step = read_and_write(
+            api,
+            t,
+            batch,
+            joiners.as_deref_mut(),
+            wrote > 0,
+            accepted,
+            deadline,
+        );
         let err = match step {
             Ok(Step::Settled) => {
                 if wrote > 1 {
@@ -609,6 +639,7 @@ fn read_and_write(
     batch: &mut Vec<Entry>,
     joiners: Option<&mut Joiners>,
     rewriting: bool,
+    accepted: &mut dyn FnMut(),
     deadline: &Deadline,
 ) -> Result<Step, CloudError> {
     let inst = match api
@@ -666,6 +697,7 @@ fn read_and_write(
     }
     let new = merged(&list, &wants);
     let op = api.patch_aliases(t.zone, t.instance, t.nic, &fingerprint, &new, deadline)?;
+    accepted();
     api.wait(t.zone, &op, deadline)?;
     Ok(Step::Wrote)
 }
