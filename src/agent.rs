@@ -326,7 +326,7 @@ fn monitor(env: &OcfEnv, vip: &mut Vip, deadline: &Deadline) -> anyhow::Result<S
             cloud.prime(&Nic::from(&nic), &deadline.within(budget));
         }
     }
-    // Absent locally: not running, and no need to ask the cloud (a probe stays local).
+    // Absent locally: not running, and no need to ask the cloud (a probe asks nothing more).
     let ifs = match local.presence()? {
         Presence::Absent if local.mode() != LocalMode::None => return Ok(Status::NotRunning),
         Presence::Absent => Vec::new(),
