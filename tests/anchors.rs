@@ -26,9 +26,7 @@ const OCI_VIP: &str = "10.66.0.100";
 const PUBLIC: &str = "203.0.113.10";
 
 fn cache() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CLOUDVIP_TEST_CACHE").unwrap_or_else(|_| "/opt/cloudvip-test".into()),
-    )
+    crate::util::test_cache()
 }
 
 /// A file the test needs, or a loud failure naming what installs it.

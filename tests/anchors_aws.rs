@@ -37,8 +37,7 @@ const ENI: [&str; 2] = ["eni-0c10d0000000000e1", "eni-0c10d0000000000e2"];
 const INSTANCE: [&str; 2] = ["i-0c10d000000000001", "i-0c10d000000000002"];
 
 fn venv() -> PathBuf {
-    let root = std::env::var("CLOUDVIP_TEST_CACHE").unwrap_or_else(|_| "/opt/cloudvip-test".into());
-    let v = PathBuf::from(root).join("venv-aws");
+    let v = crate::util::test_cache().join("venv-aws");
     assert!(
         v.join("bin/aws").exists(),
         "{} is missing: run scripts/setup-deps.sh as root (it builds the AWS CLI venv)",

@@ -210,6 +210,13 @@ pub fn install_agent() -> crate::ocf_root::OcfRoot {
     crate::ocf_root::OcfRoot::new()
 }
 
+/// Where scripts/setup-deps.sh builds the PyPI clients' venvs (`venv-<name>`).
+pub fn test_cache() -> PathBuf {
+    PathBuf::from(
+        std::env::var("CLOUDVIP_TEST_CACHE").unwrap_or_else(|_| "/opt/cloudvip-test".into()),
+    )
+}
+
 /// The /run/resource-agents of the test node in namespace `ns` (removed with its `Lab`).
 pub fn node_dir(ns: &str) -> PathBuf {
     std::env::temp_dir().join("cloudvip-nodes").join(ns)

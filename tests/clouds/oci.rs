@@ -486,8 +486,12 @@ print(vn.delete_private_ip("{id}").status)
         );
         // requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
         let ca = format!("{d}/ca.pem");
+        // The OCI SDK of venv-oci (scripts/setup-deps.sh), never the system's python3.
+        let python = crate::util::test_cache().join("venv-oci/bin/python");
         let out = Command::new("ip")
-            .args(["netns", "exec", &c.cloud_ns, "python3", "-c", &script])
+            .args(["netns", "exec", &c.cloud_ns])
+            .arg(&python)
+            .args(["-c", &script])
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("CURL_CA_BUNDLE", &ca)
             .output()
