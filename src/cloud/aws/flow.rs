@@ -39,8 +39,6 @@ const RELEASE_DISTRUST: Duration = Duration::from_secs(120);
 /// A `*.NotFound` is read again after this: EC2 may not show yet what was just made.
 const NOT_FOUND_REREAD: Duration = Duration::from_secs(1);
 
-/// Polling IMDS for a remap: no quota, so often (it shows one in about a second).
-const IMDS_POLL: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1), false);
 
 /// Polling a Describe* until it shows a change: API quota, so less often.
 const API_POLL: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2), false);
@@ -583,7 +581,7 @@ impl Aws {
         let mac = self.me()?.eni.mac.clone();
         let http = &self.ec2.http;
         let imds = &mut self.ec2.imds;
-        if poll(IMDS_POLL, deadline, || {
+        if poll(super::imds::IMDS_POLL, deadline, || {
             Ok(imds.eip_target(http, &mac, want.public_ip, deadline)? == Some(target))
         })? {
             return Ok(());
