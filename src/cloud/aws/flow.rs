@@ -39,7 +39,6 @@ const RELEASE_DISTRUST: Duration = Duration::from_secs(120);
 /// A `*.NotFound` is read again after this: EC2 may not show yet what was just made.
 const NOT_FOUND_REREAD: Duration = Duration::from_secs(1);
 
-
 /// Polling a Describe* until it shows a change: API quota, so less often.
 const API_POLL: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2), false);
 

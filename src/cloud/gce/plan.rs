@@ -60,10 +60,10 @@ pub(super) struct Checked {
 }
 
 impl Gce {
-    /// The alias changes of a start, the candidates and our instance read for them: none when our NIC
-    /// already has the alias; else, after the checks that must pass before anything
-    /// changes (`validate`, once per action), the removal from every other holder and the
-    /// addition here.
+    /// The alias changes of a start, with the candidates and our instance read for them:
+    /// none when our NIC already has the alias; else, after the checks that must pass
+    /// before anything changes (`validate`, once per action), the removal from every other
+    /// holder and the addition here.
     pub(super) fn alias_plan(
         &self,
         api: &Api,
